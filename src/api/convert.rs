@@ -1,0 +1,55 @@
+//! Session snapshots into their protobuf form.
+
+use prost_types::Timestamp;
+
+use crate::proto::session::v1 as pb;
+use crate::session::manager::Snapshot;
+use crate::session::policy::SessionState;
+use crate::store::SessionId;
+
+/// Milliseconds since the epoch as a protobuf timestamp.
+pub fn timestamp(ms: u64) -> Option<Timestamp> {
+    Some(Timestamp {
+        seconds: i64::try_from(ms / 1000).unwrap_or(i64::MAX),
+        // Below 1e9, so it fits.
+        nanos: i32::try_from((ms % 1000) * 1_000_000).unwrap_or(0),
+    })
+}
+
+/// Whole seconds, rounded up so that a session with 0.4 s left does not say 0.
+pub fn whole_seconds(duration: std::time::Duration) -> i64 {
+    let seconds = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
+    i64::try_from(seconds).unwrap_or(i64::MAX)
+}
+
+impl From<SessionState> for pb::SessionState {
+    fn from(state: SessionState) -> Self {
+        match state {
+            SessionState::Active => pb::SessionState::Active,
+            SessionState::Revoked => pb::SessionState::Revoked,
+            SessionState::Expired => pb::SessionState::Expired,
+        }
+    }
+}
+
+impl From<Snapshot> for pb::Session {
+    fn from(snapshot: Snapshot) -> Self {
+        let record = snapshot.record;
+        pb::Session {
+            session_id: SessionId::from_slice(&record.session_id)
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
+            user_id: record.user_id,
+            group: record.group,
+            state: pb::SessionState::from(snapshot.state) as i32,
+            created_at: timestamp(record.created_at_ms),
+            authenticated_at: timestamp(record.authenticated_at_ms),
+            last_access_at: timestamp(record.last_access_at_ms),
+            expires_at: timestamp(record.expires_at_ms),
+            max_expires_at: timestamp(record.max_expires_at_ms),
+            ttl_seconds: i64::try_from(record.ttl_ms / 1000).unwrap_or(i64::MAX),
+            metadata: record.metadata.into_iter().collect(),
+            attributes: record.attributes.into_iter().collect(),
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! The one mapping from session errors to gRPC statuses.
+
+use tonic::Status;
+
+use crate::session::SessionError;
+
+impl From<SessionError> for Status {
+    fn from(error: SessionError) -> Status {
+        match error {
+            SessionError::InvalidArgument { .. } => Status::invalid_argument(error.to_string()),
+            SessionError::Unauthenticated => Status::unauthenticated(error.to_string()),
+            SessionError::NotFound(message) => Status::not_found(message),
+            SessionError::FailedPrecondition(message) => Status::failed_precondition(message),
+            SessionError::Store(_) | SessionError::Randomness(_) => {
+                // The detail stays in the log; the caller learns only that it was ours.
+                tracing::error!(error = %error, "internal failure");
+                Status::internal("internal error; the server log has the detail")
+            }
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! The gRPC edge: decode and validate requests, call the session rules, encode answers.
+
+pub mod codec;
+pub mod convert;
+pub mod error;
+pub mod service;
+pub mod validate;
+
+pub use service::SessionApi;

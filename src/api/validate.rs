@@ -1,0 +1,154 @@
+//! Request validation: sizes and shapes, with messages that name the field.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::session::token::{Token, TokenError, TokenKind};
+use crate::session::SessionError;
+use crate::store::SessionId;
+
+/// Size limits on request fields, from the `[limits]` table of the config file.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Longest `user_id`, in bytes of UTF-8.
+    pub max_user_id_bytes: usize,
+    /// Longest `group` name, in bytes.
+    pub max_group_bytes: usize,
+    /// Most entries in `metadata`, and in `attributes`.
+    pub max_map_entries: usize,
+    /// Longest key of `metadata` or `attributes`, in bytes.
+    pub max_map_key_bytes: usize,
+    /// Longest value of `metadata` or `attributes`, in bytes.
+    pub max_map_value_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_user_id_bytes: 256,
+            max_group_bytes: 64,
+            max_map_entries: 32,
+            max_map_key_bytes: 64,
+            max_map_value_bytes: 1024,
+        }
+    }
+}
+
+/// Longest keep-alive or TTL a request may carry before it is checked against the
+/// group's policy: a hundred years, so the arithmetic cannot overflow.
+const MAX_SECONDS: i64 = 100 * 365 * 24 * 3600;
+
+impl Limits {
+    /// A user id: not blank, no control characters, within the limit.
+    pub fn user_id(&self, field: &'static str, value: String) -> Result<String, SessionError> {
+        if value.trim().is_empty() {
+            return Err(SessionError::invalid(field, "must not be empty"));
+        }
+        if value.len() > self.max_user_id_bytes {
+            return Err(SessionError::invalid(
+                field,
+                format!("must be at most {} bytes", self.max_user_id_bytes),
+            ));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(SessionError::invalid(
+                field,
+                "must not contain control characters",
+            ));
+        }
+        Ok(value)
+    }
+
+    /// A group name: empty means the default group.
+    pub fn group(&self, value: String) -> Result<Option<String>, SessionError> {
+        if value.is_empty() {
+            return Ok(None);
+        }
+        if value.len() > self.max_group_bytes {
+            return Err(SessionError::invalid(
+                "group",
+                format!("must be at most {} bytes", self.max_group_bytes),
+            ));
+        }
+        Ok(Some(value))
+    }
+
+    /// A string map within the entry and size limits.
+    pub fn map(
+        &self,
+        field: &'static str,
+        value: HashMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, SessionError> {
+        if value.len() > self.max_map_entries {
+            return Err(SessionError::invalid(
+                field,
+                format!(
+                    "has {} entries; at most {} are allowed",
+                    value.len(),
+                    self.max_map_entries
+                ),
+            ));
+        }
+        for (key, entry) in &value {
+            if key.is_empty() {
+                return Err(SessionError::invalid(field, "has an empty key"));
+            }
+            if key.len() > self.max_map_key_bytes {
+                return Err(SessionError::invalid(
+                    field,
+                    format!("has a key over {} bytes", self.max_map_key_bytes),
+                ));
+            }
+            if entry.len() > self.max_map_value_bytes {
+                return Err(SessionError::invalid(
+                    field,
+                    format!(
+                        "has a value over {} bytes (key {key:?})",
+                        self.max_map_value_bytes
+                    ),
+                ));
+            }
+        }
+        Ok(value.into_iter().collect())
+    }
+}
+
+/// An optional positive number of seconds.
+pub fn seconds(field: &'static str, value: Option<i64>) -> Result<Option<Duration>, SessionError> {
+    match value {
+        None => Ok(None),
+        Some(seconds) if (1..=MAX_SECONDS).contains(&seconds) => {
+            Ok(Some(Duration::from_secs(seconds.unsigned_abs())))
+        }
+        Some(_) => Err(SessionError::invalid(
+            field,
+            "must be a positive number of seconds",
+        )),
+    }
+}
+
+/// A session id in UUID text form.
+pub fn session_id(field: &'static str, value: &str) -> Result<SessionId, SessionError> {
+    if value.is_empty() {
+        return Err(SessionError::invalid(field, "must not be empty"));
+    }
+    SessionId::try_parse(value)
+        .map_err(|_| SessionError::invalid(field, "is not a session id (a UUID)"))
+}
+
+/// A token of the given kind, taken apart (not yet checked against the store).
+pub fn token(field: &'static str, kind: TokenKind, value: &str) -> Result<Token, SessionError> {
+    Token::parse(kind, value).map_err(|error| match error {
+        TokenError::Empty => SessionError::invalid(field, "must not be empty"),
+        TokenError::Malformed => SessionError::invalid(
+            field,
+            match kind {
+                TokenKind::Session => "is not a session token (st_…)",
+                TokenKind::Refresh => "is not a refresh token (rt_…)",
+            },
+        ),
+    })
+}

@@ -1,0 +1,220 @@
+//! One `Config`, from flags, `SESSIOND_*` env and an optional TOML file (a flag beats
+//! env, env beats the file, the file beats the built-in defaults), validated once.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Deserialize;
+
+use crate::api::validate::Limits;
+use crate::session::policy::{GroupPolicy, Policies};
+use crate::store::Durability;
+
+/// Command line of `sessiond`; every flag also reads a `SESSIOND_*` variable.
+#[derive(Debug, Default, Parser)]
+#[command(name = "sessiond", version, about = "gRPC session backend on sled")]
+pub struct Cli {
+    /// Address to serve gRPC on [default: 127.0.0.1:50051].
+    #[arg(long, env = "SESSIOND_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory of the sled database, created if missing [default: ./data].
+    #[arg(long, env = "SESSIOND_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// TOML config file (groups, limits, sweeper...).
+    #[arg(long, env = "SESSIOND_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// "sync" (acknowledged means flushed) or "periodic" [default: sync].
+    #[arg(long, env = "SESSIOND_DURABILITY")]
+    pub durability: Option<Durability>,
+}
+
+/// The config file, as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    durability: Option<Durability>,
+    #[serde(with = "humantime_serde", default)]
+    touch_interval: Option<Duration>,
+    #[serde(default)]
+    sweeper: SweeperConfig,
+    #[serde(default)]
+    limits: Limits,
+    #[serde(default)]
+    groups: BTreeMap<String, GroupPolicy>,
+}
+
+/// How the background sweeper runs.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SweeperConfig {
+    /// Pause between two sweeps.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Expired sessions deleted per store step.
+    pub batch_size: usize,
+}
+
+impl Default for SweeperConfig {
+    fn default() -> Self {
+        SweeperConfig {
+            interval: Duration::from_secs(1),
+            batch_size: 1000,
+        }
+    }
+}
+
+/// Everything the server runs with.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub durability: Durability,
+    /// Whoami persists `last_access_at` at most this often per session.
+    pub touch_interval: Duration,
+    pub sweeper: SweeperConfig,
+    pub limits: Limits,
+    pub policies: Policies,
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file: {0}")]
+    Parse(#[from] toml::de::Error),
+    #[error("group {group:?}: {problem}")]
+    Group {
+        group: String,
+        problem: &'static str,
+    },
+    #[error("{0}")]
+    Invalid(&'static str),
+}
+
+impl Config {
+    /// Flags and env over the file named by `--config`, if any.
+    pub fn load(cli: Cli) -> Result<Config, ConfigError> {
+        let file = match &cli.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        Config::merge(cli, file)
+    }
+
+    /// The config a TOML text describes (no flags, no env).
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        Config::merge(Cli::default(), toml::from_str(text)?)
+    }
+
+    fn merge(cli: Cli, file: FileConfig) -> Result<Config, ConfigError> {
+        let config = Config {
+            listen: cli
+                .listen
+                .or(file.listen)
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 50051))),
+            data_dir: cli
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("./data")),
+            durability: cli.durability.or(file.durability).unwrap_or_default(),
+            touch_interval: file.touch_interval.unwrap_or(Duration::from_secs(60)),
+            sweeper: file.sweeper,
+            limits: file.limits,
+            policies: Policies::new(file.groups),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (group, policy) in self.policies.iter() {
+            if let Some(problem) = policy.problem() {
+                return Err(ConfigError::Group {
+                    group: group.to_owned(),
+                    problem,
+                });
+            }
+        }
+        if self.sweeper.batch_size == 0 {
+            return Err(ConfigError::Invalid(
+                "sweeper.batch_size must be at least 1",
+            ));
+        }
+        if self.sweeper.interval.is_zero() {
+            return Err(ConfigError::Invalid(
+                "sweeper.interval must be more than 0s",
+            ));
+        }
+        if self.limits.max_user_id_bytes == 0 || self.limits.max_user_id_bytes > 4096 {
+            return Err(ConfigError::Invalid(
+                "limits.max_user_id_bytes must be between 1 and 4096",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(toml::from_str(&text)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_file_gives_the_embedded_defaults() {
+        let config = Config::from_toml_str("").expect("defaults are valid");
+        assert_eq!(config.listen, "127.0.0.1:50051".parse().expect("address"));
+        assert_eq!(config.data_dir, PathBuf::from("./data"));
+        assert_eq!(config.durability, Durability::Sync);
+        assert!(config.policies.get("default").is_some());
+    }
+
+    #[test]
+    fn a_flag_beats_the_file() {
+        let file: FileConfig = toml::from_str("listen = \"127.0.0.1:1\"").expect("toml");
+        let cli = Cli {
+            listen: Some("127.0.0.1:2".parse().expect("address")),
+            ..Cli::default()
+        };
+        let config = Config::merge(cli, file).expect("valid");
+        assert_eq!(config.listen.port(), 2);
+    }
+
+    #[test]
+    fn groups_read_humane_durations() {
+        let config = Config::from_toml_str(
+            "[groups.admin]\nlifespan = \"1h\"\nmax_lifetime = \"8h\"\nidle_timeout = \"15m\"",
+        )
+        .expect("valid");
+        let admin = config.policies.get("admin").expect("admin group");
+        assert_eq!(admin.lifespan, Duration::from_secs(3600));
+        assert_eq!(admin.idle_timeout, Some(Duration::from_secs(900)));
+    }
+
+    #[test]
+    fn an_impossible_group_is_refused_with_its_name() {
+        let error = Config::from_toml_str("[groups.x]\nlifespan = \"2h\"\nmax_lifetime = \"1h\"")
+            .expect_err("max_lifetime below lifespan");
+        assert!(error.to_string().contains("\"x\""), "{error}");
+    }
+
+    #[test]
+    fn unknown_settings_are_refused() {
+        assert!(Config::from_toml_str("listne = \"127.0.0.1:1\"").is_err());
+    }
+}

@@ -1,0 +1,10 @@
+//! sessiond: a gRPC session backend on sled. `main.rs` is a thin shell over this library;
+//! tests, benches and tools use it too.
+
+pub mod api;
+pub mod config;
+pub mod layers;
+pub mod proto;
+pub mod server;
+pub mod session;
+pub mod store;

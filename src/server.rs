@@ -1,0 +1,200 @@
+//! Assembles the process: store, session rules, gRPC services with their layers,
+//! health and reflection, the sweeper, and a graceful stop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tonic_health::server::HealthReporter;
+
+use crate::api::SessionApi;
+use crate::config::Config;
+use crate::layers::CallLogLayer;
+use crate::proto::session::v1::session_service_server::SessionServiceServer;
+use crate::session::clock::{Clock, SystemClock};
+use crate::session::{SessionError, SessionManager};
+use crate::store::sled::SledStore;
+use crate::store::{ConsistencyReport, SessionStore, StoreError};
+
+/// Why the server could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot create data dir {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("gRPC transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("signal handler: {0}")]
+    Signal(std::io::Error),
+    #[error("server task: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// A server serving on its listener, until `stop`.
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    manager: Arc<SessionManager>,
+    sweep_batch: usize,
+    health: HealthReporter,
+    stopping: watch::Sender<bool>,
+    serving: JoinHandle<Result<(), tonic::transport::Error>>,
+    sweeping: JoinHandle<()>,
+}
+
+/// Opens the store in `config.data_dir` and serves on `listener` with `clock`.
+pub async fn start(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+    listener: TcpListener,
+) -> Result<RunningServer, ServerError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let store: Arc<dyn SessionStore> =
+        Arc::new(SledStore::open(&config.data_dir, config.durability)?);
+    let manager = Arc::new(SessionManager::new(
+        store,
+        config.policies.clone(),
+        clock,
+        config.touch_interval,
+    ));
+    let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<SessionServiceServer<SessionApi>>()
+        .await;
+    // Both reflection versions: grpcurl and ghz of different ages ask for either.
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+
+    let api = SessionApi::new(manager.clone(), config.limits.clone());
+    let (stopping, mut stop_serving) = watch::channel(false);
+    let router = Server::builder()
+        .layer(CallLogLayer)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(SessionServiceServer::new(api));
+    let serving = tokio::spawn(router.serve_with_incoming_shutdown(
+        TcpListenerStream::new(listener),
+        async move {
+            // An error means the sender is gone: stop then too.
+            let _ = stop_serving.wait_for(|stop| *stop).await;
+        },
+    ));
+    let sweeping = tokio::spawn(sweep_forever(
+        manager.clone(),
+        config.sweeper.clone(),
+        stopping.subscribe(),
+    ));
+    tracing::info!(%local_addr, data_dir = %config.data_dir.display(), durability = ?config.durability, "serving");
+    Ok(RunningServer {
+        local_addr,
+        manager,
+        sweep_batch: config.sweeper.batch_size,
+        health,
+        stopping,
+        serving,
+        sweeping,
+    })
+}
+
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}
+
+async fn sweep_forever(
+    manager: Arc<SessionManager>,
+    config: crate::config::SweeperConfig,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval(config.interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stopping.wait_for(|stop| *stop) => return,
+        }
+        match manager.sweep(config.batch_size).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "swept expired sessions"),
+            Err(error) => tracing::error!(%error, "sweep failed"),
+        }
+    }
+}
+
+impl RunningServer {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Runs one full sweep now, by the server's clock; returns how many it deleted.
+    pub async fn sweep_now(&self) -> Result<usize, SessionError> {
+        self.manager.sweep(self.sweep_batch).await
+    }
+
+    /// Scans the store and reports how records and indexes agree.
+    pub async fn check_consistency(&self) -> Result<ConsistencyReport, StoreError> {
+        self.manager.store().check_consistency().await
+    }
+
+    /// Stops accepting, finishes the calls in flight, stops the sweeper, flushes.
+    pub async fn stop(self) -> Result<(), ServerError> {
+        self.health
+            .set_not_serving::<SessionServiceServer<SessionApi>>()
+            .await;
+        // Both receivers may be gone already; the tasks are awaited below either way.
+        let _ = self.stopping.send(true);
+        self.serving.await??;
+        self.sweeping.await?;
+        self.manager.store().flush().await?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Serves `config` on the system clock until SIGINT or SIGTERM, then stops gracefully.
+pub async fn run(config: Config) -> Result<(), ServerError> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let running = start(&config, Arc::new(SystemClock), listener).await?;
+    shutdown_signal().await?;
+    tracing::info!("shutdown signal: draining calls");
+    running.stop().await
+}
+
+async fn shutdown_signal() -> Result<(), ServerError> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(ServerError::Signal)?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.map_err(ServerError::Signal),
+        _ = terminate.recv() => Ok(()),
+    }
+}

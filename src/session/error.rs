@@ -1,0 +1,37 @@
+//! Errors of the session rules. `api::error` maps them to gRPC statuses, in one place.
+
+use crate::store::StoreError;
+
+/// Why a session call did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The request is wrong in itself; `field` names the request field.
+    #[error("{field} {reason}")]
+    InvalidArgument { field: &'static str, reason: String },
+    /// A token is unknown, wrong, expired, revoked or reused. One variant, one message:
+    /// callers must not learn which.
+    #[error("the token is invalid, expired or revoked")]
+    Unauthenticated,
+    /// An id names nothing the call can act on.
+    #[error("{0}")]
+    NotFound(String),
+    /// The session exists but its state does not allow the call.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The operating system's random number generator failed.
+    #[error("random number generator: {0}")]
+    Randomness(#[from] getrandom::Error),
+}
+
+impl SessionError {
+    /// A bad request field.
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> SessionError {
+        SessionError::InvalidArgument {
+            field,
+            reason: reason.into(),
+        }
+    }
+}

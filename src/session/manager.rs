@@ -1,0 +1,526 @@
+//! Applies the session rules over a `SessionStore`: every call reads, decides with the
+//! rules of `policy`, and writes in one atomic store step.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::clock::{millis, Clock};
+use super::policy::{GroupPolicy, Policies, SessionState, DEFAULT_GROUP};
+use super::token::{Secret, SecretHash, Token, TokenKind};
+use super::SessionError;
+use crate::store::{Commit, Decision, SessionId, SessionRecord, SessionStore, StoredState};
+
+/// How many rotated-away refresh secrets a session remembers for reuse detection.
+const RETIRED_REFRESH_HASHES: usize = 32;
+
+/// What Start needs, validated for shape by the API layer.
+#[derive(Debug, Clone, Default)]
+pub struct StartParams {
+    pub user_id: String,
+    /// None: the default group.
+    pub group: Option<String>,
+    /// None: the group's lifespan.
+    pub ttl: Option<Duration>,
+    pub metadata: BTreeMap<String, String>,
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// A session as of one moment.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub record: SessionRecord,
+    pub state: SessionState,
+    /// Until the session ends (expiry or idle timeout), from the moment of the call.
+    pub expires_in: Duration,
+}
+
+/// A session with a fresh token pair, from Start or Refresh.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub session: Snapshot,
+    pub session_token: String,
+    pub refresh_token: String,
+}
+
+/// The result of Extend.
+#[derive(Debug, Clone)]
+pub struct Extension {
+    pub session: Snapshot,
+    pub extended: bool,
+}
+
+/// Which session a Logout names.
+#[derive(Debug, Clone)]
+pub enum LogoutTarget {
+    Token(Token),
+    Id(SessionId),
+}
+
+/// The session rules, bound to a store, the group policies and a clock.
+pub struct SessionManager {
+    store: Arc<dyn SessionStore>,
+    policies: Policies,
+    clock: Arc<dyn Clock>,
+    touch_interval: Duration,
+}
+
+/// A fresh pair of secrets, made before a store step (which may re-run) uses them.
+struct TokenPair {
+    session: Secret,
+    refresh: Secret,
+}
+
+impl TokenPair {
+    fn generate() -> Result<TokenPair, SessionError> {
+        Ok(TokenPair {
+            session: Secret::generate()?,
+            refresh: Secret::generate()?,
+        })
+    }
+
+    fn issue(self, session: Snapshot) -> Result<Issued, SessionError> {
+        let session_id = session_id_of(&session.record)?;
+        Ok(Issued {
+            session_token: Token {
+                session_id,
+                secret: self.session,
+            }
+            .encode(TokenKind::Session),
+            refresh_token: Token {
+                session_id,
+                secret: self.refresh,
+            }
+            .encode(TokenKind::Refresh),
+            session,
+        })
+    }
+}
+
+fn session_id_of(record: &SessionRecord) -> Result<SessionId, SessionError> {
+    SessionId::from_slice(&record.session_id)
+        .map_err(|_| SessionError::Store(crate::store::StoreError::MalformedKey("session id")))
+}
+
+fn revoked(record: &SessionRecord) -> SessionRecord {
+    let mut next = record.clone();
+    next.set_state(StoredState::Revoked);
+    next
+}
+
+fn new_session_id(now_ms: u64) -> SessionId {
+    let nanos = u32::try_from((now_ms % 1000) * 1_000_000).unwrap_or(0);
+    SessionId::new_v7(uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        now_ms / 1000,
+        nanos,
+    ))
+}
+
+impl SessionManager {
+    /// Binds the rules to a store. Whoami persists `last_access_at` at most once per
+    /// `touch_interval` (or per half the idle timeout, if that is shorter).
+    pub fn new(
+        store: Arc<dyn SessionStore>,
+        policies: Policies,
+        clock: Arc<dyn Clock>,
+        touch_interval: Duration,
+    ) -> SessionManager {
+        SessionManager {
+            store,
+            policies,
+            clock,
+            touch_interval,
+        }
+    }
+
+    /// The store the manager works on.
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.store
+    }
+
+    fn snapshot(&self, record: SessionRecord, now_ms: u64) -> Snapshot {
+        let policy = self.policies.for_record(&record);
+        Snapshot {
+            state: policy.state_at(&record, now_ms),
+            expires_in: Duration::from_millis(policy.ends_at_ms(&record).saturating_sub(now_ms)),
+            record,
+        }
+    }
+
+    fn policy_of(&self, group: &str) -> Result<&GroupPolicy, SessionError> {
+        self.policies.get(group).ok_or_else(|| {
+            SessionError::invalid("group", format!("names no configured group ({group:?})"))
+        })
+    }
+
+    /// Opens a session: ACTIVE, with a fresh token pair.
+    pub async fn start(&self, params: StartParams) -> Result<Issued, SessionError> {
+        let group = params.group.unwrap_or_else(|| DEFAULT_GROUP.to_owned());
+        let policy = self.policy_of(&group)?;
+        let ttl = params.ttl.unwrap_or(policy.lifespan);
+        if ttl > policy.max_lifetime {
+            return Err(SessionError::invalid(
+                "ttl_seconds",
+                format!(
+                    "must be at most {} (the max_lifetime of group {group:?})",
+                    policy.max_lifetime.as_secs()
+                ),
+            ));
+        }
+        let tokens = TokenPair::generate()?;
+        let now = self.clock.now_ms();
+        let max_expires_at_ms = now.saturating_add(millis(policy.max_lifetime));
+        let record = SessionRecord {
+            session_id: new_session_id(now).as_bytes().to_vec(),
+            user_id: params.user_id,
+            group,
+            state: StoredState::Active as i32,
+            created_at_ms: now,
+            authenticated_at_ms: now,
+            last_access_at_ms: now,
+            expires_at_ms: now.saturating_add(millis(ttl)).min(max_expires_at_ms),
+            max_expires_at_ms,
+            ttl_ms: millis(ttl),
+            metadata: params.metadata,
+            attributes: params.attributes,
+            session_token_hash: tokens.session.hash().to_vec(),
+            refresh_token_hash: tokens.refresh.hash().to_vec(),
+            retired_refresh_hashes: Vec::new(),
+        };
+        match policy.max_sessions_per_user {
+            None => self.store.insert(&record).await?,
+            Some(max) => {
+                let user_id = record.user_id.clone();
+                self.store
+                    .update_user(&user_id, &mut |existing| {
+                        let mut active: Vec<&SessionRecord> = existing
+                            .iter()
+                            .filter(|r| self.state_of(r, now) == SessionState::Active)
+                            .collect();
+                        active.sort_by_key(|r| (r.created_at_ms, r.session_id.clone()));
+                        let excess = (active.len() + 1).saturating_sub(max as usize);
+                        let mut puts: Vec<SessionRecord> =
+                            active.iter().take(excess).map(|r| revoked(r)).collect();
+                        puts.push(record.clone());
+                        puts
+                    })
+                    .await?
+            }
+        }
+        tokens.issue(self.snapshot(record, now))
+    }
+
+    fn state_of(&self, record: &SessionRecord, now_ms: u64) -> SessionState {
+        self.policies.for_record(record).state_at(record, now_ms)
+    }
+
+    /// Rotates both tokens. A refresh token that was already rotated away is theft:
+    /// the session is revoked.
+    pub async fn refresh(&self, token: Token) -> Result<Issued, SessionError> {
+        #[derive(PartialEq)]
+        enum Outcome {
+            Refused,
+            Reused,
+            Rotated,
+        }
+        let tokens = TokenPair::generate()?;
+        let presented = token.secret.hash();
+        let now = self.clock.now_ms();
+        let mut outcome = Outcome::Refused;
+        let stored = self
+            .store
+            .update(token.session_id, Commit::Durable, &mut |record| {
+                if presented.matches(&record.refresh_token_hash) {
+                    if self.state_of(record, now) != SessionState::Active {
+                        outcome = Outcome::Refused;
+                        return Decision::Keep;
+                    }
+                    outcome = Outcome::Rotated;
+                    Decision::Put(Box::new(self.rotated(record, &tokens, now)))
+                } else if record.state() == StoredState::Active
+                    && record
+                        .retired_refresh_hashes
+                        .iter()
+                        .any(|retired| presented.matches(retired))
+                {
+                    outcome = Outcome::Reused;
+                    Decision::Put(Box::new(revoked(record)))
+                } else {
+                    outcome = Outcome::Refused;
+                    Decision::Keep
+                }
+            })
+            .await?;
+        match (stored, outcome) {
+            (Some(record), Outcome::Rotated) => tokens.issue(self.snapshot(record, now)),
+            (Some(record), Outcome::Reused) => {
+                tracing::warn!(
+                    session_id = %token.session_id,
+                    user_id = %record.user_id,
+                    "refresh token reuse detected: session revoked"
+                );
+                Err(SessionError::Unauthenticated)
+            }
+            _ => Err(SessionError::Unauthenticated),
+        }
+    }
+
+    fn rotated(&self, record: &SessionRecord, tokens: &TokenPair, now_ms: u64) -> SessionRecord {
+        let mut next = record.clone();
+        next.retired_refresh_hashes
+            .push(std::mem::take(&mut next.refresh_token_hash));
+        let overflow = next
+            .retired_refresh_hashes
+            .len()
+            .saturating_sub(RETIRED_REFRESH_HASHES);
+        next.retired_refresh_hashes.drain(..overflow);
+        next.session_token_hash = tokens.session.hash().to_vec();
+        next.refresh_token_hash = tokens.refresh.hash().to_vec();
+        next.last_access_at_ms = now_ms;
+        next.expires_at_ms = record
+            .expires_at_ms
+            .max(GroupPolicy::refreshed_expiry(record, now_ms));
+        next
+    }
+
+    /// Validates a session token; touches `last_access_at` at most once per interval.
+    pub async fn whoami(&self, token: Token) -> Result<Snapshot, SessionError> {
+        let presented = token.secret.hash();
+        let now = self.clock.now_ms();
+        let record = self
+            .store
+            .get(token.session_id)
+            .await?
+            .filter(|record| self.authentic(record, &presented, now))
+            .ok_or(SessionError::Unauthenticated)?;
+        let touch_after = millis(self.touch_interval_for(self.policies.for_record(&record)));
+        if now.saturating_sub(record.last_access_at_ms) < touch_after {
+            return Ok(self.snapshot(record, now));
+        }
+        let touched = self
+            .store
+            .update(token.session_id, Commit::Lazy, &mut |record| {
+                if self.authentic(record, &presented, now) && record.last_access_at_ms < now {
+                    let mut next = record.clone();
+                    next.last_access_at_ms = now;
+                    Decision::Put(Box::new(next))
+                } else {
+                    Decision::Keep
+                }
+            })
+            .await?
+            .filter(|record| self.authentic(record, &presented, now))
+            .ok_or(SessionError::Unauthenticated)?;
+        Ok(self.snapshot(touched, now))
+    }
+
+    /// Whether `presented` is the session token of this record and the session is valid.
+    fn authentic(&self, record: &SessionRecord, presented: &SecretHash, now_ms: u64) -> bool {
+        presented.matches(&record.session_token_hash)
+            && self.state_of(record, now_ms) == SessionState::Active
+    }
+
+    fn touch_interval_for(&self, policy: &GroupPolicy) -> Duration {
+        match policy.idle_timeout {
+            Some(idle) => self.touch_interval.min(idle / 2),
+            None => self.touch_interval,
+        }
+    }
+
+    /// Pushes one session's expiry out, within its group's window and cap.
+    pub async fn extend(
+        &self,
+        session_id: SessionId,
+        keep_alive: Option<Duration>,
+    ) -> Result<Extension, SessionError> {
+        let now = self.clock.now_ms();
+        let mut refusal = None;
+        let mut extended = false;
+        let stored = self
+            .store
+            .update(session_id, Commit::Durable, &mut |record| {
+                let policy = self.policies.for_record(record);
+                refusal = self.extension_refusal(record, policy, keep_alive, now);
+                let expiry = match refusal {
+                    None => policy.extended_expiry(record, now, keep_alive),
+                    Some(_) => None,
+                };
+                extended = expiry.is_some();
+                match expiry {
+                    Some(expires_at_ms) => {
+                        let mut next = record.clone();
+                        next.expires_at_ms = expires_at_ms;
+                        Decision::Put(Box::new(next))
+                    }
+                    None => Decision::Keep,
+                }
+            })
+            .await?
+            .ok_or_else(|| SessionError::NotFound(format!("no session with id {session_id}")))?;
+        if let Some(refusal) = refusal {
+            return Err(refusal);
+        }
+        Ok(Extension {
+            session: self.snapshot(stored, now),
+            extended,
+        })
+    }
+
+    /// Why Extend may not touch this session, if it may not.
+    fn extension_refusal(
+        &self,
+        record: &SessionRecord,
+        policy: &GroupPolicy,
+        keep_alive: Option<Duration>,
+        now_ms: u64,
+    ) -> Option<SessionError> {
+        let state = policy.state_at(record, now_ms);
+        if state != SessionState::Active {
+            let state = if state == SessionState::Revoked {
+                "revoked"
+            } else {
+                "expired"
+            };
+            return Some(SessionError::FailedPrecondition(format!(
+                "session is {state}; only an active session can be extended"
+            )));
+        }
+        match keep_alive {
+            Some(keep_alive) if keep_alive > policy.max_lifetime => Some(SessionError::invalid(
+                "keep_alive_seconds",
+                format!(
+                    "must be at most {} (the max_lifetime of group {:?})",
+                    policy.max_lifetime.as_secs(),
+                    record.group
+                ),
+            )),
+            _ => None,
+        }
+    }
+
+    /// Ends one session, or every active session of its user; returns how many it ended.
+    pub async fn logout(
+        &self,
+        target: LogoutTarget,
+        all_for_user: bool,
+    ) -> Result<u32, SessionError> {
+        let now = self.clock.now_ms();
+        let (session_id, record) = match target {
+            LogoutTarget::Token(token) => {
+                let presented = token.secret.hash();
+                let record = self
+                    .store
+                    .get(token.session_id)
+                    .await?
+                    .filter(|record| presented.matches(&record.session_token_hash))
+                    .ok_or(SessionError::Unauthenticated)?;
+                (token.session_id, record)
+            }
+            LogoutTarget::Id(id) => {
+                let record =
+                    self.store.get(id).await?.ok_or_else(|| {
+                        SessionError::NotFound(format!("no session with id {id}"))
+                    })?;
+                (id, record)
+            }
+        };
+        if all_for_user {
+            return self.revoke_all(&record.user_id, now).await;
+        }
+        let mut count = 0;
+        self.store
+            .update(session_id, Commit::Durable, &mut |record| {
+                if self.state_of(record, now) == SessionState::Active {
+                    count = 1;
+                    Decision::Put(Box::new(revoked(record)))
+                } else {
+                    count = 0;
+                    Decision::Keep
+                }
+            })
+            .await?;
+        Ok(count)
+    }
+
+    async fn revoke_all(&self, user_id: &str, now_ms: u64) -> Result<u32, SessionError> {
+        let mut count = 0;
+        self.store
+            .update_user(user_id, &mut |records| {
+                let ended: Vec<SessionRecord> = records
+                    .iter()
+                    .filter(|record| self.state_of(record, now_ms) == SessionState::Active)
+                    .map(revoked)
+                    .collect();
+                count = u32::try_from(ended.len()).unwrap_or(u32::MAX);
+                ended
+            })
+            .await?;
+        Ok(count)
+    }
+
+    /// Extends every active session of a user by the rules of Extend; returns the
+    /// sessions it extended.
+    pub async fn refresh_all_for_user(
+        &self,
+        user_id: &str,
+        keep_alive: Option<Duration>,
+    ) -> Result<Vec<Snapshot>, SessionError> {
+        let now = self.clock.now_ms();
+        let mut active = 0;
+        let mut refusal = None;
+        let mut extended = Vec::new();
+        self.store
+            .update_user(user_id, &mut |records| {
+                active = 0;
+                refusal = None;
+                let mut puts = Vec::new();
+                for record in records {
+                    let policy = self.policies.for_record(record);
+                    if policy.state_at(record, now) != SessionState::Active {
+                        continue;
+                    }
+                    active += 1;
+                    if let Some(problem) = self.extension_refusal(record, policy, keep_alive, now) {
+                        refusal = Some(problem);
+                        return Vec::new();
+                    }
+                    if let Some(expires_at_ms) = policy.extended_expiry(record, now, keep_alive) {
+                        let mut next = record.clone();
+                        next.expires_at_ms = expires_at_ms;
+                        puts.push(next);
+                    }
+                }
+                extended = puts.clone();
+                puts
+            })
+            .await?;
+        if let Some(refusal) = refusal {
+            return Err(refusal);
+        }
+        if active == 0 {
+            return Err(SessionError::NotFound(format!(
+                "user {user_id:?} has no active session"
+            )));
+        }
+        Ok(extended
+            .into_iter()
+            .map(|record| self.snapshot(record, now))
+            .collect())
+    }
+
+    /// Deletes sessions expired by now, `batch` per store step, until none is left.
+    /// Returns how many it deleted.
+    pub async fn sweep(&self, batch: usize) -> Result<usize, SessionError> {
+        let now = self.clock.now_ms();
+        let mut total = 0;
+        loop {
+            let removed = self.store.remove_expired(now, batch).await?;
+            total += removed;
+            if removed < batch {
+                return Ok(total);
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! Session lifetimes per group, and the pure rules that apply them to a record.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::clock::millis;
+use crate::store::{SessionRecord, StoredState};
+
+/// The group every session belongs to unless Start names another.
+pub const DEFAULT_GROUP: &str = "default";
+
+/// Lifetimes of the sessions of one group, as written in the config file.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupPolicy {
+    /// Default lifespan of a session (its TTL), renewed by Refresh and Extend.
+    #[serde(with = "humantime_serde", default = "default_lifespan")]
+    pub lifespan: Duration,
+    /// Absolute cap counted from `authenticated_at`: nothing extends a session past it.
+    #[serde(with = "humantime_serde", default = "default_max_lifetime")]
+    pub max_lifetime: Duration,
+    /// No access for this long ends the session. None: no idle timeout.
+    #[serde(with = "humantime_serde", default)]
+    pub idle_timeout: Option<Duration>,
+    /// Extend works only when the remaining lifetime is at most this. None: the
+    /// lifespan, so every Extend is inside the window.
+    #[serde(with = "humantime_serde", default)]
+    pub earliest_possible_extend: Option<Duration>,
+    /// At most this many active sessions per user: Start revokes the oldest beyond it.
+    #[serde(default)]
+    pub max_sessions_per_user: Option<u32>,
+}
+
+fn default_lifespan() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+
+fn default_max_lifetime() -> Duration {
+    Duration::from_secs(30 * 24 * 3600)
+}
+
+impl Default for GroupPolicy {
+    fn default() -> Self {
+        GroupPolicy {
+            lifespan: default_lifespan(),
+            max_lifetime: default_max_lifetime(),
+            idle_timeout: None,
+            earliest_possible_extend: None,
+            max_sessions_per_user: None,
+        }
+    }
+}
+
+impl GroupPolicy {
+    /// Why this policy cannot work, if it cannot.
+    pub fn problem(&self) -> Option<&'static str> {
+        if self.lifespan.is_zero() {
+            Some("lifespan must be more than 0s")
+        } else if self.max_lifetime < self.lifespan {
+            Some("max_lifetime must be at least the lifespan")
+        } else if self.idle_timeout.is_some_and(|idle| idle.is_zero()) {
+            Some("idle_timeout must be more than 0s (leave it out for none)")
+        } else if self.earliest_possible_extend.is_some_and(|e| e.is_zero()) {
+            Some("earliest_possible_extend must be more than 0s")
+        } else if self.max_sessions_per_user == Some(0) {
+            Some("max_sessions_per_user must be at least 1 (leave it out for no limit)")
+        } else {
+            None
+        }
+    }
+
+    /// Whether a session is valid at `now_ms`: active, unexpired and not idle too long.
+    pub fn state_at(&self, record: &SessionRecord, now_ms: u64) -> SessionState {
+        if record.state() == StoredState::Revoked {
+            SessionState::Revoked
+        } else if now_ms >= self.ends_at_ms(record) {
+            SessionState::Expired
+        } else {
+            SessionState::Active
+        }
+    }
+
+    /// When the session ends if nothing happens: its expiry or its idle deadline.
+    pub fn ends_at_ms(&self, record: &SessionRecord) -> u64 {
+        match self.idle_timeout {
+            Some(idle) => record
+                .expires_at_ms
+                .min(record.last_access_at_ms.saturating_add(millis(idle))),
+            None => record.expires_at_ms,
+        }
+    }
+
+    /// The expiry Extend gives at `now_ms` with `keep_alive` (or the lifespan), or None
+    /// when the session is outside the extension window or would not move.
+    pub fn extended_expiry(
+        &self,
+        record: &SessionRecord,
+        now_ms: u64,
+        keep_alive: Option<Duration>,
+    ) -> Option<u64> {
+        let window = millis(self.earliest_possible_extend.unwrap_or(self.lifespan));
+        let remaining = record.expires_at_ms.saturating_sub(now_ms);
+        if remaining > window {
+            return None;
+        }
+        let keep_alive = millis(keep_alive.unwrap_or(self.lifespan));
+        let expiry = now_ms
+            .saturating_add(keep_alive)
+            .min(record.max_expires_at_ms);
+        (expiry != record.expires_at_ms).then_some(expiry)
+    }
+
+    /// The expiry a refresh gives at `now_ms`: the session's own lifespan, capped.
+    pub fn refreshed_expiry(record: &SessionRecord, now_ms: u64) -> u64 {
+        now_ms
+            .saturating_add(record.ttl_ms)
+            .min(record.max_expires_at_ms)
+    }
+}
+
+/// A session's state as callers see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionState {
+    Active,
+    Revoked,
+    Expired,
+}
+
+/// All configured groups; `default` is always there.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Policies {
+    default: GroupPolicy,
+    named: BTreeMap<String, GroupPolicy>,
+}
+
+impl Policies {
+    /// The given groups, plus the built-in `default` group unless they define it.
+    pub fn new(mut groups: BTreeMap<String, GroupPolicy>) -> Policies {
+        Policies {
+            default: groups.remove(DEFAULT_GROUP).unwrap_or_default(),
+            named: groups,
+        }
+    }
+
+    /// The policy of a configured group.
+    pub fn get(&self, group: &str) -> Option<&GroupPolicy> {
+        if group == DEFAULT_GROUP {
+            Some(&self.default)
+        } else {
+            self.named.get(group)
+        }
+    }
+
+    /// The policy that governs a stored session: its group's, or `default` if that
+    /// group was removed from the config since.
+    pub fn for_record(&self, record: &SessionRecord) -> &GroupPolicy {
+        self.named.get(&record.group).unwrap_or(&self.default)
+    }
+
+    /// Every group with its policy, `default` first.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &GroupPolicy)> {
+        std::iter::once((DEFAULT_GROUP, &self.default)).chain(
+            self.named
+                .iter()
+                .map(|(name, policy)| (name.as_str(), policy)),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR_MS: u64 = 3_600_000;
+
+    fn record(expires_at_ms: u64, max_expires_at_ms: u64) -> SessionRecord {
+        SessionRecord {
+            state: StoredState::Active as i32,
+            expires_at_ms,
+            max_expires_at_ms,
+            last_access_at_ms: 0,
+            ttl_ms: HOUR_MS,
+            ..Default::default()
+        }
+    }
+
+    fn policy(window_hours: u64) -> GroupPolicy {
+        GroupPolicy {
+            lifespan: Duration::from_secs(3600),
+            max_lifetime: Duration::from_secs(10 * 3600),
+            earliest_possible_extend: Some(Duration::from_secs(window_hours * 3600)),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn extend_outside_the_window_changes_nothing() {
+        let record = record(5 * HOUR_MS, 10 * HOUR_MS);
+        assert_eq!(policy(1).extended_expiry(&record, 0, None), None);
+        // Inside the window, but now + lifespan is the current expiry: nothing moves.
+        assert_eq!(policy(1).extended_expiry(&record, 4 * HOUR_MS, None), None);
+    }
+
+    #[test]
+    fn extend_inside_the_window_is_capped_by_max_lifetime() {
+        let record = record(HOUR_MS, 10 * HOUR_MS);
+        assert_eq!(
+            policy(1).extended_expiry(&record, HOUR_MS / 2, None),
+            Some(HOUR_MS / 2 + HOUR_MS)
+        );
+        assert_eq!(
+            policy(1).extended_expiry(&record, 9 * HOUR_MS + 1, None),
+            Some(10 * HOUR_MS)
+        );
+    }
+
+    #[test]
+    fn idle_timeout_ends_a_session_before_its_expiry() {
+        let idle = GroupPolicy {
+            idle_timeout: Some(Duration::from_secs(60)),
+            ..Default::default()
+        };
+        let record = record(HOUR_MS, 10 * HOUR_MS);
+        assert_eq!(idle.state_at(&record, 59_999), SessionState::Active);
+        assert_eq!(idle.state_at(&record, 60_000), SessionState::Expired);
+    }
+
+    #[test]
+    fn default_group_always_exists() {
+        assert!(Policies::default().get(DEFAULT_GROUP).is_some());
+    }
+}

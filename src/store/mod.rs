@@ -1,0 +1,136 @@
+//! Persistence of sessions behind one trait, so the session rules never see an engine.
+//! Every state change is one atomic step in the store: record and indexes together.
+
+pub mod keys;
+pub mod record;
+pub mod sled;
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+
+pub use record::{SessionRecord, StoredState};
+
+/// Session ids are UUID v7: unique, and sorted by creation time.
+pub type SessionId = uuid::Uuid;
+
+/// What a store call's decision does to one record.
+#[derive(Debug)]
+pub enum Decision {
+    /// Leave the record as it is.
+    Keep,
+    /// Store this version of the record (indexes follow).
+    Put(Box<SessionRecord>),
+}
+
+/// When a write must be on disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Commit {
+    /// Flushed before the call returns when the store's durability is `sync`.
+    Durable,
+    /// Flushed with the next durable write or background flush (last-access touches).
+    Lazy,
+}
+
+/// How the store makes writes durable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// A durable write is flushed to disk before it is acknowledged; concurrent writers
+    /// share one flush.
+    #[default]
+    Sync,
+    /// Writes reach disk with the engine's background flush (every few hundred ms).
+    Periodic,
+}
+
+impl FromStr for Durability {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "sync" => Ok(Durability::Sync),
+            "periodic" => Ok(Durability::Periodic),
+            other => Err(format!(
+                "unknown durability {other:?}: expected \"sync\" or \"periodic\""
+            )),
+        }
+    }
+}
+
+/// How the indexes and records agree, as found by a full scan.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConsistencyReport {
+    /// Session records.
+    pub sessions: u64,
+    /// Entries of the per-user index.
+    pub user_index_entries: u64,
+    /// Entries of the expiry index.
+    pub expiry_index_entries: u64,
+    /// Index entries that point at no record or disagree with it, plus records that miss
+    /// an index entry. Zero in a healthy store.
+    pub orphans: u64,
+}
+
+/// Failures of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage engine: {0}")]
+    Engine(#[from] ::sled::Error),
+    #[error("stored record of session {id} cannot be decoded: {source}")]
+    CorruptRecord {
+        id: SessionId,
+        source: prost::DecodeError,
+    },
+    #[error("malformed {0} key")]
+    MalformedKey(&'static str),
+    #[error("user id of {len} bytes is too long for the user index")]
+    KeyTooLong { len: usize },
+}
+
+/// A decision over one record, re-run if the store retries the atomic step (so it must
+/// have no side effects beyond what it captures for its caller).
+pub type RecordDecision<'a> = dyn FnMut(&SessionRecord) -> Decision + Send + 'a;
+
+/// A decision over all of one user's records: returns the records to put (changed ones,
+/// and new ones to insert). Re-run on retry like [`RecordDecision`].
+pub type UserDecision<'a> = dyn FnMut(&[SessionRecord]) -> Vec<SessionRecord> + Send + 'a;
+
+/// Where sessions live. Implementations keep each call atomic: a crash or a concurrent
+/// call never sees a record without its index entries, or the reverse.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// The record of a session, if it exists.
+    async fn get(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// Stores a new session with its index entries (durable).
+    async fn insert(&self, record: &SessionRecord) -> Result<(), StoreError>;
+
+    /// Reads a session and atomically applies `decide` to it. Returns the record as
+    /// stored afterwards, or `None` (without calling `decide`) when it does not exist.
+    async fn update(
+        &self,
+        id: SessionId,
+        commit: Commit,
+        decide: &mut RecordDecision<'_>,
+    ) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// Reads all sessions of a user (oldest first) and atomically stores what `decide`
+    /// returns, serialized with every other `update_user` of that user (durable).
+    async fn update_user(
+        &self,
+        user_id: &str,
+        decide: &mut UserDecision<'_>,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes up to `limit` sessions whose expiry is at or before `now_ms`, with their
+    /// index entries. Returns how many it deleted.
+    async fn remove_expired(&self, now_ms: u64, limit: usize) -> Result<usize, StoreError>;
+
+    /// Scans everything and reports how records and indexes agree.
+    async fn check_consistency(&self) -> Result<ConsistencyReport, StoreError>;
+
+    /// Makes every acknowledged write durable (used at shutdown).
+    async fn flush(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,53 @@
+//! The stored form of a session: a prost message, so records written by an older version
+//! stay readable (unknown fields are skipped, new fields default).
+
+use std::collections::BTreeMap;
+
+/// A session's persisted state. The one model the session rules operate on.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SessionRecord {
+    /// UUID v7 of the session, 16 bytes.
+    #[prost(bytes = "vec", tag = "1")]
+    pub session_id: Vec<u8>,
+    #[prost(string, tag = "2")]
+    pub user_id: String,
+    #[prost(string, tag = "3")]
+    pub group: String,
+    #[prost(enumeration = "StoredState", tag = "4")]
+    pub state: i32,
+    #[prost(uint64, tag = "5")]
+    pub created_at_ms: u64,
+    #[prost(uint64, tag = "6")]
+    pub authenticated_at_ms: u64,
+    #[prost(uint64, tag = "7")]
+    pub last_access_at_ms: u64,
+    #[prost(uint64, tag = "8")]
+    pub expires_at_ms: u64,
+    #[prost(uint64, tag = "9")]
+    pub max_expires_at_ms: u64,
+    /// The session's lifespan: what a refresh renews `expires_at_ms` by.
+    #[prost(uint64, tag = "10")]
+    pub ttl_ms: u64,
+    #[prost(btree_map = "string, string", tag = "11")]
+    pub metadata: BTreeMap<String, String>,
+    #[prost(btree_map = "string, string", tag = "12")]
+    pub attributes: BTreeMap<String, String>,
+    /// SHA-256 of the current session token's secret.
+    #[prost(bytes = "vec", tag = "13")]
+    pub session_token_hash: Vec<u8>,
+    /// SHA-256 of the current refresh token's secret.
+    #[prost(bytes = "vec", tag = "14")]
+    pub refresh_token_hash: Vec<u8>,
+    /// SHA-256 of refresh secrets already rotated away, newest last: a match is reuse.
+    #[prost(bytes = "vec", repeated, tag = "15")]
+    pub retired_refresh_hashes: Vec<Vec<u8>>,
+}
+
+/// The stored part of a session's state; "expired" is derived from the clock, not stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum StoredState {
+    Unspecified = 0,
+    Active = 1,
+    Revoked = 2,
+}
