@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use super::clock::{millis, Clock};
 use super::policy::{GroupPolicy, Policies, SessionState, DEFAULT_GROUP};
-use super::token::{Secret, SecretHash, Token, TokenKind};
+use super::token::{Secret, SecretHash, Token, TokenKind, RETIRED_DIGEST_LEN};
 use super::SessionError;
 use crate::store::{Commit, Decision, SessionId, SessionRecord, SessionStore, StoredState};
 
-/// How many rotated-away refresh secrets a session remembers for reuse detection.
-const RETIRED_REFRESH_HASHES: usize = 32;
+/// How many rotated-away refresh secrets a session remembers for reuse detection
+/// (2 KiB of digests at most); an older one is simply refused.
+const RETIRED_REFRESH_SECRETS: usize = 128;
 
 /// What Start needs, validated for shape by the API layer.
 #[derive(Debug, Clone, Default)]
@@ -186,7 +187,7 @@ impl SessionManager {
             attributes: params.attributes,
             session_token_hash: tokens.session.hash().to_vec(),
             refresh_token_hash: tokens.refresh.hash().to_vec(),
-            retired_refresh_hashes: Vec::new(),
+            retired_refresh_digests: Vec::new(),
         };
         match policy.max_sessions_per_user {
             None => self.store.insert(&record).await?,
@@ -239,10 +240,7 @@ impl SessionManager {
                     outcome = Outcome::Rotated;
                     Decision::Put(Box::new(self.rotated(record, &tokens, now)))
                 } else if record.state() == StoredState::Active
-                    && record
-                        .retired_refresh_hashes
-                        .iter()
-                        .any(|retired| presented.matches(retired))
+                    && presented.among(&record.retired_refresh_digests)
                 {
                     outcome = Outcome::Reused;
                     Decision::Put(Box::new(revoked(record)))
@@ -268,13 +266,13 @@ impl SessionManager {
 
     fn rotated(&self, record: &SessionRecord, tokens: &TokenPair, now_ms: u64) -> SessionRecord {
         let mut next = record.clone();
-        next.retired_refresh_hashes
-            .push(std::mem::take(&mut next.refresh_token_hash));
-        let overflow = next
-            .retired_refresh_hashes
+        let retiring = std::mem::take(&mut next.refresh_token_hash);
+        let retired = &mut next.retired_refresh_digests;
+        retired.extend(retiring.iter().take(RETIRED_DIGEST_LEN));
+        let overflow = retired
             .len()
-            .saturating_sub(RETIRED_REFRESH_HASHES);
-        next.retired_refresh_hashes.drain(..overflow);
+            .saturating_sub(RETIRED_REFRESH_SECRETS * RETIRED_DIGEST_LEN);
+        retired.drain(..overflow);
         next.session_token_hash = tokens.session.hash().to_vec();
         next.refresh_token_hash = tokens.refresh.hash().to_vec();
         next.last_access_at_ms = now_ms;
@@ -406,6 +404,7 @@ impl SessionManager {
         all_for_user: bool,
     ) -> Result<u32, SessionError> {
         let now = self.clock.now_ms();
+        let is_token = matches!(target, LogoutTarget::Token(_));
         let (session_id, record) = match target {
             LogoutTarget::Token(token) => {
                 let presented = token.secret.hash();
@@ -426,6 +425,10 @@ impl SessionManager {
             }
         };
         if all_for_user {
+            // An ended session's token still proves nothing about the user now.
+            if is_token && self.state_of(&record, now) != SessionState::Active {
+                return Err(SessionError::Unauthenticated);
+            }
             return self.revoke_all(&record.user_id, now).await;
         }
         let mut count = 0;

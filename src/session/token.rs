@@ -83,7 +83,27 @@ impl SecretHash {
     pub fn to_vec(&self) -> Vec<u8> {
         self.0.to_vec()
     }
+
+    /// The short form kept for retired secrets: 128 bits, still beyond guessing.
+    pub fn digest(&self) -> &[u8] {
+        // A constant range inside a 32-byte array: cannot panic.
+        &self.0[..RETIRED_DIGEST_LEN]
+    }
+
+    /// Whether this hash's digest is one of the packed `digests`, in constant time
+    /// per entry.
+    pub fn among(&self, digests: &[u8]) -> bool {
+        digests
+            .chunks_exact(RETIRED_DIGEST_LEN)
+            .fold(subtle::Choice::from(0), |found, digest| {
+                found | self.digest().ct_eq(digest)
+            })
+            .into()
+    }
 }
+
+/// Bytes of a retired secret's digest.
+pub const RETIRED_DIGEST_LEN: usize = 16;
 
 /// A token taken apart: which session it names and its secret.
 #[derive(Debug, Clone)]
@@ -167,6 +187,18 @@ mod tests {
             Token::parse(TokenKind::Session, "").unwrap_err(),
             TokenError::Empty
         );
+    }
+
+    #[test]
+    fn a_digest_is_found_among_packed_digests() {
+        let (a, b, c) = (token(), token(), token());
+        let packed = [
+            a.secret.hash().digest().to_vec(),
+            b.secret.hash().digest().to_vec(),
+        ]
+        .concat();
+        assert!(b.secret.hash().among(&packed));
+        assert!(!c.secret.hash().among(&packed));
     }
 
     #[test]

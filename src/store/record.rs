@@ -38,9 +38,10 @@ pub struct SessionRecord {
     /// SHA-256 of the current refresh token's secret.
     #[prost(bytes = "vec", tag = "14")]
     pub refresh_token_hash: Vec<u8>,
-    /// SHA-256 of refresh secrets already rotated away, newest last: a match is reuse.
-    #[prost(bytes = "vec", repeated, tag = "15")]
-    pub retired_refresh_hashes: Vec<Vec<u8>>,
+    /// Refresh secrets already rotated away, newest last: the first 16 bytes of each
+    /// one's SHA-256, packed in one field (one allocation to decode). A match is reuse.
+    #[prost(bytes = "vec", tag = "15")]
+    pub retired_refresh_digests: Vec<u8>,
 }
 
 /// The stored part of a session's state; "expired" is derived from the clock, not stored.
