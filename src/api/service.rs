@@ -89,7 +89,20 @@ impl SessionApi {
                 ))
             }
         };
-        let revoked_count = self.manager.logout(target, request.all_for_user).await?;
+        let except = match request.except_session_id.as_str() {
+            "" => None,
+            _ if !request.all_for_user => {
+                return Err(SessionError::invalid(
+                    "except_session_id",
+                    "goes only with all_for_user = true",
+                ))
+            }
+            id => Some(validate::session_id("except_session_id", id)?),
+        };
+        let revoked_count = self
+            .manager
+            .logout(target, request.all_for_user, except)
+            .await?;
         Ok(pb::LogoutResponse { revoked_count })
     }
 
@@ -106,6 +119,26 @@ impl SessionApi {
         Ok(pb::RefreshAllForUserResponse {
             refreshed_count: u32::try_from(sessions.len()).unwrap_or(u32::MAX),
             sessions: sessions.into_iter().map(Into::into).collect(),
+        })
+    }
+
+    async fn inner_list_user_sessions(
+        &self,
+        request: pb::ListUserSessionsRequest,
+    ) -> Result<pb::ListUserSessionsResponse, SessionError> {
+        let user_id = self.limits.user_id("user_id", request.user_id)?;
+        let page_size = validate::page_size(request.page_size)?;
+        let before = validate::page_token(&request.page_token)?;
+        let page = self
+            .manager
+            .list_user_sessions(&user_id, page_size, before, request.include_inactive)
+            .await?;
+        Ok(pb::ListUserSessionsResponse {
+            sessions: page.sessions.into_iter().map(Into::into).collect(),
+            next_page_token: page
+                .next
+                .map(validate::encode_page_token)
+                .unwrap_or_default(),
         })
     }
 }
@@ -184,6 +217,15 @@ impl SessionService for SessionApi {
         Ok(Response::new(
             self.inner_refresh_all_for_user(request.into_inner())
                 .await?,
+        ))
+    }
+
+    async fn list_user_sessions(
+        &self,
+        request: Request<pb::ListUserSessionsRequest>,
+    ) -> Result<Response<pb::ListUserSessionsResponse>, Status> {
+        Ok(Response::new(
+            self.inner_list_user_sessions(request.into_inner()).await?,
         ))
     }
 }

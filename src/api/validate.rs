@@ -3,6 +3,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use serde::Deserialize;
 
 use crate::session::token::{Token, TokenError, TokenKind};
@@ -137,6 +139,37 @@ pub fn session_id(field: &'static str, value: &str) -> Result<SessionId, Session
     }
     SessionId::try_parse(value)
         .map_err(|_| SessionError::invalid(field, "is not a session id (a UUID)"))
+}
+
+/// Default and greatest page size of a list call.
+const DEFAULT_PAGE_SIZE: usize = 50;
+const MAX_PAGE_SIZE: usize = 500;
+
+/// A page size: 0 means the default, above the maximum means the maximum.
+pub fn page_size(value: i32) -> Result<usize, SessionError> {
+    match usize::try_from(value) {
+        Ok(0) => Ok(DEFAULT_PAGE_SIZE),
+        Ok(size) => Ok(size.min(MAX_PAGE_SIZE)),
+        Err(_) => Err(SessionError::invalid("page_size", "must not be negative")),
+    }
+}
+
+/// A page token: where the previous page ended (empty: the first page).
+pub fn page_token(value: &str) -> Result<Option<SessionId>, SessionError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    URL_SAFE_NO_PAD
+        .decode(value)
+        .ok()
+        .and_then(|bytes| SessionId::from_slice(&bytes).ok())
+        .map(Some)
+        .ok_or_else(|| SessionError::invalid("page_token", "is not a next_page_token of this call"))
+}
+
+/// The page token that continues after `last`.
+pub fn encode_page_token(last: SessionId) -> String {
+    URL_SAFE_NO_PAD.encode(last.as_bytes())
 }
 
 /// A token of the given kind, taken apart (not yet checked against the store).

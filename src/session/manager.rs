@@ -51,6 +51,15 @@ pub struct Extension {
     pub extended: bool,
 }
 
+/// One page of a user's sessions.
+#[derive(Debug, Clone)]
+pub struct SessionPage {
+    /// Newest first.
+    pub sessions: Vec<Snapshot>,
+    /// Where the next page starts (before this session), if there may be one.
+    pub next: Option<SessionId>,
+}
+
 /// Which session a Logout names.
 #[derive(Debug, Clone)]
 pub enum LogoutTarget {
@@ -398,10 +407,12 @@ impl SessionManager {
     }
 
     /// Ends one session, or every active session of its user; returns how many it ended.
+    /// With `all_for_user`, the session `except` (if any) stays active.
     pub async fn logout(
         &self,
         target: LogoutTarget,
         all_for_user: bool,
+        except: Option<SessionId>,
     ) -> Result<u32, SessionError> {
         let now = self.clock.now_ms();
         let is_token = matches!(target, LogoutTarget::Token(_));
@@ -429,7 +440,7 @@ impl SessionManager {
             if is_token && self.state_of(&record, now) != SessionState::Active {
                 return Err(SessionError::Unauthenticated);
             }
-            return self.revoke_all(&record.user_id, now).await;
+            return self.revoke_all(&record.user_id, except, now).await;
         }
         let mut count = 0;
         self.store
@@ -446,13 +457,20 @@ impl SessionManager {
         Ok(count)
     }
 
-    async fn revoke_all(&self, user_id: &str, now_ms: u64) -> Result<u32, SessionError> {
+    async fn revoke_all(
+        &self,
+        user_id: &str,
+        except: Option<SessionId>,
+        now_ms: u64,
+    ) -> Result<u32, SessionError> {
+        let except = except.map(|id| id.as_bytes().to_vec());
         let mut count = 0;
         self.store
             .update_user(user_id, &mut |records| {
                 let ended: Vec<SessionRecord> = records
                     .iter()
                     .filter(|record| self.state_of(record, now_ms) == SessionState::Active)
+                    .filter(|record| except.as_ref() != Some(&record.session_id))
                     .map(revoked)
                     .collect();
                 count = u32::try_from(ended.len()).unwrap_or(u32::MAX);
@@ -510,6 +528,45 @@ impl SessionManager {
             .into_iter()
             .map(|record| self.snapshot(record, now))
             .collect())
+    }
+
+    /// A page of a user's sessions, newest first, starting before `before`; only the
+    /// active ones unless `include_inactive`.
+    pub async fn list_user_sessions(
+        &self,
+        user_id: &str,
+        page_size: usize,
+        before: Option<SessionId>,
+        include_inactive: bool,
+    ) -> Result<SessionPage, SessionError> {
+        let now = self.clock.now_ms();
+        let mut sessions = Vec::new();
+        let mut cursor = before;
+        loop {
+            let batch = self.store.list_user(user_id, cursor, page_size).await?;
+            let exhausted = batch.len() < page_size;
+            let mut batch = batch.into_iter().peekable();
+            while let Some(record) = batch.next() {
+                cursor = Some(session_id_of(&record)?);
+                let session = self.snapshot(record, now);
+                if include_inactive || session.state == SessionState::Active {
+                    sessions.push(session);
+                }
+                if sessions.len() == page_size {
+                    let more = batch.peek().is_some() || !exhausted;
+                    return Ok(SessionPage {
+                        sessions,
+                        next: cursor.filter(|_| more),
+                    });
+                }
+            }
+            if exhausted {
+                return Ok(SessionPage {
+                    sessions,
+                    next: None,
+                });
+            }
+        }
     }
 
     /// Deletes sessions expired by now, `batch` per store step, until none is left.

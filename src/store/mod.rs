@@ -124,6 +124,15 @@ pub trait SessionStore: Send + Sync {
         decide: &mut UserDecision<'_>,
     ) -> Result<(), StoreError>;
 
+    /// Up to `limit` sessions of a user, newest first, started before the session
+    /// `before` (all when None).
+    async fn list_user(
+        &self,
+        user_id: &str,
+        before: Option<SessionId>,
+        limit: usize,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
+
     /// Deletes up to `limit` sessions whose expiry is at or before `now_ms`, with their
     /// index entries. Returns how many it deleted.
     async fn remove_expired(&self, now_ms: u64, limit: usize) -> Result<usize, StoreError>;

@@ -1,6 +1,7 @@
 //! The embedded default backend: three sled trees (see `keys` for their layouts), every
 //! change one multi-tree transaction, and group commit for `sync` durability.
 
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -259,6 +260,32 @@ impl SessionStore for SledStore {
             self.commit(Commit::Durable).await?;
         }
         Ok(())
+    }
+
+    async fn list_user(
+        &self,
+        user_id: &str,
+        before: Option<SessionId>,
+        limit: usize,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let first = keys::user_prefix(user_id)?;
+        let end = match before {
+            Some(id) => Bound::Excluded(keys::user_key(user_id, id)?),
+            None => Bound::Included(keys::user_key(user_id, SessionId::max())?),
+        };
+        let mut records = Vec::with_capacity(limit.min(64));
+        for entry in self
+            .by_user
+            .range((Bound::Included(first), end))
+            .rev()
+            .take(limit)
+        {
+            let id = keys::session_id_of_user_key(&entry?.0)?;
+            if let Some(record) = self.get(id).await? {
+                records.push(record);
+            }
+        }
+        Ok(records)
     }
 
     async fn remove_expired(&self, now_ms: u64, limit: usize) -> Result<usize, StoreError> {

@@ -1,0 +1,207 @@
+//! ListUserSessions (paged, newest first) and Logout of every session but one.
+
+mod common;
+mod support;
+
+use common::TestServer;
+use sessiond::proto::session::v1::{ListUserSessionsRequest, LogoutRequest, SessionState};
+use support::*;
+use tonic::Code;
+
+fn list_request(user: &str, page_size: i32, page_token: &str) -> ListUserSessionsRequest {
+    ListUserSessionsRequest {
+        user_id: user.to_owned(),
+        page_size,
+        page_token: page_token.to_owned(),
+        include_inactive: false,
+    }
+}
+
+#[tokio::test]
+async fn list_returns_a_users_sessions_newest_first() {
+    let test = TestServer::start().await;
+    let mut client = test.client().await;
+    let mut started = Vec::new();
+    for _ in 0..3 {
+        started.push(start_session(&mut client, "alice").await);
+        test.advance(secs(1));
+    }
+    start_session(&mut client, "bob").await;
+
+    let page = client
+        .list_user_sessions(list_request("alice", 0, ""))
+        .await
+        .expect("list")
+        .into_inner();
+
+    let listed: Vec<&str> = page
+        .sessions
+        .iter()
+        .map(|s| s.session_id.as_str())
+        .collect();
+    let expected: Vec<&str> = started
+        .iter()
+        .rev()
+        .map(|s| session_of(&s.session).session_id.as_str())
+        .collect();
+    assert_eq!(listed, expected);
+    assert!(page.next_page_token.is_empty());
+    assert!(page.sessions.iter().all(|s| s.user_id == "alice"));
+}
+
+#[tokio::test]
+async fn list_pages_through_every_session_once() {
+    let test = TestServer::start().await;
+    let mut client = test.client().await;
+    for _ in 0..7 {
+        start_session(&mut client, "alice").await;
+        test.advance(secs(1));
+    }
+
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    let mut pages = 0;
+    loop {
+        let page = client
+            .list_user_sessions(list_request("alice", 3, &token))
+            .await
+            .expect("list page")
+            .into_inner();
+        assert!(page.sessions.len() <= 3);
+        seen.extend(page.sessions.into_iter().map(|s| s.session_id));
+        pages += 1;
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+        assert!(pages < 10, "paging must end");
+    }
+    assert_eq!(seen.len(), 7);
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 7);
+}
+
+#[tokio::test]
+async fn list_hides_ended_sessions_unless_asked() {
+    let test = TestServer::start().await;
+    let mut client = test.client().await;
+    let ended = start_session(&mut client, "alice").await;
+    start_session(&mut client, "alice").await;
+    logout_token(&mut client, &ended.session_token).await;
+
+    let active = client
+        .list_user_sessions(list_request("alice", 10, ""))
+        .await
+        .expect("list")
+        .into_inner();
+    let all = client
+        .list_user_sessions(ListUserSessionsRequest {
+            include_inactive: true,
+            ..list_request("alice", 10, "")
+        })
+        .await
+        .expect("list all")
+        .into_inner();
+
+    assert_eq!(active.sessions.len(), 1);
+    assert_eq!(all.sessions.len(), 2);
+    assert!(all
+        .sessions
+        .iter()
+        .any(|s| s.state() == SessionState::Revoked));
+}
+
+#[tokio::test]
+async fn list_of_an_unknown_user_is_empty() {
+    let test = TestServer::start().await;
+    let mut client = test.client().await;
+
+    let page = client
+        .list_user_sessions(list_request("nobody", 0, ""))
+        .await
+        .expect("list")
+        .into_inner();
+
+    assert!(page.sessions.is_empty());
+}
+
+#[tokio::test]
+async fn list_with_a_bad_page_token_names_the_field() {
+    let test = TestServer::start().await;
+    let mut client = test.client().await;
+
+    assert_invalid_field(
+        client
+            .list_user_sessions(list_request("alice", 0, "not-a-token!"))
+            .await,
+        "page_token",
+    );
+    assert_invalid_field(
+        client
+            .list_user_sessions(list_request("alice", -1, ""))
+            .await,
+        "page_size",
+    );
+    assert_invalid_field(
+        client.list_user_sessions(list_request("", 0, "")).await,
+        "user_id",
+    );
+}
+
+#[tokio::test]
+async fn logout_all_except_one_keeps_that_session() {
+    let test = TestServer::start().await;
+    let mut client = test.client().await;
+    let keep = start_session(&mut client, "alice").await;
+    let others = [
+        start_session(&mut client, "alice").await,
+        start_session(&mut client, "alice").await,
+    ];
+    let bob = start_session(&mut client, "bob").await;
+
+    let revoked = logout(
+        &mut client,
+        LogoutRequest {
+            session_token: keep.session_token.clone(),
+            all_for_user: true,
+            except_session_id: session_of(&keep.session).session_id.clone(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("logout others")
+    .revoked_count;
+
+    assert_eq!(revoked, 2);
+    whoami_ok(&mut client, &keep.session_token).await;
+    whoami_ok(&mut client, &bob.session_token).await;
+    for other in &others {
+        assert_code(
+            whoami(&mut client, &other.session_token).await,
+            Code::Unauthenticated,
+        );
+    }
+}
+
+#[tokio::test]
+async fn logout_except_without_all_for_user_is_invalid() {
+    let test = TestServer::start().await;
+    let mut client = test.client().await;
+    let started = start_session(&mut client, "alice").await;
+
+    assert_invalid_field(
+        logout(
+            &mut client,
+            LogoutRequest {
+                session_token: started.session_token.clone(),
+                except_session_id: session_of(&started.session).session_id.clone(),
+                ..Default::default()
+            },
+        )
+        .await,
+        "except_session_id",
+    );
+    whoami_ok(&mut client, &started.session_token).await;
+}
