@@ -424,7 +424,7 @@ async fn logout_with_token_and_session_id_is_invalid_argument() {
         LogoutRequest {
             session_token: started.session_token.clone(),
             session_id: session_of(&started.session).session_id.clone(),
-            all_for_user: false,
+            ..Default::default()
         },
     )
     .await;
