@@ -29,6 +29,36 @@ pub struct Cli {
     /// "sync" (acknowledged means flushed) or "periodic" [default: sync].
     #[arg(long, env = "SESSIOND_DURABILITY")]
     pub durability: Option<Durability>,
+    /// Serve Prometheus metrics at http://ADDR/metrics [default: off].
+    #[arg(long, env = "SESSIOND_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// "text" (for people) or "json" (one object per line, for log pipelines)
+    /// [default: text].
+    #[arg(long, env = "SESSIOND_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// How log lines are written to stderr.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!(
+                "unknown log format {other:?}: expected \"text\" or \"json\""
+            )),
+        }
+    }
 }
 
 /// The config file, as written.
@@ -38,6 +68,8 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     durability: Option<Durability>,
+    metrics_listen: Option<SocketAddr>,
+    log_format: Option<LogFormat>,
     #[serde(with = "humantime_serde", default)]
     touch_interval: Option<Duration>,
     #[serde(default)]
@@ -74,6 +106,9 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub durability: Durability,
+    /// Where the admin HTTP port (metrics) listens; None: off.
+    pub metrics_listen: Option<SocketAddr>,
+    pub log_format: LogFormat,
     /// Whoami persists `last_access_at` at most this often per session.
     pub touch_interval: Duration,
     pub sweeper: SweeperConfig,
@@ -126,6 +161,8 @@ impl Config {
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from("./data")),
             durability: cli.durability.or(file.durability).unwrap_or_default(),
+            metrics_listen: cli.metrics_listen.or(file.metrics_listen),
+            log_format: cli.log_format.or(file.log_format).unwrap_or_default(),
             touch_interval: file.touch_interval.unwrap_or(Duration::from_secs(60)),
             sweeper: file.sweeper,
             limits: file.limits,

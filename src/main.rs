@@ -1,29 +1,39 @@
 //! `sessiond`: parse config, set up logging, serve until SIGINT/SIGTERM.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use sessiond::config::{Cli, Config};
+use sessiond::config::{Cli, Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
     let config = match Config::load(Cli::parse()) {
         Ok(config) => config,
         Err(error) => {
-            tracing::error!(%error, "invalid configuration");
+            eprintln!("sessiond: invalid configuration: {error}");
             return ExitCode::from(2);
         }
     };
+    init_logging(config.log_format);
     match sessiond::server::run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "server failed");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs to stderr at INFO unless `RUST_LOG` says otherwise.
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().with_current_span(true).init(),
     }
 }

@@ -54,6 +54,7 @@ pub struct RunningServer {
     stopping: watch::Sender<bool>,
     serving: JoinHandle<Result<(), tonic::transport::Error>>,
     sweeping: JoinHandle<()>,
+    admin: Option<(SocketAddr, JoinHandle<std::io::Result<()>>)>,
 }
 
 /// Opens the store in `config.data_dir` and serves on `listener` with `clock`.
@@ -62,6 +63,18 @@ pub async fn start(
     clock: Arc<dyn Clock>,
     listener: TcpListener,
 ) -> Result<RunningServer, ServerError> {
+    let admin_listener = match config.metrics_listen {
+        Some(addr) => {
+            // Installed before anything records, so no early count is lost.
+            crate::metrics::prometheus();
+            Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServerError::Bind { addr, source })?,
+            )
+        }
+        None => None,
+    };
     std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::DataDir {
         path: config.data_dir.clone(),
         source,
@@ -107,6 +120,18 @@ pub async fn start(
         config.sweeper.clone(),
         stopping.subscribe(),
     ));
+    let admin = match admin_listener {
+        Some(listener) => {
+            let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+                addr: local_addr,
+                source,
+            })?;
+            tracing::info!(%addr, "metrics at http://{addr}/metrics");
+            let task = tokio::spawn(crate::admin::serve(listener, stopping.subscribe()));
+            Some((addr, task))
+        }
+        None => None,
+    };
     tracing::info!(%local_addr, data_dir = %config.data_dir.display(), durability = ?config.durability, "serving");
     Ok(RunningServer {
         local_addr,
@@ -116,6 +141,7 @@ pub async fn start(
         stopping,
         serving,
         sweeping,
+        admin,
     })
 }
 
@@ -151,6 +177,11 @@ impl RunningServer {
         self.local_addr
     }
 
+    /// The address of the admin HTTP port (metrics), when it is on.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|(addr, _)| *addr)
+    }
+
     /// Runs one full sweep now, by the server's clock; returns how many it deleted.
     pub async fn sweep_now(&self) -> Result<usize, SessionError> {
         self.manager.sweep(self.sweep_batch).await
@@ -170,6 +201,11 @@ impl RunningServer {
         let _ = self.stopping.send(true);
         self.serving.await??;
         self.sweeping.await?;
+        if let Some((addr, admin)) = self.admin {
+            if let Err(error) = admin.await? {
+                tracing::warn!(%addr, %error, "admin port stopped with an error");
+            }
+        }
         self.manager.store().flush().await?;
         tracing::info!("stopped");
         Ok(())

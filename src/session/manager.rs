@@ -9,6 +9,7 @@ use super::clock::{millis, Clock};
 use super::policy::{GroupPolicy, Policies, SessionState, DEFAULT_GROUP};
 use super::token::{Secret, SecretHash, Token, TokenKind, RETIRED_DIGEST_LEN};
 use super::SessionError;
+use crate::metrics;
 use crate::store::{Commit, Decision, SessionId, SessionRecord, SessionStore, StoredState};
 
 /// How many rotated-away refresh secrets a session remembers for reuse detection
@@ -112,6 +113,12 @@ fn session_id_of(record: &SessionRecord) -> Result<SessionId, SessionError> {
         .map_err(|_| SessionError::Store(crate::store::StoreError::MalformedKey("session id")))
 }
 
+fn count_revoked(reason: &'static str, count: usize) {
+    if count > 0 {
+        ::metrics::counter!(metrics::SESSIONS_REVOKED, "reason" => reason).increment(count as u64);
+    }
+}
+
 fn revoked(record: &SessionRecord) -> SessionRecord {
     let mut next = record.clone();
     next.set_state(StoredState::Revoked);
@@ -198,6 +205,7 @@ impl SessionManager {
             refresh_token_hash: tokens.refresh.hash().to_vec(),
             retired_refresh_digests: Vec::new(),
         };
+        let mut evicted = 0;
         match policy.max_sessions_per_user {
             None => self.store.insert(&record).await?,
             Some(max) => {
@@ -212,12 +220,15 @@ impl SessionManager {
                         let excess = (active.len() + 1).saturating_sub(max as usize);
                         let mut puts: Vec<SessionRecord> =
                             active.iter().take(excess).map(|r| revoked(r)).collect();
+                        evicted = puts.len();
                         puts.push(record.clone());
                         puts
                     })
                     .await?
             }
         }
+        ::metrics::counter!(metrics::SESSIONS_STARTED).increment(1);
+        count_revoked("evicted", evicted);
         tokens.issue(self.snapshot(record, now))
     }
 
@@ -260,8 +271,13 @@ impl SessionManager {
             })
             .await?;
         match (stored, outcome) {
-            (Some(record), Outcome::Rotated) => tokens.issue(self.snapshot(record, now)),
+            (Some(record), Outcome::Rotated) => {
+                ::metrics::counter!(metrics::SESSIONS_REFRESHED).increment(1);
+                tokens.issue(self.snapshot(record, now))
+            }
             (Some(record), Outcome::Reused) => {
+                ::metrics::counter!(metrics::REFRESH_REUSE).increment(1);
+                count_revoked("reuse", 1);
                 tracing::warn!(
                     session_id = %token.session_id,
                     user_id = %record.user_id,
@@ -368,6 +384,9 @@ impl SessionManager {
         if let Some(refusal) = refusal {
             return Err(refusal);
         }
+        if extended {
+            ::metrics::counter!(metrics::SESSIONS_EXTENDED).increment(1);
+        }
         Ok(Extension {
             session: self.snapshot(stored, now),
             extended,
@@ -454,6 +473,7 @@ impl SessionManager {
                 }
             })
             .await?;
+        count_revoked("logout", count as usize);
         Ok(count)
     }
 
@@ -477,6 +497,7 @@ impl SessionManager {
                 ended
             })
             .await?;
+        count_revoked("logout", count as usize);
         Ok(count)
     }
 
@@ -524,6 +545,7 @@ impl SessionManager {
                 "user {user_id:?} has no active session"
             )));
         }
+        ::metrics::counter!(metrics::SESSIONS_EXTENDED).increment(extended.len() as u64);
         Ok(extended
             .into_iter()
             .map(|record| self.snapshot(record, now))
@@ -578,6 +600,9 @@ impl SessionManager {
             let removed = self.store.remove_expired(now, batch).await?;
             total += removed;
             if removed < batch {
+                ::metrics::counter!(metrics::SWEEPER_RUNS).increment(1);
+                ::metrics::histogram!(metrics::SWEEPER_BATCH).record(total as f64);
+                ::metrics::counter!(metrics::SESSIONS_EXPIRED).increment(total as u64);
                 return Ok(total);
             }
             tokio::task::yield_now().await;

@@ -31,6 +31,8 @@ pub struct SledStore {
     /// sled transactions cannot scan, so a user's index is read before its transaction;
     /// this lock keeps two `update_user` calls of one user from interleaving there.
     user_locks: Vec<Mutex<()>>,
+    /// Session records stored, kept in step by every insert and delete.
+    stored: AtomicU64,
 }
 
 impl SledStore {
@@ -40,8 +42,11 @@ impl SledStore {
             .path(dir)
             .mode(sled::Mode::HighThroughput)
             .open()?;
+        let sessions = db.open_tree("sessionid_session")?;
+        let stored = AtomicU64::new(sessions.len() as u64);
         Ok(SledStore {
-            sessions: db.open_tree("sessionid_session")?,
+            stored,
+            sessions,
             by_user: db.open_tree("userid_sessionids")?,
             by_expiry: db.open_tree("expiresat_sessionid")?,
             db,
@@ -57,6 +62,19 @@ impl SledStore {
             (Commit::Durable, Durability::Sync) => self.group_commit.flush(&self.db).await,
             _ => Ok(()),
         }
+    }
+
+    /// Adds `added` and takes `removed` from the stored-sessions gauge.
+    fn count_stored(&self, added: u64, removed: u64) {
+        let now = if added >= removed {
+            self.stored.fetch_add(added - removed, Ordering::Relaxed) + (added - removed)
+        } else {
+            let taken = removed - added;
+            self.stored
+                .fetch_sub(taken, Ordering::Relaxed)
+                .saturating_sub(taken)
+        };
+        metrics::gauge!(crate::metrics::SESSIONS_STORED).set(now as f64);
     }
 
     fn user_lock(&self, user_id: &str) -> &Mutex<()> {
@@ -93,7 +111,10 @@ impl GroupCommit {
             return Ok(());
         }
         let covered = self.written.load(Ordering::Acquire);
+        let started = std::time::Instant::now();
         db.flush_async().await?;
+        metrics::histogram!(crate::metrics::STORE_FLUSH_SECONDS)
+            .record(started.elapsed().as_secs_f64());
         self.flushed.fetch_max(covered, Ordering::AcqRel);
         Ok(())
     }
@@ -195,6 +216,7 @@ impl SessionStore for SledStore {
 
     async fn insert(&self, record: &SessionRecord) -> Result<(), StoreError> {
         self.transaction(|tx| tx.put(None, record))?;
+        self.count_stored(1, 0);
         self.commit(Commit::Durable).await
     }
 
@@ -232,7 +254,7 @@ impl SessionStore for SledStore {
         decide: &mut UserDecision<'_>,
     ) -> Result<(), StoreError> {
         let decide = Mutex::new(decide);
-        let changed = {
+        let (changed, added) = {
             let _serialized = self
                 .user_lock(user_id)
                 .lock()
@@ -247,15 +269,18 @@ impl SessionStore for SledStore {
                 }
                 let mut decide = decide.lock().unwrap_or_else(|poison| poison.into_inner());
                 let puts = decide(&current);
+                let mut added = 0;
                 for next in &puts {
                     let old = current
                         .iter()
                         .find(|record| record.session_id == next.session_id);
+                    added += u64::from(old.is_none());
                     tx.put(old, next)?;
                 }
-                Ok(!puts.is_empty())
+                Ok((!puts.is_empty(), added))
             })?
         };
+        self.count_stored(added, 0);
         if changed {
             self.commit(Commit::Durable).await?;
         }
@@ -320,6 +345,7 @@ impl SessionStore for SledStore {
             }
             Ok(removed)
         })?;
+        self.count_stored(0, removed as u64);
         // Deleting expired sessions needs no flush before it is acknowledged: a crash
         // that loses it leaves sessions that are expired anyway and swept again.
         Ok(removed)

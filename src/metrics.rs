@@ -1,0 +1,68 @@
+//! Metric names in one place, their help texts, and the Prometheus recorder. Without
+//! `--metrics-listen` no recorder is installed and every metric call is a no-op.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// Calls by `method` and gRPC `code`.
+pub const CALLS: &str = "sessiond_calls_total";
+/// Call latency by `method`, seconds.
+pub const CALL_SECONDS: &str = "sessiond_call_duration_seconds";
+/// Session records stored: active ones plus ended ones the sweeper has not deleted yet.
+pub const SESSIONS_STORED: &str = "sessiond_sessions_stored";
+/// Sessions opened by Start.
+pub const SESSIONS_STARTED: &str = "sessiond_sessions_started_total";
+/// Token rotations by Refresh.
+pub const SESSIONS_REFRESHED: &str = "sessiond_sessions_refreshed_total";
+/// Expiry extensions, by Extend or RefreshAllForUser.
+pub const SESSIONS_EXTENDED: &str = "sessiond_sessions_extended_total";
+/// Sessions ended, by `reason`: logout, evicted (max_sessions_per_user) or reuse.
+pub const SESSIONS_REVOKED: &str = "sessiond_sessions_revoked_total";
+/// Expired sessions deleted by the sweeper.
+pub const SESSIONS_EXPIRED: &str = "sessiond_sessions_expired_total";
+/// Refresh tokens presented again after rotation (theft suspected).
+pub const REFRESH_REUSE: &str = "sessiond_refresh_reuse_detected_total";
+/// Sweeper passes.
+pub const SWEEPER_RUNS: &str = "sessiond_sweeper_runs_total";
+/// Sessions deleted per sweeper pass.
+pub const SWEEPER_BATCH: &str = "sessiond_sweeper_batch_size";
+/// Time a durable write waits for its (shared) flush, seconds.
+pub const STORE_FLUSH_SECONDS: &str = "sessiond_store_flush_duration_seconds";
+
+/// The process-wide Prometheus recorder, installed on first use.
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        // Fails only if another recorder was set first; ours then stays unused and
+        // the scrape shows nothing, which the metrics test would catch.
+        let _ = metrics::set_global_recorder(recorder);
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(CALLS, "gRPC calls by method and status code");
+    describe_histogram!(CALL_SECONDS, Unit::Seconds, "gRPC call latency by method");
+    describe_gauge!(
+        SESSIONS_STORED,
+        "session records stored (active plus ended, not yet swept)"
+    );
+    describe_counter!(SESSIONS_STARTED, "sessions opened");
+    describe_counter!(SESSIONS_REFRESHED, "token rotations");
+    describe_counter!(SESSIONS_EXTENDED, "session expiry extensions");
+    describe_counter!(SESSIONS_REVOKED, "sessions ended, by reason");
+    describe_counter!(SESSIONS_EXPIRED, "expired sessions deleted by the sweeper");
+    describe_counter!(REFRESH_REUSE, "rotated refresh tokens presented again");
+    describe_counter!(SWEEPER_RUNS, "sweeper passes");
+    describe_histogram!(SWEEPER_BATCH, "sessions deleted per sweeper pass");
+    describe_histogram!(
+        STORE_FLUSH_SECONDS,
+        Unit::Seconds,
+        "time a durable write waits for its flush"
+    );
+}
