@@ -10,6 +10,7 @@ use clap::Parser;
 use serde::Deserialize;
 
 use crate::api::validate::Limits;
+use crate::layers::auth::{CallerConfig, CallerConfigError, Callers};
 use crate::session::policy::{GroupPolicy, Policies};
 use crate::store::Durability;
 
@@ -36,6 +37,23 @@ pub struct Cli {
     /// [default: text].
     #[arg(long, env = "SESSIOND_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// Serve beyond loopback without any configured caller (no authentication).
+    #[arg(long, env = "SESSIOND_ALLOW_INSECURE")]
+    pub allow_insecure: bool,
+}
+
+/// Server TLS, and with `client_ca`, client certificates (mTLS).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain of the server.
+    pub cert: PathBuf,
+    /// PEM private key of the server.
+    pub key: PathBuf,
+    /// PEM CA that signs client certificates; clients presenting one signed by it are
+    /// identified by its subject's common name. Clients may still use API keys instead.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
 }
 
 /// How log lines are written to stderr.
@@ -70,6 +88,12 @@ struct FileConfig {
     durability: Option<Durability>,
     metrics_listen: Option<SocketAddr>,
     log_format: Option<LogFormat>,
+    #[serde(default)]
+    allow_insecure: bool,
+    reflection: Option<bool>,
+    tls: Option<TlsConfig>,
+    #[serde(default)]
+    callers: Vec<CallerConfig>,
     #[serde(with = "humantime_serde", default)]
     touch_interval: Option<Duration>,
     #[serde(default)]
@@ -109,6 +133,13 @@ pub struct Config {
     /// Where the admin HTTP port (metrics) listens; None: off.
     pub metrics_listen: Option<SocketAddr>,
     pub log_format: LogFormat,
+    /// Who may call, and what; empty: anyone (loopback only, unless `allow_insecure`).
+    pub callers: Callers,
+    pub tls: Option<TlsConfig>,
+    /// Serve beyond loopback with no callers configured.
+    pub allow_insecure: bool,
+    /// Serve gRPC server reflection.
+    pub reflection: bool,
     /// Whoami persists `last_access_at` at most this often per session.
     pub touch_interval: Duration,
     pub sweeper: SweeperConfig,
@@ -133,6 +164,10 @@ pub enum ConfigError {
     },
     #[error("{0}")]
     Invalid(&'static str),
+    #[error("callers: {0}")]
+    Callers(#[from] CallerConfigError),
+    #[error("refusing to listen on {0} with no callers configured: anyone who can reach it could end every session. Configure [[callers]] (API keys or mTLS), listen on loopback, or pass --allow-insecure")]
+    Insecure(SocketAddr),
 }
 
 impl Config {
@@ -163,6 +198,10 @@ impl Config {
             durability: cli.durability.or(file.durability).unwrap_or_default(),
             metrics_listen: cli.metrics_listen.or(file.metrics_listen),
             log_format: cli.log_format.or(file.log_format).unwrap_or_default(),
+            callers: Callers::new(&file.callers)?,
+            tls: file.tls,
+            allow_insecure: cli.allow_insecure || file.allow_insecure,
+            reflection: file.reflection.unwrap_or(true),
             touch_interval: file.touch_interval.unwrap_or(Duration::from_secs(60)),
             sweeper: file.sweeper,
             limits: file.limits,
@@ -172,7 +211,16 @@ impl Config {
         Ok(config)
     }
 
+    /// Refuses an unauthenticated server reachable beyond this machine.
+    pub fn check_exposure(&self) -> Result<(), ConfigError> {
+        if !self.listen.ip().is_loopback() && self.callers.is_empty() && !self.allow_insecure {
+            return Err(ConfigError::Insecure(self.listen));
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
+        self.check_exposure()?;
         for (group, policy) in self.policies.iter() {
             if let Some(problem) = policy.problem() {
                 return Err(ConfigError::Group {
@@ -189,6 +237,11 @@ impl Config {
         if self.sweeper.interval.is_zero() {
             return Err(ConfigError::Invalid(
                 "sweeper.interval must be more than 0s",
+            ));
+        }
+        if self.limits.max_in_flight == 0 || self.limits.call_timeout.is_zero() {
+            return Err(ConfigError::Invalid(
+                "limits.max_in_flight and limits.call_timeout must be more than 0",
             ));
         }
         if self.limits.max_user_id_bytes == 0 || self.limits.max_user_id_bytes > 4096 {
@@ -248,6 +301,18 @@ mod tests {
         let error = Config::from_toml_str("[groups.x]\nlifespan = \"2h\"\nmax_lifetime = \"1h\"")
             .expect_err("max_lifetime below lifespan");
         assert!(error.to_string().contains("\"x\""), "{error}");
+    }
+
+    #[test]
+    fn listening_beyond_loopback_needs_callers_or_consent() {
+        let open = "listen = \"0.0.0.0:50051\"";
+        let error = Config::from_toml_str(open).expect_err("refused");
+        assert!(error.to_string().contains("--allow-insecure"), "{error}");
+        assert!(Config::from_toml_str(&format!("{open}\nallow_insecure = true")).is_ok());
+        let with_caller = format!(
+            "{open}\n[[callers]]\nname = \"edge\"\ncert_subject = \"edge\"\ncalls = [\"Whoami\"]"
+        );
+        assert!(Config::from_toml_str(&with_caller).is_ok());
     }
 
     #[test]

@@ -8,12 +8,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::Server;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::server::HealthReporter;
 
 use crate::api::SessionApi;
-use crate::config::Config;
-use crate::layers::CallLogLayer;
+use crate::config::{Config, TlsConfig};
+use crate::layers::{CallLimitsLayer, CallLogLayer, CallerAuthLayer};
 use crate::proto::session::v1::session_service_server::SessionServiceServer;
 use crate::session::clock::{Clock, SystemClock};
 use crate::session::{SessionError, SessionManager};
@@ -39,6 +39,11 @@ pub enum ServerError {
     Transport(#[from] tonic::transport::Error),
     #[error("reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error("cannot read {path}: {source}")]
+    ReadTls {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("signal handler: {0}")]
     Signal(std::io::Error),
     #[error("server task: {0}")]
@@ -96,18 +101,45 @@ pub async fn start(
     health
         .set_serving::<SessionServiceServer<SessionApi>>()
         .await;
-    // Both reflection versions: grpcurl and ghz of different ages ask for either.
-    let reflection_v1 = reflection().build_v1()?;
-    let reflection_v1alpha = reflection().build_v1alpha()?;
-
     let api = SessionApi::new(manager.clone(), config.limits.clone());
     let (stopping, mut stop_serving) = watch::channel(false);
-    let router = Server::builder()
+    // Outermost first: every call is logged and counted, even a shed or refused one;
+    // shedding comes before authentication so overload costs no hashing; the caller
+    // reaches the handlers through the request's extensions.
+    let layers = tower::ServiceBuilder::new()
         .layer(CallLogLayer)
+        .layer(CallLimitsLayer::new(
+            config.limits.max_in_flight,
+            config.limits.call_timeout,
+        ))
+        .layer(CallerAuthLayer::new(config.callers.clone()))
+        .into_inner();
+    let mut builder = Server::builder();
+    if let Some(tls) = &config.tls {
+        builder = builder.tls_config(server_tls(tls)?)?;
+    } else if config.callers.uses_api_keys() && !config.listen.ip().is_loopback() {
+        tracing::warn!("API keys configured without [tls]: keys cross the network in clear text");
+    }
+    let router = builder
+        .layer(layers)
         .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(SessionServiceServer::new(api));
+        .add_optional_service(
+            // Both reflection versions: grpcurl and ghz of different ages ask for either.
+            config
+                .reflection
+                .then(|| reflection().build_v1())
+                .transpose()?,
+        )
+        .add_optional_service(
+            config
+                .reflection
+                .then(|| reflection().build_v1alpha())
+                .transpose()?,
+        )
+        .add_service(
+            SessionServiceServer::new(api)
+                .max_decoding_message_size(config.limits.max_request_bytes),
+        );
     let serving = tokio::spawn(router.serve_with_incoming_shutdown(
         TcpListenerStream::new(listener),
         async move {
@@ -143,6 +175,23 @@ pub async fn start(
         sweeping,
         admin,
     })
+}
+
+fn server_tls(tls: &TlsConfig) -> Result<ServerTlsConfig, ServerError> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|source| ServerError::ReadTls {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    let mut config =
+        ServerTlsConfig::new().identity(Identity::from_pem(read(&tls.cert)?, read(&tls.key)?));
+    if let Some(ca) = &tls.client_ca {
+        config = config
+            .client_ca_root(Certificate::from_pem(read(ca)?))
+            .client_auth_optional(true);
+    }
+    Ok(config)
 }
 
 fn reflection() -> tonic_reflection::server::Builder<'static> {

@@ -11,6 +11,8 @@ impl From<SessionError> for Status {
             SessionError::Unauthenticated => Status::unauthenticated(error.to_string()),
             SessionError::NotFound(message) => Status::not_found(message),
             SessionError::FailedPrecondition(message) => Status::failed_precondition(message),
+            SessionError::PermissionDenied(message) => Status::permission_denied(message),
+            SessionError::ResourceExhausted(message) => Status::resource_exhausted(message),
             SessionError::Store(_) | SessionError::Randomness(_) => {
                 // The detail stays in the log; the caller learns only that it was ours.
                 tracing::error!(error = %error, "internal failure");

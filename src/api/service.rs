@@ -3,15 +3,31 @@
 
 use std::sync::Arc;
 
-use tonic::{Request, Response, Status};
+use tonic::{Extensions, Request, Response, Status};
 
 use super::convert::whole_seconds;
 use super::validate::{self, Limits};
+use crate::layers::auth::{Caller, Permission};
 use crate::proto::session::v1 as pb;
 use crate::proto::session::v1::session_service_server::SessionService;
 use crate::session::manager::{Issued, LogoutTarget, StartParams};
 use crate::session::token::TokenKind;
-use crate::session::{SessionError, SessionManager};
+use crate::session::{GroupAccess, SessionError, SessionManager};
+
+/// What a caller may do, as the auth layer left it in the request's extensions; no
+/// entry means no callers are configured and every caller may do everything.
+fn access(extensions: &Extensions) -> &GroupAccess {
+    static ALL: GroupAccess = GroupAccess::All;
+    extensions
+        .get::<Caller>()
+        .map_or(&ALL, |caller| caller.access())
+}
+
+fn may_logout_all(extensions: &Extensions) -> bool {
+    extensions
+        .get::<Caller>()
+        .is_none_or(|caller| caller.may(Permission::LogoutAll))
+}
 
 /// The gRPC face of a `SessionManager`.
 pub struct SessionApi {
@@ -25,7 +41,11 @@ impl SessionApi {
         SessionApi { manager, limits }
     }
 
-    async fn inner_start(&self, request: pb::StartRequest) -> Result<Issued, SessionError> {
+    async fn inner_start(
+        &self,
+        access: &GroupAccess,
+        request: pb::StartRequest,
+    ) -> Result<Issued, SessionError> {
         let params = StartParams {
             user_id: self.limits.user_id("user_id", request.user_id)?,
             group: self.limits.group(request.group)?,
@@ -33,21 +53,26 @@ impl SessionApi {
             metadata: self.limits.map("metadata", request.metadata)?,
             attributes: self.limits.map("attributes", request.attributes)?,
         };
-        self.manager.start(params).await
+        self.manager.start(access, params).await
     }
 
-    async fn inner_refresh(&self, request: pb::RefreshRequest) -> Result<Issued, SessionError> {
+    async fn inner_refresh(
+        &self,
+        access: &GroupAccess,
+        request: pb::RefreshRequest,
+    ) -> Result<Issued, SessionError> {
         let token = validate::token("refresh_token", TokenKind::Refresh, &request.refresh_token)?;
-        self.manager.refresh(token).await
+        self.manager.refresh(access, token).await
     }
 
     async fn inner_extend(
         &self,
+        access: &GroupAccess,
         request: pb::ExtendRequest,
     ) -> Result<pb::ExtendResponse, SessionError> {
         let session_id = validate::session_id("session_id", &request.session_id)?;
         let keep_alive = validate::seconds("keep_alive_seconds", request.keep_alive_seconds)?;
-        let extension = self.manager.extend(session_id, keep_alive).await?;
+        let extension = self.manager.extend(access, session_id, keep_alive).await?;
         Ok(pb::ExtendResponse {
             session: Some(extension.session.into()),
             extended: extension.extended,
@@ -56,10 +81,11 @@ impl SessionApi {
 
     async fn inner_whoami(
         &self,
+        access: &GroupAccess,
         request: pb::WhoamiRequest,
     ) -> Result<pb::WhoamiResponse, SessionError> {
         let token = validate::token("session_token", TokenKind::Session, &request.session_token)?;
-        let session = self.manager.whoami(token).await?;
+        let session = self.manager.whoami(access, token).await?;
         Ok(pb::WhoamiResponse {
             expires_in_seconds: whole_seconds(session.expires_in),
             session: Some(session.into()),
@@ -68,8 +94,14 @@ impl SessionApi {
 
     async fn inner_logout(
         &self,
+        extensions: &Extensions,
         request: pb::LogoutRequest,
     ) -> Result<pb::LogoutResponse, SessionError> {
+        if request.all_for_user && !may_logout_all(extensions) {
+            return Err(SessionError::PermissionDenied(
+                "this caller may not end all sessions of a user (permission LogoutAll)".into(),
+            ));
+        }
         let target = match (
             request.session_token.is_empty(),
             request.session_id.is_empty(),
@@ -101,20 +133,21 @@ impl SessionApi {
         };
         let revoked_count = self
             .manager
-            .logout(target, request.all_for_user, except)
+            .logout(access(extensions), target, request.all_for_user, except)
             .await?;
         Ok(pb::LogoutResponse { revoked_count })
     }
 
     async fn inner_refresh_all_for_user(
         &self,
+        access: &GroupAccess,
         request: pb::RefreshAllForUserRequest,
     ) -> Result<pb::RefreshAllForUserResponse, SessionError> {
         let user_id = self.limits.user_id("user_id", request.user_id)?;
         let keep_alive = validate::seconds("keep_alive_seconds", request.keep_alive_seconds)?;
         let sessions = self
             .manager
-            .refresh_all_for_user(&user_id, keep_alive)
+            .refresh_all_for_user(access, &user_id, keep_alive)
             .await?;
         Ok(pb::RefreshAllForUserResponse {
             refreshed_count: u32::try_from(sessions.len()).unwrap_or(u32::MAX),
@@ -124,6 +157,7 @@ impl SessionApi {
 
     async fn inner_list_user_sessions(
         &self,
+        access: &GroupAccess,
         request: pb::ListUserSessionsRequest,
     ) -> Result<pb::ListUserSessionsResponse, SessionError> {
         let user_id = self.limits.user_id("user_id", request.user_id)?;
@@ -131,7 +165,13 @@ impl SessionApi {
         let before = validate::page_token(&request.page_token)?;
         let page = self
             .manager
-            .list_user_sessions(&user_id, page_size, before, request.include_inactive)
+            .list_user_sessions(
+                access,
+                &user_id,
+                page_size,
+                before,
+                request.include_inactive,
+            )
             .await?;
         Ok(pb::ListUserSessionsResponse {
             sessions: page.sessions.into_iter().map(Into::into).collect(),
@@ -171,7 +211,8 @@ impl SessionService for SessionApi {
         &self,
         request: Request<pb::StartRequest>,
     ) -> Result<Response<pb::StartResponse>, Status> {
-        let issued = self.inner_start(request.into_inner()).await?;
+        let (_, extensions, request) = request.into_parts();
+        let issued = self.inner_start(access(&extensions), request).await?;
         Ok(Response::new(issued.into()))
     }
 
@@ -179,7 +220,8 @@ impl SessionService for SessionApi {
         &self,
         request: Request<pb::RefreshRequest>,
     ) -> Result<Response<pb::RefreshResponse>, Status> {
-        let issued = self.inner_refresh(request.into_inner()).await?;
+        let (_, extensions, request) = request.into_parts();
+        let issued = self.inner_refresh(access(&extensions), request).await?;
         Ok(Response::new(issued.into()))
     }
 
@@ -187,8 +229,9 @@ impl SessionService for SessionApi {
         &self,
         request: Request<pb::ExtendRequest>,
     ) -> Result<Response<pb::ExtendResponse>, Status> {
+        let (_, extensions, request) = request.into_parts();
         Ok(Response::new(
-            self.inner_extend(request.into_inner()).await?,
+            self.inner_extend(access(&extensions), request).await?,
         ))
     }
 
@@ -196,8 +239,9 @@ impl SessionService for SessionApi {
         &self,
         request: Request<pb::WhoamiRequest>,
     ) -> Result<Response<pb::WhoamiResponse>, Status> {
+        let (_, extensions, request) = request.into_parts();
         Ok(Response::new(
-            self.inner_whoami(request.into_inner()).await?,
+            self.inner_whoami(access(&extensions), request).await?,
         ))
     }
 
@@ -205,8 +249,9 @@ impl SessionService for SessionApi {
         &self,
         request: Request<pb::LogoutRequest>,
     ) -> Result<Response<pb::LogoutResponse>, Status> {
+        let (_, extensions, request) = request.into_parts();
         Ok(Response::new(
-            self.inner_logout(request.into_inner()).await?,
+            self.inner_logout(&extensions, request).await?,
         ))
     }
 
@@ -214,8 +259,9 @@ impl SessionService for SessionApi {
         &self,
         request: Request<pb::RefreshAllForUserRequest>,
     ) -> Result<Response<pb::RefreshAllForUserResponse>, Status> {
+        let (_, extensions, request) = request.into_parts();
         Ok(Response::new(
-            self.inner_refresh_all_for_user(request.into_inner())
+            self.inner_refresh_all_for_user(access(&extensions), request)
                 .await?,
         ))
     }
@@ -224,8 +270,10 @@ impl SessionService for SessionApi {
         &self,
         request: Request<pb::ListUserSessionsRequest>,
     ) -> Result<Response<pb::ListUserSessionsResponse>, Status> {
+        let (_, extensions, request) = request.into_parts();
         Ok(Response::new(
-            self.inner_list_user_sessions(request.into_inner()).await?,
+            self.inner_list_user_sessions(access(&extensions), request)
+                .await?,
         ))
     }
 }

@@ -25,6 +25,13 @@ pub struct Limits {
     pub max_map_key_bytes: usize,
     /// Longest value of `metadata` or `attributes`, in bytes.
     pub max_map_value_bytes: usize,
+    /// Largest encoded request message; a bigger one is refused before decoding.
+    pub max_request_bytes: usize,
+    /// Calls running at once; more are refused with RESOURCE_EXHAUSTED.
+    pub max_in_flight: usize,
+    /// Longest a call may run before it answers DEADLINE_EXCEEDED.
+    #[serde(with = "humantime_serde")]
+    pub call_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -35,6 +42,9 @@ impl Default for Limits {
             max_map_entries: 32,
             max_map_key_bytes: 64,
             max_map_value_bytes: 1024,
+            max_request_bytes: 64 * 1024,
+            max_in_flight: 4096,
+            call_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -1,5 +1,9 @@
 //! Cross-cutting tower layers around the gRPC services, one per file.
 
+pub mod auth;
 pub mod call_log;
+pub mod limits;
 
+pub use auth::CallerAuthLayer;
 pub use call_log::CallLogLayer;
+pub use limits::CallLimitsLayer;

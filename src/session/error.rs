@@ -15,6 +15,12 @@ pub enum SessionError {
     /// An id names nothing the call can act on.
     #[error("{0}")]
     NotFound(String),
+    /// The caller may not make this call on this session or group.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// A limit refuses the call (e.g. the user's maximum of active sessions).
+    #[error("{0}")]
+    ResourceExhausted(String),
     /// The session exists but its state does not allow the call.
     #[error("{0}")]
     FailedPrecondition(String),

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::access::GroupAccess;
 use super::clock::{millis, Clock};
-use super::policy::{GroupPolicy, Policies, SessionState, DEFAULT_GROUP};
+use super::policy::{GroupPolicy, Policies, SessionLimitAction, SessionState, DEFAULT_GROUP};
 use super::token::{Secret, SecretHash, Token, TokenKind, RETIRED_DIGEST_LEN};
 use super::SessionError;
 use crate::metrics;
@@ -172,8 +173,13 @@ impl SessionManager {
     }
 
     /// Opens a session: ACTIVE, with a fresh token pair.
-    pub async fn start(&self, params: StartParams) -> Result<Issued, SessionError> {
+    pub async fn start(
+        &self,
+        access: &GroupAccess,
+        params: StartParams,
+    ) -> Result<Issued, SessionError> {
         let group = params.group.unwrap_or_else(|| DEFAULT_GROUP.to_owned());
+        access.check(&group)?;
         let policy = self.policy_of(&group)?;
         let ttl = params.ttl.unwrap_or(policy.lifespan);
         if ttl > policy.max_lifetime {
@@ -206,6 +212,7 @@ impl SessionManager {
             retired_refresh_digests: Vec::new(),
         };
         let mut evicted = 0;
+        let mut refused = false;
         match policy.max_sessions_per_user {
             None => self.store.insert(&record).await?,
             Some(max) => {
@@ -218,6 +225,11 @@ impl SessionManager {
                             .collect();
                         active.sort_by_key(|r| (r.created_at_ms, r.session_id.clone()));
                         let excess = (active.len() + 1).saturating_sub(max as usize);
+                        refused =
+                            excess > 0 && policy.on_session_limit == SessionLimitAction::Refuse;
+                        if refused {
+                            return Vec::new();
+                        }
                         let mut puts: Vec<SessionRecord> =
                             active.iter().take(excess).map(|r| revoked(r)).collect();
                         evicted = puts.len();
@@ -226,6 +238,12 @@ impl SessionManager {
                     })
                     .await?
             }
+        }
+        if refused {
+            return Err(SessionError::ResourceExhausted(format!(
+                "user already has the group's maximum of {} active sessions; end one first",
+                policy.max_sessions_per_user.unwrap_or_default()
+            )));
         }
         ::metrics::counter!(metrics::SESSIONS_STARTED).increment(1);
         count_revoked("evicted", evicted);
@@ -238,9 +256,14 @@ impl SessionManager {
 
     /// Rotates both tokens. A refresh token that was already rotated away is theft:
     /// the session is revoked.
-    pub async fn refresh(&self, token: Token) -> Result<Issued, SessionError> {
+    pub async fn refresh(
+        &self,
+        access: &GroupAccess,
+        token: Token,
+    ) -> Result<Issued, SessionError> {
         #[derive(PartialEq)]
         enum Outcome {
+            Forbidden,
             Refused,
             Reused,
             Rotated,
@@ -252,7 +275,10 @@ impl SessionManager {
         let stored = self
             .store
             .update(token.session_id, Commit::Durable, &mut |record| {
-                if presented.matches(&record.refresh_token_hash) {
+                if !access.allows(&record.group) {
+                    outcome = Outcome::Forbidden;
+                    Decision::Keep
+                } else if presented.matches(&record.refresh_token_hash) {
                     if self.state_of(record, now) != SessionState::Active {
                         outcome = Outcome::Refused;
                         return Decision::Keep;
@@ -285,6 +311,7 @@ impl SessionManager {
                 );
                 Err(SessionError::Unauthenticated)
             }
+            (Some(record), Outcome::Forbidden) => Err(GroupAccess::denied(&record.group)),
             _ => Err(SessionError::Unauthenticated),
         }
     }
@@ -308,7 +335,11 @@ impl SessionManager {
     }
 
     /// Validates a session token; touches `last_access_at` at most once per interval.
-    pub async fn whoami(&self, token: Token) -> Result<Snapshot, SessionError> {
+    pub async fn whoami(
+        &self,
+        access: &GroupAccess,
+        token: Token,
+    ) -> Result<Snapshot, SessionError> {
         let presented = token.secret.hash();
         let now = self.clock.now_ms();
         let record = self
@@ -317,6 +348,7 @@ impl SessionManager {
             .await?
             .filter(|record| self.authentic(record, &presented, now))
             .ok_or(SessionError::Unauthenticated)?;
+        access.check(&record.group)?;
         let touch_after = millis(self.touch_interval_for(self.policies.for_record(&record)));
         if now.saturating_sub(record.last_access_at_ms) < touch_after {
             return Ok(self.snapshot(record, now));
@@ -354,6 +386,7 @@ impl SessionManager {
     /// Pushes one session's expiry out, within its group's window and cap.
     pub async fn extend(
         &self,
+        access: &GroupAccess,
         session_id: SessionId,
         keep_alive: Option<Duration>,
     ) -> Result<Extension, SessionError> {
@@ -364,7 +397,10 @@ impl SessionManager {
             .store
             .update(session_id, Commit::Durable, &mut |record| {
                 let policy = self.policies.for_record(record);
-                refusal = self.extension_refusal(record, policy, keep_alive, now);
+                refusal = access
+                    .check(&record.group)
+                    .err()
+                    .or_else(|| self.extension_refusal(record, policy, keep_alive, now));
                 let expiry = match refusal {
                     None => policy.extended_expiry(record, now, keep_alive),
                     Some(_) => None,
@@ -429,6 +465,7 @@ impl SessionManager {
     /// With `all_for_user`, the session `except` (if any) stays active.
     pub async fn logout(
         &self,
+        access: &GroupAccess,
         target: LogoutTarget,
         all_for_user: bool,
         except: Option<SessionId>,
@@ -454,12 +491,13 @@ impl SessionManager {
                 (id, record)
             }
         };
+        access.check(&record.group)?;
         if all_for_user {
             // An ended session's token still proves nothing about the user now.
             if is_token && self.state_of(&record, now) != SessionState::Active {
                 return Err(SessionError::Unauthenticated);
             }
-            return self.revoke_all(&record.user_id, except, now).await;
+            return self.revoke_all(access, &record.user_id, except, now).await;
         }
         let mut count = 0;
         self.store
@@ -479,6 +517,7 @@ impl SessionManager {
 
     async fn revoke_all(
         &self,
+        access: &GroupAccess,
         user_id: &str,
         except: Option<SessionId>,
         now_ms: u64,
@@ -491,6 +530,7 @@ impl SessionManager {
                     .iter()
                     .filter(|record| self.state_of(record, now_ms) == SessionState::Active)
                     .filter(|record| except.as_ref() != Some(&record.session_id))
+                    .filter(|record| access.allows(&record.group))
                     .map(revoked)
                     .collect();
                 count = u32::try_from(ended.len()).unwrap_or(u32::MAX);
@@ -505,6 +545,7 @@ impl SessionManager {
     /// sessions it extended.
     pub async fn refresh_all_for_user(
         &self,
+        access: &GroupAccess,
         user_id: &str,
         keep_alive: Option<Duration>,
     ) -> Result<Vec<Snapshot>, SessionError> {
@@ -519,7 +560,9 @@ impl SessionManager {
                 let mut puts = Vec::new();
                 for record in records {
                     let policy = self.policies.for_record(record);
-                    if policy.state_at(record, now) != SessionState::Active {
+                    if policy.state_at(record, now) != SessionState::Active
+                        || !access.allows(&record.group)
+                    {
                         continue;
                     }
                     active += 1;
@@ -556,6 +599,7 @@ impl SessionManager {
     /// active ones unless `include_inactive`.
     pub async fn list_user_sessions(
         &self,
+        access: &GroupAccess,
         user_id: &str,
         page_size: usize,
         before: Option<SessionId>,
@@ -570,6 +614,9 @@ impl SessionManager {
             let mut batch = batch.into_iter().peekable();
             while let Some(record) = batch.next() {
                 cursor = Some(session_id_of(&record)?);
+                if !access.allows(&record.group) {
+                    continue;
+                }
                 let session = self.snapshot(record, now);
                 if include_inactive || session.state == SessionState::Active {
                     sessions.push(session);

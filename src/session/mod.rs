@@ -1,11 +1,13 @@
 //! The session rules: lifetimes, rotation, extension and revocation over a
 //! `SessionStore`. No I/O of its own, and nothing of gRPC or sled.
 
+pub mod access;
 pub mod clock;
 pub mod error;
 pub mod manager;
 pub mod policy;
 pub mod token;
 
+pub use access::GroupAccess;
 pub use error::SessionError;
 pub use manager::SessionManager;

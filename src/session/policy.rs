@@ -28,9 +28,23 @@ pub struct GroupPolicy {
     /// lifespan, so every Extend is inside the window.
     #[serde(with = "humantime_serde", default)]
     pub earliest_possible_extend: Option<Duration>,
-    /// At most this many active sessions per user: Start revokes the oldest beyond it.
+    /// At most this many active sessions per user.
     #[serde(default)]
     pub max_sessions_per_user: Option<u32>,
+    /// What Start does at `max_sessions_per_user`.
+    #[serde(default)]
+    pub on_session_limit: SessionLimitAction,
+}
+
+/// What Start does when a user already has `max_sessions_per_user` active sessions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionLimitAction {
+    /// Revoke the oldest active sessions to make room (Kratos, SuperTokens).
+    #[default]
+    EvictOldest,
+    /// Refuse the new session with RESOURCE_EXHAUSTED.
+    Refuse,
 }
 
 fn default_lifespan() -> Duration {
@@ -49,6 +63,7 @@ impl Default for GroupPolicy {
             idle_timeout: None,
             earliest_possible_extend: None,
             max_sessions_per_user: None,
+            on_session_limit: SessionLimitAction::EvictOldest,
         }
     }
 }

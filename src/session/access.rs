@@ -1,0 +1,41 @@
+//! Which groups a caller may touch: the session rules' share of caller permissions.
+
+use std::collections::BTreeSet;
+
+use super::SessionError;
+
+/// The groups a call may read or change sessions of.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum GroupAccess {
+    /// Every group (no callers configured, or a caller without a group list).
+    #[default]
+    All,
+    /// Only these groups.
+    Only(BTreeSet<String>),
+}
+
+impl GroupAccess {
+    /// Whether sessions of `group` are within reach.
+    pub fn allows(&self, group: &str) -> bool {
+        match self {
+            GroupAccess::All => true,
+            GroupAccess::Only(groups) => groups.contains(group),
+        }
+    }
+
+    /// `Ok` when `group` is within reach, else the error that says so.
+    pub fn check(&self, group: &str) -> Result<(), SessionError> {
+        if self.allows(group) {
+            Ok(())
+        } else {
+            Err(GroupAccess::denied(group))
+        }
+    }
+
+    /// The error for a group out of reach.
+    pub fn denied(group: &str) -> SessionError {
+        SessionError::PermissionDenied(format!(
+            "this caller may not act on sessions of group {group:?}"
+        ))
+    }
+}
