@@ -1,0 +1,178 @@
+"""A small typed wrapper over the generated ``session.v1.SessionService`` stub.
+
+Each method builds the request, makes one unary call and returns the protobuf response
+unchanged. Errors are the server's: a failed call raises ``grpc.RpcError``, whose
+``code()`` is the status the README's error table lists (``INVALID_ARGUMENT``,
+``UNAUTHENTICATED``, ``NOT_FOUND``, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+import grpc
+
+try:
+    from sessiond_client._gen.session.v1 import session_pb2, session_pb2_grpc
+except ModuleNotFoundError as error:  # pragma: no cover - only without setup_env.sh
+    if error.name is None or not error.name.startswith("sessiond_client._gen"):
+        raise
+    raise ImportError(
+        "sessiond_client: the generated stubs are missing; "
+        "run clients/python/setup_env.sh first"
+    ) from error
+
+__all__ = ["DEFAULT_TIMEOUT_SECONDS", "SessionClient", "session_pb2"]
+
+#: Deadline of every call unless the client is made with another one.
+DEFAULT_TIMEOUT_SECONDS = 10.0
+
+
+class SessionClient:
+    """Calls a sessiond server over one gRPC channel.
+
+    Use it as a context manager so the channel is closed::
+
+        with SessionClient("127.0.0.1:50051") as client:
+            started = client.start("alice")
+
+    ``target`` is ``host:port``. Without ``credentials`` the channel is plaintext (the
+    server speaks plaintext gRPC); with them it is TLS. ``timeout`` is the deadline in
+    seconds of each call (``None``: no deadline).
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT_SECONDS,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        self.target = target
+        self.timeout = timeout
+        if credentials is None:
+            self._channel = grpc.insecure_channel(target)
+        else:
+            self._channel = grpc.secure_channel(target, credentials)
+        #: The generated stub (untyped), for calls this wrapper does not cover.
+        self.stub: Any = session_pb2_grpc.SessionServiceStub(self._channel)  # type: ignore[no-untyped-call]
+
+    def close(self) -> None:
+        """Closes the channel; calls in flight are cancelled."""
+        self._channel.close()
+
+    def __enter__(self) -> SessionClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def start(
+        self,
+        user_id: str,
+        group: str | None = None,
+        ttl_seconds: int | None = None,
+        metadata: Mapping[str, str] | None = None,
+        attributes: Mapping[str, str] | None = None,
+    ) -> session_pb2.StartResponse:
+        """Opens an ACTIVE session for ``user_id``; returns it with its two tokens.
+
+        ``group`` names a configured policy group (unset: ``default``); ``ttl_seconds``
+        overrides the group's lifespan; ``metadata`` (login context) and ``attributes``
+        (enrichment data) are stored with the session.
+        """
+        request = session_pb2.StartRequest(
+            user_id=user_id,
+            group=group or "",
+            metadata=dict(metadata or {}),
+            attributes=dict(attributes or {}),
+        )
+        if ttl_seconds is not None:
+            request.ttl_seconds = ttl_seconds
+        response: session_pb2.StartResponse = self.stub.Start(
+            request, timeout=self.timeout
+        )
+        return response
+
+    def whoami(self, session_token: str) -> session_pb2.WhoamiResponse:
+        """Validates a session token and returns its (ACTIVE) session."""
+        request = session_pb2.WhoamiRequest(session_token=session_token)
+        response: session_pb2.WhoamiResponse = self.stub.Whoami(
+            request, timeout=self.timeout
+        )
+        return response
+
+    def refresh(self, refresh_token: str) -> session_pb2.RefreshResponse:
+        """Trades a refresh token for a new session token and a new refresh token.
+
+        The presented pair stops working; presenting the old refresh token again
+        revokes the session (``UNAUTHENTICATED``).
+        """
+        request = session_pb2.RefreshRequest(refresh_token=refresh_token)
+        response: session_pb2.RefreshResponse = self.stub.Refresh(
+            request, timeout=self.timeout
+        )
+        return response
+
+    def extend(
+        self, session_id: str, keep_alive_seconds: int | None = None
+    ) -> session_pb2.ExtendResponse:
+        """Keep-alive: moves the session's expiry to now plus ``keep_alive_seconds``.
+
+        Unset: the group's lifespan. ``extended`` in the answer is false when the
+        session was outside its group's extend window or already at its cap.
+        """
+        request = session_pb2.ExtendRequest(session_id=session_id)
+        if keep_alive_seconds is not None:
+            request.keep_alive_seconds = keep_alive_seconds
+        response: session_pb2.ExtendResponse = self.stub.Extend(
+            request, timeout=self.timeout
+        )
+        return response
+
+    def logout(
+        self,
+        session_token: str | None = None,
+        session_id: str | None = None,
+        all_for_user: bool = False,
+        except_session_id: str | None = None,
+    ) -> session_pb2.LogoutResponse:
+        """Ends one session, or with ``all_for_user`` every active session of its user.
+
+        Name the session by exactly one of ``session_token`` and ``session_id`` (the
+        server answers ``INVALID_ARGUMENT`` otherwise). ``except_session_id`` (with
+        ``all_for_user``) keeps that one session. ``revoked_count`` counts the sessions
+        this call ended; a retry answers 0.
+        """
+        request = session_pb2.LogoutRequest(
+            session_token=session_token or "",
+            session_id=session_id or "",
+            all_for_user=all_for_user,
+            except_session_id=except_session_id or "",
+        )
+        response: session_pb2.LogoutResponse = self.stub.Logout(
+            request, timeout=self.timeout
+        )
+        return response
+
+    def refresh_all_for_user(
+        self, user_id: str, keep_alive_seconds: int | None = None
+    ) -> session_pb2.RefreshAllForUserResponse:
+        """Extends every active session of ``user_id`` by Extend's rules.
+
+        ``NOT_FOUND`` when the user has no active session.
+        """
+        request = session_pb2.RefreshAllForUserRequest(user_id=user_id)
+        if keep_alive_seconds is not None:
+            request.keep_alive_seconds = keep_alive_seconds
+        response: session_pb2.RefreshAllForUserResponse = self.stub.RefreshAllForUser(
+            request, timeout=self.timeout
+        )
+        return response
