@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::api::validate::Limits;
 use crate::layers::auth::{CallerConfig, CallerConfigError, Callers};
+use crate::session::manager::ManagerSettings;
 use crate::session::policy::{GroupPolicy, Policies};
 use crate::store::Durability;
 
@@ -96,6 +97,12 @@ struct FileConfig {
     callers: Vec<CallerConfig>,
     #[serde(with = "humantime_serde", default)]
     touch_interval: Option<Duration>,
+    #[serde(with = "humantime_serde", default)]
+    whoami_cache_max: Option<Duration>,
+    #[serde(with = "humantime_serde", default)]
+    event_retention: Option<Duration>,
+    #[serde(with = "humantime_serde", default)]
+    watch_stall_timeout: Option<Duration>,
     #[serde(default)]
     sweeper: SweeperConfig,
     #[serde(default)]
@@ -140,8 +147,10 @@ pub struct Config {
     pub allow_insecure: bool,
     /// Serve gRPC server reflection.
     pub reflection: bool,
-    /// Whoami persists `last_access_at` at most this often per session.
-    pub touch_interval: Duration,
+    /// Touch interval, Whoami cache hint, event retention.
+    pub session: ManagerSettings,
+    /// How long a watcher may leave its stream full before it is cut off.
+    pub watch_stall_timeout: Duration,
     pub sweeper: SweeperConfig,
     pub limits: Limits,
     pub policies: Policies,
@@ -202,7 +211,18 @@ impl Config {
             tls: file.tls,
             allow_insecure: cli.allow_insecure || file.allow_insecure,
             reflection: file.reflection.unwrap_or(true),
-            touch_interval: file.touch_interval.unwrap_or(Duration::from_secs(60)),
+            session: ManagerSettings {
+                touch_interval: file
+                    .touch_interval
+                    .unwrap_or(ManagerSettings::default().touch_interval),
+                whoami_cache_max: file
+                    .whoami_cache_max
+                    .unwrap_or(ManagerSettings::default().whoami_cache_max),
+                event_retention: file
+                    .event_retention
+                    .unwrap_or(ManagerSettings::default().event_retention),
+            },
+            watch_stall_timeout: file.watch_stall_timeout.unwrap_or(Duration::from_secs(10)),
             sweeper: file.sweeper,
             limits: file.limits,
             policies: Policies::new(file.groups),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::server::HealthReporter;
 
@@ -90,7 +90,7 @@ pub async fn start(
         store,
         config.policies.clone(),
         clock,
-        config.touch_interval,
+        config.session.clone(),
     ));
     let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
         addr: config.listen,
@@ -101,7 +101,11 @@ pub async fn start(
     health
         .set_serving::<SessionServiceServer<SessionApi>>()
         .await;
-    let api = SessionApi::new(manager.clone(), config.limits.clone());
+    let api = SessionApi::new(
+        manager.clone(),
+        config.limits.clone(),
+        config.watch_stall_timeout,
+    );
     let (stopping, mut stop_serving) = watch::channel(false);
     // Outermost first: every call is logged and counted, even a shed or refused one;
     // shedding comes before authentication so overload costs no hashing; the caller
@@ -141,7 +145,9 @@ pub async fn start(
                 .max_decoding_message_size(config.limits.max_request_bytes),
         );
     let serving = tokio::spawn(router.serve_with_incoming_shutdown(
-        TcpListenerStream::new(listener),
+        // Without TCP_NODELAY an answer that follows a flush waits for the client's
+        // delayed ACK (~40 ms): tonic sets it only on listeners it binds itself.
+        TcpIncoming::from(listener).with_nodelay(Some(true)),
         async move {
             // An error means the sender is gone: stop then too.
             let _ = stop_serving.wait_for(|stop| *stop).await;
@@ -246,6 +252,8 @@ impl RunningServer {
         self.health
             .set_not_serving::<SessionServiceServer<SessionApi>>()
             .await;
+        // Watch streams never end by themselves: end them so the server can drain.
+        self.manager.close_watchers();
         // Both receivers may be gone already; the tasks are awaited below either way.
         let _ = self.stopping.send(true);
         self.serving.await??;

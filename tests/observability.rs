@@ -42,7 +42,10 @@ async fn metrics_are_off_by_default() {
 
 #[tokio::test]
 async fn metrics_count_calls_and_session_events() {
-    let test = TestServer::with_config("metrics_listen = \"127.0.0.1:0\"").await;
+    let test = TestServer::with_config(
+        "metrics_listen = \"127.0.0.1:0\"\n[groups.default]\nrefresh_grace = \"0s\"",
+    )
+    .await;
     let addr = test.running().metrics_addr().expect("metrics port on");
     let mut client = test.client().await;
 

@@ -102,7 +102,7 @@ async fn rotated_session_token_stays_dead_after_restart() {
 
 #[tokio::test]
 async fn refresh_token_reuse_is_detected_after_restart() {
-    let mut test = TestServer::start().await;
+    let mut test = TestServer::with_config("[groups.default]\nrefresh_grace = \"0s\"").await;
     let mut client = test.client().await;
     let started = start_session(&mut client, "alice").await;
     let newest = refresh_ok(&mut client, &started.refresh_token).await;

@@ -6,6 +6,9 @@ mod support;
 
 use common::TestServer;
 use support::*;
+
+/// Reuse is theft at once: no grace window for a lost response.
+const NO_GRACE: &str = "[groups.default]\nrefresh_grace = \"0s\"";
 use tonic::Code;
 
 /// A group `short` (1h lifespan, 2h max) beside the default one.
@@ -152,7 +155,7 @@ async fn refresh_expiry_is_capped_at_max_expires_at() {
 
 #[tokio::test]
 async fn refresh_token_reuse_is_unauthenticated() {
-    let test = TestServer::start().await;
+    let test = TestServer::with_config(NO_GRACE).await;
     let mut client = test.client().await;
     let started = start_session(&mut client, "alice").await;
     refresh_ok(&mut client, &started.refresh_token).await;
@@ -165,7 +168,7 @@ async fn refresh_token_reuse_is_unauthenticated() {
 
 #[tokio::test]
 async fn refresh_token_reuse_revokes_session() {
-    let test = TestServer::start().await;
+    let test = TestServer::with_config(NO_GRACE).await;
     let mut client = test.client().await;
     let started = start_session(&mut client, "alice").await;
     let newest = refresh_ok(&mut client, &started.refresh_token).await;
@@ -187,7 +190,7 @@ async fn refresh_token_reuse_revokes_session() {
 
 #[tokio::test]
 async fn refresh_token_reuse_marks_session_revoked() {
-    let test = TestServer::start().await;
+    let test = TestServer::with_config(NO_GRACE).await;
     let mut client = test.client().await;
     let started = start_session(&mut client, "alice").await;
     let session_id = session_of(&started.session).session_id.clone();
@@ -206,7 +209,7 @@ async fn refresh_token_reuse_marks_session_revoked() {
 
 #[tokio::test]
 async fn refresh_token_reuse_leaves_other_sessions_of_user_active() {
-    let test = TestServer::start().await;
+    let test = TestServer::with_config(NO_GRACE).await;
     let mut client = test.client().await;
     let stolen = start_session(&mut client, "alice").await;
     let other = start_session(&mut client, "alice").await;
@@ -272,7 +275,7 @@ async fn refresh_with_unknown_session_is_unauthenticated() {
 
 #[tokio::test]
 async fn refresh_token_reuse_after_many_rotations_revokes_session() {
-    let test = TestServer::start().await;
+    let test = TestServer::with_config(NO_GRACE).await;
     let mut client = test.client().await;
     let started = start_session(&mut client, "alice").await;
     let mut refresh_token = started.refresh_token.clone();

@@ -5,7 +5,8 @@ use prost_types::Timestamp;
 use crate::proto::session::v1 as pb;
 use crate::session::manager::Snapshot;
 use crate::session::policy::SessionState;
-use crate::store::SessionId;
+use crate::session::watch::WatchItem;
+use crate::store::{EventKind, SessionId};
 
 /// Milliseconds since the epoch as a protobuf timestamp.
 pub fn timestamp(ms: u64) -> Option<Timestamp> {
@@ -50,6 +51,41 @@ impl From<Snapshot> for pb::Session {
             ttl_seconds: i64::try_from(record.ttl_ms / 1000).unwrap_or(i64::MAX),
             metadata: record.metadata.into_iter().collect(),
             attributes: record.attributes.into_iter().collect(),
+        }
+    }
+}
+
+impl From<EventKind> for pb::SessionEventKind {
+    fn from(kind: EventKind) -> Self {
+        match kind {
+            EventKind::Unspecified => pb::SessionEventKind::Unspecified,
+            EventKind::Started => pb::SessionEventKind::Started,
+            EventKind::Refreshed => pb::SessionEventKind::Refreshed,
+            EventKind::Extended => pb::SessionEventKind::Extended,
+            EventKind::Revoked => pb::SessionEventKind::Revoked,
+            EventKind::Expired => pb::SessionEventKind::Expired,
+            EventKind::ReuseDetected => pb::SessionEventKind::ReuseDetected,
+        }
+    }
+}
+
+impl From<WatchItem> for pb::SessionEvent {
+    fn from(item: WatchItem) -> Self {
+        match item {
+            WatchItem::Event(event) => pb::SessionEvent {
+                cursor: event.seq,
+                kind: pb::SessionEventKind::from(event.kind()) as i32,
+                session_id: SessionId::from_slice(&event.session_id)
+                    .map(|id| id.to_string())
+                    .unwrap_or_default(),
+                user_id: event.user_id,
+                at: timestamp(event.at_ms),
+            },
+            WatchItem::CaughtUp { cursor } => pb::SessionEvent {
+                cursor,
+                kind: pb::SessionEventKind::CaughtUp as i32,
+                ..Default::default()
+            },
         }
     }
 }

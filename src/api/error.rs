@@ -11,6 +11,8 @@ impl From<SessionError> for Status {
             SessionError::Unauthenticated => Status::unauthenticated(error.to_string()),
             SessionError::NotFound(message) => Status::not_found(message),
             SessionError::FailedPrecondition(message) => Status::failed_precondition(message),
+            SessionError::OutOfRange(message) => Status::out_of_range(message),
+            SessionError::Unavailable(message) => Status::unavailable(message),
             SessionError::PermissionDenied(message) => Status::permission_denied(message),
             SessionError::ResourceExhausted(message) => Status::resource_exhausted(message),
             SessionError::Store(_) | SessionError::Randomness(_) => {

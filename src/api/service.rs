@@ -1,17 +1,22 @@
 //! `SessionService` handlers: each is a thin wrapper around `inner_<call>`, whose
 //! `SessionError` becomes a `Status` in `api::error` only.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
 
 use tonic::{Extensions, Request, Response, Status};
 
-use super::convert::whole_seconds;
+use super::convert::{timestamp, whole_seconds};
 use super::validate::{self, Limits};
 use crate::layers::auth::{Caller, Permission};
 use crate::proto::session::v1 as pb;
 use crate::proto::session::v1::session_service_server::SessionService;
 use crate::session::manager::{Issued, LogoutTarget, StartParams};
 use crate::session::token::TokenKind;
+use crate::session::watch::WatchRequest;
 use crate::session::{GroupAccess, SessionError, SessionManager};
 
 /// What a caller may do, as the auth layer left it in the request's extensions; no
@@ -33,12 +38,42 @@ fn may_logout_all(extensions: &Extensions) -> bool {
 pub struct SessionApi {
     manager: Arc<SessionManager>,
     limits: Limits,
+    watch_stall_timeout: Duration,
 }
 
 impl SessionApi {
-    /// Serves `manager`, refusing requests over `limits`.
-    pub fn new(manager: Arc<SessionManager>, limits: Limits) -> SessionApi {
-        SessionApi { manager, limits }
+    /// Serves `manager`, refusing requests over `limits`; cuts off a watcher whose
+    /// stream stays full for `watch_stall_timeout`.
+    pub fn new(
+        manager: Arc<SessionManager>,
+        limits: Limits,
+        watch_stall_timeout: Duration,
+    ) -> SessionApi {
+        SessionApi {
+            manager,
+            limits,
+            watch_stall_timeout,
+        }
+    }
+
+    fn inner_watch_sessions(
+        &self,
+        request: pb::WatchSessionsRequest,
+    ) -> Result<WatchEvents, SessionError> {
+        let user_id = match request.user_id.as_str() {
+            "" => None,
+            _ => Some(self.limits.user_id("user_id", request.user_id)?),
+        };
+        let stream = self.manager.watch(
+            WatchRequest {
+                after_cursor: request.after_cursor,
+                user_id,
+            },
+            self.watch_stall_timeout,
+        )?;
+        Ok(Box::pin(stream.map(|item| {
+            item.map(pb::SessionEvent::from).map_err(Status::from)
+        })))
     }
 
     async fn inner_start(
@@ -88,6 +123,7 @@ impl SessionApi {
         let session = self.manager.whoami(access, token).await?;
         Ok(pb::WhoamiResponse {
             expires_in_seconds: whole_seconds(session.expires_in),
+            cache_until: timestamp(session.cache_until_ms),
             session: Some(session.into()),
         })
     }
@@ -205,8 +241,22 @@ impl From<Issued> for pb::RefreshResponse {
     }
 }
 
+/// The stream WatchSessions answers with.
+pub type WatchEvents = Pin<Box<dyn Stream<Item = Result<pb::SessionEvent, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl SessionService for SessionApi {
+    type WatchSessionsStream = WatchEvents;
+
+    async fn watch_sessions(
+        &self,
+        request: Request<pb::WatchSessionsRequest>,
+    ) -> Result<Response<WatchEvents>, Status> {
+        Ok(Response::new(
+            self.inner_watch_sessions(request.into_inner())?,
+        ))
+    }
+
     async fn start(
         &self,
         request: Request<pb::StartRequest>,

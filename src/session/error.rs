@@ -21,6 +21,12 @@ pub enum SessionError {
     /// A limit refuses the call (e.g. the user's maximum of active sessions).
     #[error("{0}")]
     ResourceExhausted(String),
+    /// A cursor points before what the event log still keeps.
+    #[error("{0}")]
+    OutOfRange(String),
+    /// The server cannot serve this now (shutting down); retry.
+    #[error("{0}")]
+    Unavailable(String),
     /// The session exists but its state does not allow the call.
     #[error("{0}")]
     FailedPrecondition(String),

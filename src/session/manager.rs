@@ -8,10 +8,12 @@ use std::time::Duration;
 use super::access::GroupAccess;
 use super::clock::{millis, Clock};
 use super::policy::{GroupPolicy, Policies, SessionLimitAction, SessionState, DEFAULT_GROUP};
-use super::token::{Secret, SecretHash, Token, TokenKind, RETIRED_DIGEST_LEN};
+use super::token::{new_nonce, Secret, SecretHash, Token, TokenKind, RETIRED_DIGEST_LEN};
 use super::SessionError;
 use crate::metrics;
-use crate::store::{Commit, Decision, SessionId, SessionRecord, SessionStore, StoredState};
+use crate::store::{
+    Commit, Decision, Event, EventKind, SessionId, SessionRecord, SessionStore, StoredState,
+};
 
 /// How many rotated-away refresh secrets a session remembers for reuse detection
 /// (2 KiB of digests at most); an older one is simply refused.
@@ -36,6 +38,8 @@ pub struct Snapshot {
     pub state: SessionState,
     /// Until the session ends (expiry or idle timeout), from the moment of the call.
     pub expires_in: Duration,
+    /// Until when a caller following WatchSessions may cache this answer.
+    pub cache_until_ms: u64,
 }
 
 /// A session with a fresh token pair, from Start or Refresh.
@@ -69,12 +73,36 @@ pub enum LogoutTarget {
     Id(SessionId),
 }
 
+/// Settings of the rules that are not per group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManagerSettings {
+    /// Whoami persists `last_access_at` at most this often per session (or per half the
+    /// idle timeout, if that is shorter).
+    pub touch_interval: Duration,
+    /// Longest Whoami's `cache_until` hint reaches past now.
+    pub whoami_cache_max: Duration,
+    /// How long the event log keeps an event.
+    pub event_retention: Duration,
+}
+
+impl Default for ManagerSettings {
+    fn default() -> Self {
+        ManagerSettings {
+            touch_interval: Duration::from_secs(60),
+            whoami_cache_max: Duration::from_secs(300),
+            event_retention: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
 /// The session rules, bound to a store, the group policies and a clock.
 pub struct SessionManager {
-    store: Arc<dyn SessionStore>,
+    pub(super) store: Arc<dyn SessionStore>,
     policies: Policies,
-    clock: Arc<dyn Clock>,
-    touch_interval: Duration,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) settings: ManagerSettings,
+    /// Turns true at shutdown: watchers end their streams.
+    pub(super) closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// A fresh pair of secrets, made before a store step (which may re-run) uses them.
@@ -123,7 +151,18 @@ fn count_revoked(reason: &'static str, count: usize) {
 fn revoked(record: &SessionRecord) -> SessionRecord {
     let mut next = record.clone();
     next.set_state(StoredState::Revoked);
+    close_grace(&mut next);
     next
+}
+
+/// Drops the sealed successor: its window closed, or the successor was used.
+fn close_grace(record: &mut SessionRecord) {
+    record.grace_until_ms = 0;
+    record.sealed_successor.clear();
+}
+
+fn event(kind: EventKind, at_ms: u64) -> Event {
+    Event { kind, at_ms }
 }
 
 fn new_session_id(now_ms: u64) -> SessionId {
@@ -136,19 +175,19 @@ fn new_session_id(now_ms: u64) -> SessionId {
 }
 
 impl SessionManager {
-    /// Binds the rules to a store. Whoami persists `last_access_at` at most once per
-    /// `touch_interval` (or per half the idle timeout, if that is shorter).
+    /// Binds the rules to a store.
     pub fn new(
         store: Arc<dyn SessionStore>,
         policies: Policies,
         clock: Arc<dyn Clock>,
-        touch_interval: Duration,
+        settings: ManagerSettings,
     ) -> SessionManager {
         SessionManager {
             store,
             policies,
             clock,
-            touch_interval,
+            settings,
+            closing: tokio::sync::watch::Sender::new(false),
         }
     }
 
@@ -159,9 +198,12 @@ impl SessionManager {
 
     fn snapshot(&self, record: SessionRecord, now_ms: u64) -> Snapshot {
         let policy = self.policies.for_record(&record);
+        let ends_at_ms = policy.ends_at_ms(&record);
         Snapshot {
             state: policy.state_at(&record, now_ms),
-            expires_in: Duration::from_millis(policy.ends_at_ms(&record).saturating_sub(now_ms)),
+            expires_in: Duration::from_millis(ends_at_ms.saturating_sub(now_ms)),
+            cache_until_ms: ends_at_ms
+                .min(now_ms.saturating_add(millis(self.settings.whoami_cache_max))),
             record,
         }
     }
@@ -210,6 +252,8 @@ impl SessionManager {
             session_token_hash: tokens.session.hash().to_vec(),
             refresh_token_hash: tokens.refresh.hash().to_vec(),
             retired_refresh_digests: Vec::new(),
+            grace_until_ms: 0,
+            sealed_successor: Vec::new(),
         };
         let mut evicted = 0;
         let mut refused = false;
@@ -230,10 +274,13 @@ impl SessionManager {
                         if refused {
                             return Vec::new();
                         }
-                        let mut puts: Vec<SessionRecord> =
-                            active.iter().take(excess).map(|r| revoked(r)).collect();
+                        let mut puts: Vec<(SessionRecord, Event)> = active
+                            .iter()
+                            .take(excess)
+                            .map(|r| (revoked(r), event(EventKind::Revoked, now)))
+                            .collect();
                         evicted = puts.len();
-                        puts.push(record.clone());
+                        puts.push((record.clone(), event(EventKind::Started, now)));
                         puts
                     })
                     .await?
@@ -261,14 +308,16 @@ impl SessionManager {
         access: &GroupAccess,
         token: Token,
     ) -> Result<Issued, SessionError> {
-        #[derive(PartialEq)]
         enum Outcome {
             Forbidden,
             Refused,
             Reused,
             Rotated,
+            /// The just-rotated token again, inside its grace window: the same successor.
+            Replayed(TokenPair),
         }
         let tokens = TokenPair::generate()?;
+        let nonce = new_nonce()?;
         let presented = token.secret.hash();
         let now = self.clock.now_ms();
         let mut outcome = Outcome::Refused;
@@ -284,12 +333,28 @@ impl SessionManager {
                         return Decision::Keep;
                     }
                     outcome = Outcome::Rotated;
-                    Decision::Put(Box::new(self.rotated(record, &tokens, now)))
+                    let mut next = self.rotated(record, &tokens, now);
+                    let grace = millis(self.policies.for_record(record).refresh_grace);
+                    if grace > 0 {
+                        next.grace_until_ms = now.saturating_add(grace);
+                        next.sealed_successor = token.secret.seal_pair(
+                            token.session_id,
+                            (&tokens.session, &tokens.refresh),
+                            nonce,
+                        );
+                    }
+                    Decision::Put(Box::new(next), Some(event(EventKind::Refreshed, now)))
+                } else if let Some(successor) = self.replay(record, &token, &presented, now) {
+                    outcome = Outcome::Replayed(successor);
+                    Decision::Keep
                 } else if record.state() == StoredState::Active
                     && presented.among(&record.retired_refresh_digests)
                 {
                     outcome = Outcome::Reused;
-                    Decision::Put(Box::new(revoked(record)))
+                    Decision::Put(
+                        Box::new(revoked(record)),
+                        Some(event(EventKind::ReuseDetected, now)),
+                    )
                 } else {
                     outcome = Outcome::Refused;
                     Decision::Keep
@@ -300,6 +365,9 @@ impl SessionManager {
             (Some(record), Outcome::Rotated) => {
                 ::metrics::counter!(metrics::SESSIONS_REFRESHED).increment(1);
                 tokens.issue(self.snapshot(record, now))
+            }
+            (Some(record), Outcome::Replayed(successor)) => {
+                successor.issue(self.snapshot(record, now))
             }
             (Some(record), Outcome::Reused) => {
                 ::metrics::counter!(metrics::REFRESH_REUSE).increment(1);
@@ -314,6 +382,32 @@ impl SessionManager {
             (Some(record), Outcome::Forbidden) => Err(GroupAccess::denied(&record.group)),
             _ => Err(SessionError::Unauthenticated),
         }
+    }
+
+    /// The successor pair of the refresh token rotated away last, if `token` is that
+    /// token, its grace window is open and the successor was not used yet.
+    fn replay(
+        &self,
+        record: &SessionRecord,
+        token: &Token,
+        presented: &SecretHash,
+        now_ms: u64,
+    ) -> Option<TokenPair> {
+        let last_retired = record
+            .retired_refresh_digests
+            .rchunks_exact(RETIRED_DIGEST_LEN)
+            .next()?;
+        if now_ms >= record.grace_until_ms
+            || record.sealed_successor.is_empty()
+            || !presented.among(last_retired)
+            || self.state_of(record, now_ms) != SessionState::Active
+        {
+            return None;
+        }
+        let (session, refresh) = token
+            .secret
+            .unseal_pair(token.session_id, &record.sealed_successor)?;
+        Some(TokenPair { session, refresh })
     }
 
     fn rotated(&self, record: &SessionRecord, tokens: &TokenPair, now_ms: u64) -> SessionRecord {
@@ -350,19 +444,26 @@ impl SessionManager {
             .ok_or(SessionError::Unauthenticated)?;
         access.check(&record.group)?;
         let touch_after = millis(self.touch_interval_for(self.policies.for_record(&record)));
-        if now.saturating_sub(record.last_access_at_ms) < touch_after {
+        let stale =
+            |record: &SessionRecord| now.saturating_sub(record.last_access_at_ms) >= touch_after;
+        // Using the successor closes the grace window of the token it replaced.
+        let needs_write =
+            |record: &SessionRecord| stale(record) || !record.sealed_successor.is_empty();
+        if !needs_write(&record) {
             return Ok(self.snapshot(record, now));
         }
         let touched = self
             .store
             .update(token.session_id, Commit::Lazy, &mut |record| {
-                if self.authentic(record, &presented, now) && record.last_access_at_ms < now {
-                    let mut next = record.clone();
-                    next.last_access_at_ms = now;
-                    Decision::Put(Box::new(next))
-                } else {
-                    Decision::Keep
+                if !self.authentic(record, &presented, now) || !needs_write(record) {
+                    return Decision::Keep;
                 }
+                let mut next = record.clone();
+                if stale(record) {
+                    next.last_access_at_ms = now;
+                }
+                close_grace(&mut next);
+                Decision::Put(Box::new(next), None)
             })
             .await?
             .filter(|record| self.authentic(record, &presented, now))
@@ -378,8 +479,8 @@ impl SessionManager {
 
     fn touch_interval_for(&self, policy: &GroupPolicy) -> Duration {
         match policy.idle_timeout {
-            Some(idle) => self.touch_interval.min(idle / 2),
-            None => self.touch_interval,
+            Some(idle) => self.settings.touch_interval.min(idle / 2),
+            None => self.settings.touch_interval,
         }
     }
 
@@ -410,7 +511,7 @@ impl SessionManager {
                     Some(expires_at_ms) => {
                         let mut next = record.clone();
                         next.expires_at_ms = expires_at_ms;
-                        Decision::Put(Box::new(next))
+                        Decision::Put(Box::new(next), Some(event(EventKind::Extended, now)))
                     }
                     None => Decision::Keep,
                 }
@@ -504,7 +605,10 @@ impl SessionManager {
             .update(session_id, Commit::Durable, &mut |record| {
                 if self.state_of(record, now) == SessionState::Active {
                     count = 1;
-                    Decision::Put(Box::new(revoked(record)))
+                    Decision::Put(
+                        Box::new(revoked(record)),
+                        Some(event(EventKind::Revoked, now)),
+                    )
                 } else {
                     count = 0;
                     Decision::Keep
@@ -526,12 +630,12 @@ impl SessionManager {
         let mut count = 0;
         self.store
             .update_user(user_id, &mut |records| {
-                let ended: Vec<SessionRecord> = records
+                let ended: Vec<(SessionRecord, Event)> = records
                     .iter()
                     .filter(|record| self.state_of(record, now_ms) == SessionState::Active)
                     .filter(|record| except.as_ref() != Some(&record.session_id))
                     .filter(|record| access.allows(&record.group))
-                    .map(revoked)
+                    .map(|record| (revoked(record), event(EventKind::Revoked, now_ms)))
                     .collect();
                 count = u32::try_from(ended.len()).unwrap_or(u32::MAX);
                 ended
@@ -573,10 +677,10 @@ impl SessionManager {
                     if let Some(expires_at_ms) = policy.extended_expiry(record, now, keep_alive) {
                         let mut next = record.clone();
                         next.expires_at_ms = expires_at_ms;
-                        puts.push(next);
+                        puts.push((next, event(EventKind::Extended, now)));
                     }
                 }
-                extended = puts.clone();
+                extended = puts.iter().map(|(record, _)| record.clone()).collect();
                 puts
             })
             .await?;
@@ -638,10 +742,34 @@ impl SessionManager {
         }
     }
 
-    /// Deletes sessions expired by now, `batch` per store step, until none is left.
-    /// Returns how many it deleted.
+    /// Deletes sessions expired by now, drops sealed successors whose grace window
+    /// closed and events past retention, `batch` per store step, until none is left.
+    /// Returns how many sessions it deleted.
     pub async fn sweep(&self, batch: usize) -> Result<usize, SessionError> {
         let now = self.clock.now_ms();
+        loop {
+            let closed = self.store.grace_closed(now, batch).await?;
+            for id in &closed {
+                self.store
+                    .update(*id, Commit::Lazy, &mut |record| {
+                        if record.grace_until_ms > 0 && record.grace_until_ms <= now {
+                            let mut next = record.clone();
+                            close_grace(&mut next);
+                            Decision::Put(Box::new(next), None)
+                        } else {
+                            Decision::Keep
+                        }
+                    })
+                    .await?;
+            }
+            if closed.len() < batch {
+                break;
+            }
+        }
+        let horizon = now.saturating_sub(millis(self.settings.event_retention));
+        while self.store.prune_events(horizon, batch).await? == batch {
+            tokio::task::yield_now().await;
+        }
         let mut total = 0;
         loop {
             let removed = self.store.remove_expired(now, batch).await?;

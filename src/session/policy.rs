@@ -34,6 +34,14 @@ pub struct GroupPolicy {
     /// What Start does at `max_sessions_per_user`.
     #[serde(default)]
     pub on_session_limit: SessionLimitAction,
+    /// How long a just-rotated refresh token, presented again before its successor is
+    /// used, gets the same successor back instead of counting as theft (0s: never).
+    #[serde(with = "humantime_serde", default = "default_refresh_grace")]
+    pub refresh_grace: Duration,
+}
+
+fn default_refresh_grace() -> Duration {
+    Duration::from_secs(30)
 }
 
 /// What Start does when a user already has `max_sessions_per_user` active sessions.
@@ -64,6 +72,7 @@ impl Default for GroupPolicy {
             earliest_possible_extend: None,
             max_sessions_per_user: None,
             on_session_limit: SessionLimitAction::EvictOldest,
+            refresh_grace: default_refresh_grace(),
         }
     }
 }

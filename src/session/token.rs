@@ -4,6 +4,9 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use hkdf::Hkdf;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -61,6 +64,72 @@ impl Secret {
     pub fn hash(&self) -> SecretHash {
         SecretHash(Sha256::digest(self.0).into())
     }
+}
+
+/// Bytes of an AEAD nonce.
+const NONCE_LEN: usize = 12;
+/// What the sealing key is for, bound into its derivation.
+const SEAL_INFO: &[u8] = b"sessiond refresh-grace successor v1";
+
+impl Secret {
+    /// Seals `pair` (a session and a refresh secret) under a key derived from this
+    /// secret with HKDF-SHA256, with ChaCha20-Poly1305 bound to `session_id`: only a
+    /// holder of this secret can open it. Returns nonce ‖ ciphertext.
+    pub fn seal_pair(
+        &self,
+        session_id: SessionId,
+        pair: (&Secret, &Secret),
+        nonce: [u8; NONCE_LEN],
+    ) -> Vec<u8> {
+        let mut plain = [0u8; 2 * SECRET_LEN];
+        plain[..SECRET_LEN].copy_from_slice(&pair.0 .0);
+        plain[SECRET_LEN..].copy_from_slice(&pair.1 .0);
+        let sealed = self.cipher(session_id).encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: &plain,
+                aad: session_id.as_bytes(),
+            },
+        );
+        // Encryption with a valid key and nonce cannot fail; an empty seal only means
+        // no grace replay, never a wrong answer.
+        sealed.map_or_else(|_| Vec::new(), |cipher| [&nonce[..], &cipher].concat())
+    }
+
+    /// Opens what `seal_pair` sealed under this secret; None if it is not ours.
+    pub fn unseal_pair(&self, session_id: SessionId, sealed: &[u8]) -> Option<(Secret, Secret)> {
+        let (nonce, cipher) = sealed.split_first_chunk::<NONCE_LEN>()?;
+        let plain = self
+            .cipher(session_id)
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: cipher,
+                    aad: session_id.as_bytes(),
+                },
+            )
+            .ok()?;
+        let (session, refresh) = plain.split_at_checked(SECRET_LEN)?;
+        Some((
+            Secret(session.try_into().ok()?),
+            Secret(refresh.try_into().ok()?),
+        ))
+    }
+
+    fn cipher(&self, session_id: SessionId) -> ChaCha20Poly1305 {
+        let mut key = [0u8; 32];
+        // 32 bytes is far below HKDF-SHA256's 8160-byte limit: expand cannot fail.
+        let _ =
+            Hkdf::<Sha256>::new(Some(session_id.as_bytes()), &self.0).expand(SEAL_INFO, &mut key);
+        ChaCha20Poly1305::new(Key::from_slice(&key))
+    }
+}
+
+/// A fresh random nonce for `Secret::seal_pair`.
+pub fn new_nonce() -> Result<[u8; NONCE_LEN], getrandom::Error> {
+    let mut nonce = [0u8; NONCE_LEN];
+    getrandom::fill(&mut nonce)?;
+    Ok(nonce)
 }
 
 /// SHA-256 of a secret. Never printed either.
@@ -187,6 +256,23 @@ mod tests {
             Token::parse(TokenKind::Session, "").unwrap_err(),
             TokenError::Empty
         );
+    }
+
+    #[test]
+    fn only_the_old_secret_unseals_the_successor() {
+        let (old, other, id) = (token(), token(), SessionId::now_v7());
+        let (a, b) = (token().secret, token().secret);
+        let sealed = old
+            .secret
+            .seal_pair(id, (&a, &b), new_nonce().expect("nonce"));
+        let (sa, sb) = old.secret.unseal_pair(id, &sealed).expect("opens");
+        assert!(sa.hash() == a.hash() && sb.hash() == b.hash());
+        assert!(other.secret.unseal_pair(id, &sealed).is_none());
+        assert!(old
+            .secret
+            .unseal_pair(SessionId::now_v7(), &sealed)
+            .is_none());
+        assert!(old.secret.unseal_pair(id, &sealed[..5]).is_none());
     }
 
     #[test]

@@ -5,7 +5,11 @@
 //! sessionid_session   [session_id: 16]                                   -> SessionRecord
 //! userid_sessionids   [len(user_id): u16 BE][user_id][session_id: 16]    -> expires_at_ms: u64 BE
 //! expiresat_sessionid [expires_at_ms: u64 BE][session_id: 16]            -> (empty)
+//! graceuntil_sessionid [grace_until_ms: u64 BE][session_id: 16]          -> (empty)
+//! seq_event           [seq: u64 BE]                                      -> StoredEvent
+//! meta                "events_pruned_through"                            -> seq: u64 BE
 //! ```
+//! The grace index has the expiry index's layout, so both use `expiry_key`.
 
 use uuid::Uuid;
 
@@ -65,6 +69,22 @@ pub fn parse_expiry_key(key: &[u8]) -> Result<(u64, SessionId), StoreError> {
         .split_first_chunk::<8>()
         .ok_or(StoreError::MalformedKey("expiry index"))?;
     Ok((u64::from_be_bytes(*at), id_from(id, "expiry index")?))
+}
+
+/// Key of an event: its sequence number.
+pub fn event_key(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+/// Key in `meta` of the last event sequence number pruned by retention.
+pub const EVENTS_PRUNED_THROUGH: &[u8] = b"events_pruned_through";
+
+/// Reads a big-endian u64 (an event key, a `meta` value).
+pub fn decode_u64(bytes: &[u8], what: &'static str) -> Result<u64, StoreError> {
+    bytes
+        .try_into()
+        .map(u64::from_be_bytes)
+        .map_err(|_| StoreError::MalformedKey(what))
 }
 
 /// Encodes the value of a per-user index entry.

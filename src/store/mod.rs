@@ -10,18 +10,34 @@ use std::str::FromStr;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-pub use record::{SessionRecord, StoredState};
+pub use record::{EventKind, SessionRecord, StoredEvent, StoredState};
 
 /// Session ids are UUID v7: unique, and sorted by creation time.
 pub type SessionId = uuid::Uuid;
+
+/// An event a change appends to the session event log, in the same atomic step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub kind: EventKind,
+    pub at_ms: u64,
+}
 
 /// What a store call's decision does to one record.
 #[derive(Debug)]
 pub enum Decision {
     /// Leave the record as it is.
     Keep,
-    /// Store this version of the record (indexes follow).
-    Put(Box<SessionRecord>),
+    /// Store this version of the record (indexes follow), and log the event if any.
+    Put(Box<SessionRecord>, Option<Event>),
+}
+
+/// The log after a cursor.
+#[derive(Debug)]
+pub enum EventsAfter {
+    /// Events after the cursor, oldest first (empty: the cursor is at the head).
+    Events(Vec<StoredEvent>),
+    /// Retention pruned events after the cursor: it cannot be resumed.
+    Pruned { pruned_through: u64 },
 }
 
 /// When a write must be on disk.
@@ -83,6 +99,11 @@ pub enum StoreError {
         id: SessionId,
         source: prost::DecodeError,
     },
+    #[error("stored event {seq} cannot be decoded: {source}")]
+    CorruptEvent {
+        seq: u64,
+        source: prost::DecodeError,
+    },
     #[error("malformed {0} key")]
     MalformedKey(&'static str),
     #[error("user id of {len} bytes is too long for the user index")]
@@ -94,8 +115,9 @@ pub enum StoreError {
 pub type RecordDecision<'a> = dyn FnMut(&SessionRecord) -> Decision + Send + 'a;
 
 /// A decision over all of one user's records: returns the records to put (changed ones,
-/// and new ones to insert). Re-run on retry like [`RecordDecision`].
-pub type UserDecision<'a> = dyn FnMut(&[SessionRecord]) -> Vec<SessionRecord> + Send + 'a;
+/// and new ones to insert) with the event each logs. Re-run on retry like
+/// [`RecordDecision`].
+pub type UserDecision<'a> = dyn FnMut(&[SessionRecord]) -> Vec<(SessionRecord, Event)> + Send + 'a;
 
 /// Where sessions live. Implementations keep each call atomic: a crash or a concurrent
 /// call never sees a record without its index entries, or the reverse.
@@ -104,7 +126,7 @@ pub trait SessionStore: Send + Sync {
     /// The record of a session, if it exists.
     async fn get(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError>;
 
-    /// Stores a new session with its index entries (durable).
+    /// Stores a new session with its index entries and a STARTED event (durable).
     async fn insert(&self, record: &SessionRecord) -> Result<(), StoreError>;
 
     /// Reads a session and atomically applies `decide` to it. Returns the record as
@@ -134,8 +156,23 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<Vec<SessionRecord>, StoreError>;
 
     /// Deletes up to `limit` sessions whose expiry is at or before `now_ms`, with their
-    /// index entries. Returns how many it deleted.
+    /// index entries, logging an EXPIRED event for each. Returns how many it deleted.
     async fn remove_expired(&self, now_ms: u64, limit: usize) -> Result<usize, StoreError>;
+
+    /// Up to `limit` sessions whose grace window closed at or before `now_ms`.
+    async fn grace_closed(&self, now_ms: u64, limit: usize) -> Result<Vec<SessionId>, StoreError>;
+
+    /// Up to `limit` events after `after_seq`, oldest first.
+    async fn events_after(&self, after_seq: u64, limit: usize) -> Result<EventsAfter, StoreError>;
+
+    /// Deletes up to `limit` of the oldest events logged before `before_ms`.
+    async fn prune_events(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError>;
+
+    /// The sequence number of the newest event visible to watchers (durable, in `sync`).
+    fn head_seq(&self) -> u64;
+
+    /// A receiver that changes whenever `head_seq` moves.
+    fn subscribe_events(&self) -> tokio::sync::watch::Receiver<u64>;
 
     /// Scans everything and reports how records and indexes agree.
     async fn check_consistency(&self) -> Result<ConsistencyReport, StoreError>;

@@ -42,6 +42,43 @@ pub struct SessionRecord {
     /// one's SHA-256, packed in one field (one allocation to decode). A match is reuse.
     #[prost(bytes = "vec", tag = "15")]
     pub retired_refresh_digests: Vec<u8>,
+    /// Until when the refresh token rotated away last may be presented again and get
+    /// `sealed_successor` back (0: no grace window open).
+    #[prost(uint64, tag = "16")]
+    pub grace_until_ms: u64,
+    /// The current token pair's secrets, sealed under a key derived from the refresh
+    /// secret rotated away last, so only its holder can unseal them (nonce ‖ ciphertext).
+    #[prost(bytes = "vec", tag = "17")]
+    pub sealed_successor: Vec<u8>,
+}
+
+/// One entry of the session event log.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StoredEvent {
+    /// Position in the log: strictly increasing, the watchers' cursor.
+    #[prost(uint64, tag = "1")]
+    pub seq: u64,
+    #[prost(enumeration = "EventKind", tag = "2")]
+    pub kind: i32,
+    #[prost(bytes = "vec", tag = "3")]
+    pub session_id: Vec<u8>,
+    #[prost(string, tag = "4")]
+    pub user_id: String,
+    #[prost(uint64, tag = "5")]
+    pub at_ms: u64,
+}
+
+/// What happened to a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum EventKind {
+    Unspecified = 0,
+    Started = 1,
+    Refreshed = 2,
+    Extended = 3,
+    Revoked = 4,
+    Expired = 5,
+    ReuseDetected = 6,
 }
 
 /// The stored part of a session's state; "expired" is derived from the clock, not stored.

@@ -1,5 +1,6 @@
-//! The embedded default backend: three sled trees (see `keys` for their layouts), every
-//! change one multi-tree transaction, and group commit for `sync` durability.
+//! The embedded default backend: sled trees (see `keys` for their layouts), every change
+//! one multi-tree transaction that also appends its events, and group commit for `sync`
+//! durability.
 
 use std::ops::Bound;
 use std::path::Path;
@@ -10,29 +11,43 @@ use async_trait::async_trait;
 use prost::Message;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
+use tokio::sync::watch;
 
 use super::keys;
 use super::{
-    Commit, ConsistencyReport, Decision, Durability, RecordDecision, SessionId, SessionRecord,
-    SessionStore, StoreError, UserDecision,
+    Commit, ConsistencyReport, Decision, Durability, Event, EventKind, EventsAfter, RecordDecision,
+    SessionId, SessionRecord, SessionStore, StoreError, StoredEvent, UserDecision,
 };
-
-/// Stripes of the per-user write lock: enough that unrelated users rarely share one.
-const USER_LOCK_STRIPES: usize = 256;
 
 /// Sessions in a sled database on local disk.
 pub struct SledStore {
     db: sled::Db,
+    trees: Trees,
+    durability: Durability,
+    group_commit: GroupCommit,
+    /// Held across every writing transaction: it hands out event sequence numbers in
+    /// commit order (so a watcher never sees seq 7 before seq 6 exists), and, since sled
+    /// transactions cannot scan, keeps a user's index from changing between the scan
+    /// and the transaction of `update_user`. Transactions take microseconds; flushes
+    /// happen outside it.
+    writer: Mutex<Writer>,
+    /// The newest event seq that watchers may read.
+    head: watch::Sender<u64>,
+    /// Session records stored, kept in step by every insert and delete.
+    stored: AtomicU64,
+}
+
+struct Trees {
     sessions: sled::Tree,
     by_user: sled::Tree,
     by_expiry: sled::Tree,
-    durability: Durability,
-    group_commit: GroupCommit,
-    /// sled transactions cannot scan, so a user's index is read before its transaction;
-    /// this lock keeps two `update_user` calls of one user from interleaving there.
-    user_locks: Vec<Mutex<()>>,
-    /// Session records stored, kept in step by every insert and delete.
-    stored: AtomicU64,
+    by_grace: sled::Tree,
+    events: sled::Tree,
+    meta: sled::Tree,
+}
+
+struct Writer {
+    next_seq: u64,
 }
 
 impl SledStore {
@@ -42,26 +57,101 @@ impl SledStore {
             .path(dir)
             .mode(sled::Mode::HighThroughput)
             .open()?;
-        let sessions = db.open_tree("sessionid_session")?;
-        let stored = AtomicU64::new(sessions.len() as u64);
-        Ok(SledStore {
-            stored,
-            sessions,
+        let trees = Trees {
+            sessions: db.open_tree("sessionid_session")?,
             by_user: db.open_tree("userid_sessionids")?,
             by_expiry: db.open_tree("expiresat_sessionid")?,
+            by_grace: db.open_tree("graceuntil_sessionid")?,
+            events: db.open_tree("seq_event")?,
+            meta: db.open_tree("meta")?,
+        };
+        let last_event = match trees.events.last()? {
+            Some((key, _)) => keys::decode_u64(&key, "event")?,
+            None => 0,
+        };
+        let pruned_through = match trees.meta.get(keys::EVENTS_PRUNED_THROUGH)? {
+            Some(value) => keys::decode_u64(&value, "meta")?,
+            None => 0,
+        };
+        let head = last_event.max(pruned_through);
+        Ok(SledStore {
+            stored: AtomicU64::new(trees.sessions.len() as u64),
+            trees,
             db,
             durability,
             group_commit: GroupCommit::default(),
-            user_locks: (0..USER_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            writer: Mutex::new(Writer { next_seq: head + 1 }),
+            head: watch::Sender::new(head),
         })
     }
 
-    /// Waits until the writes made so far are on disk, if the durability asks for it.
-    async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
-        match (commit, self.durability) {
-            (Commit::Durable, Durability::Sync) => self.group_commit.flush(&self.db).await,
-            _ => Ok(()),
+    /// The writer lock (see `writer`).
+    fn writer(&self) -> std::sync::MutexGuard<'_, Writer> {
+        self.writer
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Runs one writing transaction under the writer lock.
+    fn write<T>(
+        &self,
+        body: impl Fn(&Tx<'_>, u64) -> Result<(T, u64), TxError>,
+    ) -> Result<(T, Option<u64>), StoreError> {
+        self.transact(&mut self.writer(), body)
+    }
+
+    /// Runs one writing transaction; the caller holds the writer lock. `body` gets the
+    /// first free event seq and returns its result plus how many events it appended.
+    /// It must not read outside the transaction: sled's transactions hold a process-wide
+    /// lock that plain reads wait for.
+    fn transact<T>(
+        &self,
+        writer: &mut Writer,
+        body: impl Fn(&Tx<'_>, u64) -> Result<(T, u64), TxError>,
+    ) -> Result<(T, Option<u64>), StoreError> {
+        let first_seq = writer.next_seq;
+        let t = &self.trees;
+        let (result, appended) = (
+            &t.sessions,
+            &t.by_user,
+            &t.by_expiry,
+            &t.by_grace,
+            &t.events,
+            &t.meta,
+        )
+            .transaction(|(sessions, by_user, by_expiry, by_grace, events, meta)| {
+                body(
+                    &Tx {
+                        sessions,
+                        by_user,
+                        by_expiry,
+                        by_grace,
+                        events,
+                        meta,
+                    },
+                    first_seq,
+                )
+            })
+            .map_err(from_tx)?;
+        writer.next_seq += appended;
+        Ok((result, (appended > 0).then(|| writer.next_seq - 1)))
+    }
+
+    /// Makes a write durable as its commit mode and the store's durability ask, then
+    /// shows its events to watchers (only once durable, so a watcher never acts on an
+    /// event a crash could take back).
+    async fn finish(&self, commit: Commit, last_seq: Option<u64>) -> Result<(), StoreError> {
+        if let (Commit::Durable, Durability::Sync) = (commit, self.durability) {
+            self.group_commit.flush(&self.db).await?;
         }
+        if let Some(seq) = last_seq {
+            self.head.send_if_modified(|head| {
+                let moved = seq > *head;
+                *head = (*head).max(seq);
+                moved
+            });
+        }
+        Ok(())
     }
 
     /// Adds `added` and takes `removed` from the stored-sessions gauge.
@@ -77,17 +167,22 @@ impl SledStore {
         metrics::gauge!(crate::metrics::SESSIONS_STORED).set(now as f64);
     }
 
-    fn user_lock(&self, user_id: &str) -> &Mutex<()> {
-        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(user_id);
-        // The modulo keeps the index below the number of stripes.
-        &self.user_locks[(hash % USER_LOCK_STRIPES as u64) as usize]
-    }
-
     fn session_ids_of(&self, user_id: &str) -> Result<Vec<SessionId>, StoreError> {
-        self.by_user
+        self.trees
+            .by_user
             .scan_prefix(keys::user_prefix(user_id)?)
             .map(|entry| keys::session_id_of_user_key(&entry?.0))
+            .collect()
+    }
+
+    fn ids_due(
+        tree: &sled::Tree,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, SessionId)>, StoreError> {
+        tree.range(..=keys::expiry_upper_bound(now_ms))
+            .take(limit)
+            .map(|entry| keys::parse_expiry_key(&entry?.0))
             .collect()
     }
 }
@@ -142,11 +237,14 @@ fn record_id(record: &SessionRecord) -> Result<SessionId, StoreError> {
     keys::id_from(&record.session_id, "session record")
 }
 
-/// The three trees inside one transaction.
+/// The trees inside one transaction.
 struct Tx<'a> {
     sessions: &'a TransactionalTree,
     by_user: &'a TransactionalTree,
     by_expiry: &'a TransactionalTree,
+    by_grace: &'a TransactionalTree,
+    events: &'a TransactionalTree,
+    meta: &'a TransactionalTree,
 }
 
 impl Tx<'_> {
@@ -160,10 +258,20 @@ impl Tx<'_> {
     /// Writes `new` and moves its index entries from where `old` had them.
     fn put(&self, old: Option<&SessionRecord>, new: &SessionRecord) -> Result<(), TxError> {
         let id = record_id(new).map_err(abort)?;
-        if let Some(old) = old {
-            if old.expires_at_ms != new.expires_at_ms {
-                self.by_expiry
-                    .remove(&keys::expiry_key(old.expires_at_ms, id)[..])?;
+        let (old_expiry, old_grace) = old.map_or((None, 0), |old| {
+            (Some(old.expires_at_ms), old.grace_until_ms)
+        });
+        if let Some(old_expiry) = old_expiry.filter(|at| *at != new.expires_at_ms) {
+            self.by_expiry
+                .remove(&keys::expiry_key(old_expiry, id)[..])?;
+        }
+        if old_grace != new.grace_until_ms {
+            if old_grace > 0 {
+                self.by_grace.remove(&keys::expiry_key(old_grace, id)[..])?;
+            }
+            if new.grace_until_ms > 0 {
+                self.by_grace
+                    .insert(&keys::expiry_key(new.grace_until_ms, id)[..], &[][..])?;
             }
         }
         self.sessions
@@ -184,40 +292,49 @@ impl Tx<'_> {
             .remove(keys::user_key(&record.user_id, id).map_err(abort)?)?;
         self.by_expiry
             .remove(&keys::expiry_key(record.expires_at_ms, id)[..])?;
+        if record.grace_until_ms > 0 {
+            self.by_grace
+                .remove(&keys::expiry_key(record.grace_until_ms, id)[..])?;
+        }
         Ok(())
     }
-}
 
-impl SledStore {
-    fn transaction<T>(
-        &self,
-        body: impl Fn(&Tx<'_>) -> Result<T, TxError>,
-    ) -> Result<T, StoreError> {
-        (&self.sessions, &self.by_user, &self.by_expiry)
-            .transaction(|(sessions, by_user, by_expiry)| {
-                body(&Tx {
-                    sessions,
-                    by_user,
-                    by_expiry,
-                })
-            })
-            .map_err(from_tx)
+    /// Appends the event of `record` at `seq`.
+    fn log(&self, seq: u64, record: &SessionRecord, event: Event) -> Result<(), TxError> {
+        let entry = StoredEvent {
+            seq,
+            kind: event.kind as i32,
+            session_id: record.session_id.clone(),
+            user_id: record.user_id.clone(),
+            at_ms: event.at_ms,
+        };
+        self.events
+            .insert(&keys::event_key(seq)[..], entry.encode_to_vec())?;
+        Ok(())
     }
 }
 
 #[async_trait]
 impl SessionStore for SledStore {
     async fn get(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {
-        match self.sessions.get(keys::session_key(id))? {
+        match self.trees.sessions.get(keys::session_key(id))? {
             Some(bytes) => decode(id, &bytes).map(Some),
             None => Ok(None),
         }
     }
 
     async fn insert(&self, record: &SessionRecord) -> Result<(), StoreError> {
-        self.transaction(|tx| tx.put(None, record))?;
+        let started = Event {
+            kind: EventKind::Started,
+            at_ms: record.created_at_ms,
+        };
+        let ((), last_seq) = self.write(|tx, seq| {
+            tx.put(None, record)?;
+            tx.log(seq, record, started)?;
+            Ok(((), 1))
+        })?;
         self.count_stored(1, 0);
-        self.commit(Commit::Durable).await
+        self.finish(Commit::Durable, last_seq).await
     }
 
     async fn update(
@@ -226,24 +343,27 @@ impl SessionStore for SledStore {
         commit: Commit,
         decide: &mut RecordDecision<'_>,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        // `transaction` takes `Fn`; the decision is `FnMut`, so it sits behind a lock
-        // that is never contended (one transaction body runs at a time).
+        // `write` takes `Fn`; the decision is `FnMut`, so it sits behind a lock that is
+        // never contended (one transaction body runs at a time).
         let decide = Mutex::new(decide);
-        let (stored, changed) = self.transaction(|tx| {
+        let ((stored, changed), last_seq) = self.write(|tx, seq| {
             let Some(current) = tx.get(id)? else {
-                return Ok((None, false));
+                return Ok(((None, false), 0));
             };
             let mut decide = decide.lock().unwrap_or_else(|poison| poison.into_inner());
             match decide(&current) {
-                Decision::Keep => Ok((Some(current), false)),
-                Decision::Put(next) => {
+                Decision::Keep => Ok(((Some(current), false), 0)),
+                Decision::Put(next, event) => {
                     tx.put(Some(&current), &next)?;
-                    Ok((Some(*next), true))
+                    if let Some(event) = event {
+                        tx.log(seq, &next, event)?;
+                    }
+                    Ok(((Some(*next), true), u64::from(event.is_some())))
                 }
             }
         })?;
         if changed {
-            self.commit(commit).await?;
+            self.finish(commit, last_seq).await?;
         }
         Ok(stored)
     }
@@ -254,13 +374,12 @@ impl SessionStore for SledStore {
         decide: &mut UserDecision<'_>,
     ) -> Result<(), StoreError> {
         let decide = Mutex::new(decide);
-        let (changed, added) = {
-            let _serialized = self
-                .user_lock(user_id)
-                .lock()
-                .unwrap_or_else(|poison| poison.into_inner());
+        let ((changed, added), last_seq) = {
+            // The scan must see what the transaction will: both run under the writer
+            // lock, so no other write can change the index in between.
+            let mut writer = self.writer();
             let ids = self.session_ids_of(user_id)?;
-            self.transaction(|tx| {
+            self.transact(&mut writer, |tx, first_seq| {
                 let mut current = Vec::with_capacity(ids.len());
                 for id in &ids {
                     if let Some(record) = tx.get(*id)? {
@@ -270,19 +389,20 @@ impl SessionStore for SledStore {
                 let mut decide = decide.lock().unwrap_or_else(|poison| poison.into_inner());
                 let puts = decide(&current);
                 let mut added = 0;
-                for next in &puts {
+                for (seq, (next, event)) in (first_seq..).zip(&puts) {
                     let old = current
                         .iter()
                         .find(|record| record.session_id == next.session_id);
                     added += u64::from(old.is_none());
                     tx.put(old, next)?;
+                    tx.log(seq, next, *event)?;
                 }
-                Ok((!puts.is_empty(), added))
+                Ok(((!puts.is_empty(), added), puts.len() as u64))
             })?
         };
         self.count_stored(added, 0);
         if changed {
-            self.commit(Commit::Durable).await?;
+            self.finish(Commit::Durable, last_seq).await?;
         }
         Ok(())
     }
@@ -300,6 +420,7 @@ impl SessionStore for SledStore {
         };
         let mut records = Vec::with_capacity(limit.min(64));
         for entry in self
+            .trees
             .by_user
             .range((Bound::Included(first), end))
             .rev()
@@ -314,21 +435,21 @@ impl SessionStore for SledStore {
     }
 
     async fn remove_expired(&self, now_ms: u64, limit: usize) -> Result<usize, StoreError> {
-        let due: Vec<(u64, SessionId)> = self
-            .by_expiry
-            .range(..=keys::expiry_upper_bound(now_ms))
-            .take(limit)
-            .map(|entry| keys::parse_expiry_key(&entry?.0))
-            .collect::<Result<_, _>>()?;
+        let due = Self::ids_due(&self.trees.by_expiry, now_ms, limit)?;
         if due.is_empty() {
             return Ok(0);
         }
-        let removed = self.transaction(|tx| {
+        let expired = Event {
+            kind: EventKind::Expired,
+            at_ms: now_ms,
+        };
+        let (removed, last_seq) = self.write(|tx, first_seq| {
             let mut removed = 0;
             for &(expires_at_ms, id) in &due {
                 match tx.get(id)? {
                     Some(record) if record.expires_at_ms <= now_ms => {
                         tx.delete(&record)?;
+                        tx.log(first_seq + removed, &record, expired)?;
                         removed += 1;
                     }
                     // Extended since the scan: its new entry stays, the stale one goes.
@@ -343,52 +464,143 @@ impl SessionStore for SledStore {
                     }
                 }
             }
-            Ok(removed)
+            Ok((removed, removed))
         })?;
-        self.count_stored(0, removed as u64);
+        self.count_stored(0, removed);
         // Deleting expired sessions needs no flush before it is acknowledged: a crash
         // that loses it leaves sessions that are expired anyway and swept again.
-        Ok(removed)
+        self.finish(Commit::Lazy, last_seq).await?;
+        Ok(removed as usize)
+    }
+
+    async fn grace_closed(&self, now_ms: u64, limit: usize) -> Result<Vec<SessionId>, StoreError> {
+        Ok(Self::ids_due(&self.trees.by_grace, now_ms, limit)?
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect())
+    }
+
+    async fn events_after(&self, after_seq: u64, limit: usize) -> Result<EventsAfter, StoreError> {
+        let pruned_through = match self.trees.meta.get(keys::EVENTS_PRUNED_THROUGH)? {
+            Some(value) => keys::decode_u64(&value, "meta")?,
+            None => 0,
+        };
+        if after_seq < pruned_through {
+            return Ok(EventsAfter::Pruned { pruned_through });
+        }
+        let head = self.head_seq();
+        let mut events = Vec::new();
+        for entry in self
+            .trees
+            .events
+            .range(keys::event_key(after_seq.saturating_add(1))..)
+            .take(limit)
+        {
+            let (key, bytes) = entry?;
+            let seq = keys::decode_u64(&key, "event")?;
+            // Past the head: committed but not yet durable; shown after the flush.
+            if seq > head {
+                break;
+            }
+            let event = StoredEvent::decode(&*bytes)
+                .map_err(|source| StoreError::CorruptEvent { seq, source })?;
+            events.push(event);
+        }
+        Ok(EventsAfter::Events(events))
+    }
+
+    async fn prune_events(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError> {
+        let mut doomed = Vec::new();
+        for entry in self.trees.events.iter().take(limit) {
+            let (key, bytes) = entry?;
+            let seq = keys::decode_u64(&key, "event")?;
+            let event = StoredEvent::decode(&*bytes)
+                .map_err(|source| StoreError::CorruptEvent { seq, source })?;
+            if event.at_ms >= before_ms {
+                break;
+            }
+            doomed.push(seq);
+        }
+        let Some(&last) = doomed.last() else {
+            return Ok(0);
+        };
+        self.write(|tx, _| {
+            for seq in &doomed {
+                tx.events.remove(&keys::event_key(*seq)[..])?;
+            }
+            tx.meta
+                .insert(keys::EVENTS_PRUNED_THROUGH, &keys::event_key(last)[..])?;
+            Ok(((), 0))
+        })?;
+        Ok(doomed.len())
+    }
+
+    fn head_seq(&self) -> u64 {
+        *self.head.borrow()
+    }
+
+    fn subscribe_events(&self) -> watch::Receiver<u64> {
+        self.head.subscribe()
     }
 
     async fn check_consistency(&self) -> Result<ConsistencyReport, StoreError> {
+        let t = &self.trees;
         let mut report = ConsistencyReport::default();
-        for entry in self.sessions.iter() {
+        for entry in t.sessions.iter() {
             let (key, bytes) = entry?;
             let id = keys::id_from(&key, "session record")?;
             let record = decode(id, &bytes)?;
             report.sessions += 1;
-            let user_entry = self.by_user.get(keys::user_key(&record.user_id, id)?)?;
+            let user_entry = t.by_user.get(keys::user_key(&record.user_id, id)?)?;
             if user_entry.as_deref() != Some(&keys::encode_ms(record.expires_at_ms)[..]) {
                 report.orphans += 1;
             }
-            if !self
+            if !t
                 .by_expiry
                 .contains_key(keys::expiry_key(record.expires_at_ms, id))?
             {
                 report.orphans += 1;
             }
+            if record.grace_until_ms > 0
+                && !t
+                    .by_grace
+                    .contains_key(keys::expiry_key(record.grace_until_ms, id))?
+            {
+                report.orphans += 1;
+            }
         }
-        for entry in self.by_user.iter() {
+        for entry in t.by_user.iter() {
             let (key, _) = entry?;
             report.user_index_entries += 1;
-            if !self
+            if !t
                 .sessions
                 .contains_key(keys::session_key(keys::session_id_of_user_key(&key)?))?
             {
                 report.orphans += 1;
             }
         }
-        for entry in self.by_expiry.iter() {
-            let (key, _) = entry?;
-            report.expiry_index_entries += 1;
-            let (expires_at_ms, id) = keys::parse_expiry_key(&key)?;
-            let matches = match self.sessions.get(keys::session_key(id))? {
-                Some(bytes) => decode(id, &bytes)?.expires_at_ms == expires_at_ms,
-                None => false,
-            };
-            if !matches {
-                report.orphans += 1;
+        for (tree, counter) in [
+            (&t.by_expiry, &mut report.expiry_index_entries),
+            (&t.by_grace, &mut 0),
+        ] {
+            for entry in tree.iter() {
+                let (key, _) = entry?;
+                *counter += 1;
+                let (at_ms, id) = keys::parse_expiry_key(&key)?;
+                let matches = match t.sessions.get(keys::session_key(id))? {
+                    Some(bytes) => {
+                        let record = decode(id, &bytes)?;
+                        if std::ptr::eq(tree, &t.by_expiry) {
+                            record.expires_at_ms == at_ms
+                        } else {
+                            record.grace_until_ms == at_ms
+                        }
+                    }
+                    None => false,
+                };
+                if !matches {
+                    report.orphans += 1;
+                }
             }
         }
         Ok(report)

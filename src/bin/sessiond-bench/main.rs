@@ -1,0 +1,409 @@
+//! `sessiond-bench`: the load generator. Drives a running sessiond over real gRPC with
+//! one call or a mix, and reports calls/s, latency percentiles (HDR histogram) and
+//! status codes, next to the `grpc.health.v1` Check measured in the same run.
+//!
+//! ```sh
+//! cargo run --release --bin sessiond-bench -- --addr http://127.0.0.1:50051 --call whoami
+//! ```
+//!
+//! Exit status: 0 when every phase had OK calls; 1 when the server cannot be reached,
+//! preparing fails, or every call of a phase failed; 2 for bad flags.
+
+mod cli;
+mod report;
+mod stats;
+mod workload;
+
+use std::collections::BTreeMap;
+use std::error::Error;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::cli::Cli;
+use crate::report::{JsonReport, Options, PreparedInfo, Ratio};
+use crate::stats::Summary;
+use crate::workload::{Auth, CallKind, Stop};
+
+/// Any error of the bench: it is reported once, in `main`, and ends the run.
+pub type BoxError = Box<dyn Error + Send + Sync>;
+
+/// How long to wait for each connection before calling the server unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("sessiond-bench: error: {}", chain(error.as_ref()));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One run: connect, prepare, warm up, baseline, measure, report. `Ok(false)` when a
+/// phase had no OK call at all (the report is still printed and written).
+async fn run(cli: Cli) -> Result<bool, BoxError> {
+    let url = cli.url();
+    let weights = cli.weights();
+    let schedule = workload::schedule(&weights);
+    let concurrency = usize::try_from(cli.concurrency)?;
+    let needs_sessions = weights.iter().any(|(kind, _)| {
+        matches!(
+            kind,
+            CallKind::Whoami | CallKind::Refresh | CallKind::Extend
+        )
+    });
+    let needs_users = weights
+        .iter()
+        .any(|(kind, _)| *kind == CallKind::RefreshAll);
+    let sessions = if !needs_sessions {
+        0
+    } else if cli.ghz_data.is_some() || cli.sessions >= u64::from(cli.concurrency) {
+        // For --ghz-data, ghz shares the data out itself.
+        cli.sessions
+    } else {
+        println!(
+            "note: --sessions {} raised to --concurrency {}: each worker owns its sessions",
+            cli.sessions, cli.concurrency
+        );
+        u64::from(cli.concurrency)
+    };
+    let users = if needs_users { cli.users } else { 0 };
+    let label = match &cli.mix {
+        Some(_) => "mix".to_owned(),
+        None => weights
+            .first()
+            .map_or("whoami", |(kind, _)| kind.name())
+            .to_owned(),
+    };
+    let methods: Vec<&str> = weights.iter().map(|(kind, _)| kind.method()).collect();
+    let measure = match cli.count {
+        Some(count) => format!("{count} calls"),
+        None => report::fmt_ns(duration_ns(cli.duration)),
+    };
+    let plan = if cli.ghz_data.is_some() {
+        "preparing ghz data only".to_owned()
+    } else {
+        format!(
+            "{} connections, {} in flight, {measure} per phase",
+            cli.connections, cli.concurrency
+        )
+    };
+    println!(
+        "sessiond-bench → {url}: {} | {plan}",
+        weights
+            .iter()
+            .map(|(kind, weight)| if cli.mix.is_some() {
+                format!("{}={weight}", kind.name())
+            } else {
+                kind.name().to_owned()
+            })
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+
+    let channels = connect(&cli, &url).await?;
+    let first = channels
+        .first()
+        .cloned()
+        .ok_or("no connection was opened")?;
+    let mut probe = HealthClient::new(first);
+    workload::health_check(&mut probe, CONNECT_TIMEOUT)
+        .await
+        .map_err(|status| {
+            format!(
+                "{url} answered, but is not a ready sessiond: {} ({})",
+                stats::code_name(status.code()),
+                status.message()
+            )
+        })?;
+
+    // Ids unique to this run, so runs against one data dir never share users.
+    let run_tag = format!("{:08x}", uuid::Uuid::now_v7().as_u128() as u32);
+    if sessions > 0 {
+        println!("preparing {sessions} sessions (users bench-{run_tag}-u…)");
+    }
+    if users > 0 {
+        println!(
+            "preparing {users} users with {} sessions each (users bench-{run_tag}-r…)",
+            cli.sessions_per_user
+        );
+    }
+    let auth = match &cli.api_key {
+        Some(key) => Auth::api_key(key)?,
+        None => Auth::default(),
+    };
+    let prepared = workload::prepare(
+        &channels,
+        &auth,
+        &run_tag,
+        sessions,
+        users,
+        cli.sessions_per_user,
+        concurrency,
+        cli.timeout,
+    )
+    .await?;
+    let prepared_info = PreparedInfo {
+        sessions,
+        users,
+        sessions_per_user: cli.sessions_per_user,
+        starts: prepared.starts,
+        total: duration_ns(prepared.elapsed),
+    };
+    if prepared.starts > 0 {
+        println!(
+            "prepared with {} Start calls in {} ({:.0}/s)",
+            prepared.starts,
+            report::fmt_ns(prepared_info.total),
+            prepared.starts as f64 / prepared.elapsed.as_secs_f64().max(1e-9),
+        );
+    }
+    if let Some(path) = &cli.ghz_data {
+        return write_ghz_data(path, &label, &prepared);
+    }
+    let mut workers = workload::workers(&channels, &auth, prepared, concurrency, &run_tag);
+
+    let phase_stop = || match cli.count {
+        Some(count) => Stop::count(count),
+        None => Stop::after(cli.duration),
+    };
+
+    if !cli.warmup.is_zero() {
+        let (back, warm) =
+            workload::run_phase(workers, &schedule, Stop::after(cli.warmup), cli.timeout).await?;
+        workers = back;
+        let all = warm.stats.all()?;
+        println!(
+            "warm-up: {} calls ({} OK) in {}",
+            all.summary(warm.elapsed, "duration").count,
+            all.ok(),
+            report::fmt_ns(duration_ns(warm.elapsed))
+        );
+    }
+
+    let mut baseline: Option<Summary> = None;
+    if !cli.no_baseline {
+        let stop = phase_stop();
+        let reason = stop.reason();
+        let (back, measured) =
+            workload::run_phase(workers, &[CallKind::Health], stop, cli.timeout).await?;
+        workers = back;
+        let summary = measured.stats.all()?.summary(measured.elapsed, reason);
+        println!();
+        print!(
+            "{}",
+            report::phase_table("health (baseline)", CallKind::Health.method(), &summary)
+        );
+        baseline = Some(summary);
+    }
+
+    let stop = phase_stop();
+    let reason = stop.reason();
+    let (workers, measured) = workload::run_phase(workers, &schedule, stop, cli.timeout).await?;
+    let summary = measured.stats.all()?.summary(measured.elapsed, reason);
+    let per_call: BTreeMap<CallKind, Summary> = measured
+        .stats
+        .calls
+        .iter()
+        .map(|(kind, stats)| (*kind, stats.summary(measured.elapsed, reason)))
+        .collect();
+
+    println!();
+    if cli.mix.is_some() {
+        for (kind, call_summary) in &per_call {
+            print!(
+                "{}",
+                report::phase_table(kind.name(), kind.method(), call_summary)
+            );
+            println!();
+        }
+        print!(
+            "{}",
+            report::phase_table("mix (all calls)", &methods.join(", "), &summary)
+        );
+    } else {
+        print!(
+            "{}",
+            report::phase_table(&label, &methods.join(", "), &summary)
+        );
+    }
+
+    println!();
+    let mut rows: Vec<(String, &Summary)> = Vec::new();
+    if let Some(baseline) = &baseline {
+        rows.push(("baseline".to_owned(), baseline));
+    }
+    if cli.mix.is_some() {
+        rows.extend(per_call.iter().map(|(kind, s)| (kind.name().to_owned(), s)));
+        rows.push(("mix".to_owned(), &summary));
+    } else {
+        rows.push((label.clone(), &summary));
+    }
+    print!("{}", report::comparison_table(&rows, baseline.as_ref()));
+    let ratio = baseline
+        .as_ref()
+        .and_then(|baseline| Ratio::between(&summary, baseline));
+    if let Some(ratio) = &ratio {
+        println!("{}", report::ratio_line(ratio));
+    }
+
+    let broken: usize = workers.iter().map(workload::Worker::broken_slots).sum();
+    if broken > 0 {
+        println!(
+            "note: {broken} of {sessions} prepared sessions dropped out after a failed Refresh"
+        );
+    }
+    if measured.ran_dry > 0 {
+        println!(
+            "note: {} of {} workers stopped early: none of their sessions was usable",
+            measured.ran_dry, cli.concurrency
+        );
+    }
+
+    if let Some(path) = &cli.json {
+        let document = JsonReport {
+            call: label.clone(),
+            mix: cli.mix.as_ref().map(|mix| {
+                mix.0
+                    .iter()
+                    .map(|(kind, weight)| (kind.name(), *weight))
+                    .collect()
+            }),
+            options: Options {
+                host: url.clone(),
+                call: methods.join(","),
+                concurrency: cli.concurrency,
+                connections: cli.connections,
+                duration: cli.count.is_none().then(|| duration_ns(cli.duration)),
+                total: cli.count,
+                timeout: duration_ns(cli.timeout),
+                warmup: duration_ns(cli.warmup),
+                insecure: !cli.tls(),
+            },
+            prepared: prepared_info,
+            calls: if cli.mix.is_some() {
+                per_call
+                    .iter()
+                    .map(|(kind, s)| (kind.name(), s.clone()))
+                    .collect()
+            } else {
+                BTreeMap::new()
+            },
+            summary: summary.clone(),
+            baseline: baseline.clone(),
+            ratio,
+        };
+        document.write(path)?;
+        println!("JSON written to {}", path.display());
+    }
+
+    let mut all_ok = true;
+    for (name, phase) in baseline
+        .iter()
+        .map(|s| ("health baseline", s))
+        .chain([(label.as_str(), &summary)])
+    {
+        if phase.ok() == 0 {
+            eprintln!(
+                "sessiond-bench: error: every {name} call failed ({} calls; see status above)",
+                phase.count
+            );
+            all_ok = false;
+        }
+    }
+    Ok(all_ok)
+}
+
+/// `--ghz-data`: writes the prepared tokens, ids or users as a ghz data array.
+fn write_ghz_data(
+    path: &std::path::Path,
+    call: &str,
+    prepared: &workload::Prepared,
+) -> Result<bool, BoxError> {
+    let kind = CallKind::from_name(call).ok_or("--ghz-data needs --call")?;
+    let data = prepared.ghz_data(kind).ok_or_else(|| {
+        format!("--call {call} needs no prepared data: bench/ghz/{call}.json makes its own")
+    })?;
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|error| format!("cannot create {}: {error}", dir.display()))?;
+    }
+    let text = serde_json::to_string(&data)?;
+    std::fs::write(path, text + "\n")
+        .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+    println!(
+        "wrote {} {call} requests to {} (now: ghz --config bench/ghz/{call}.json)",
+        data.len(),
+        path.display()
+    );
+    Ok(true)
+}
+
+/// Opens `--connections` HTTP/2 connections to `url`, each with its own `Channel`,
+/// over TLS when the flags ask for it.
+async fn connect(cli: &Cli, url: &str) -> Result<Vec<Channel>, BoxError> {
+    let mut endpoint = Endpoint::from_shared(url.to_owned())
+        .map_err(|error| format!("--addr {url} is not a valid URL: {}", chain(&error)))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true);
+    if cli.tls() {
+        let ca_cert = cli
+            .ca_cert
+            .as_ref()
+            .ok_or("TLS needs --ca-cert: no system roots are built into the bench")?;
+        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca_cert)?));
+        if let (Some(cert), Some(key)) = (&cli.cert, &cli.key) {
+            tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+        }
+        if let Some(domain) = &cli.tls_domain {
+            tls = tls.domain_name(domain);
+        }
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|error| format!("TLS settings: {}", chain(&error)))?;
+    }
+    let mut channels = Vec::new();
+    for _ in 0..cli.connections.max(1) {
+        let channel = endpoint.connect().await.map_err(|error| {
+            format!(
+                "cannot connect to {url}: {} (is sessiond running there?)",
+                chain(&error)
+            )
+        })?;
+        channels.push(channel);
+    }
+    Ok(channels)
+}
+
+/// A PEM file's bytes.
+fn read(path: &std::path::Path) -> Result<Vec<u8>, BoxError> {
+    std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()).into())
+}
+
+/// An error and its sources, `outer: inner: root`.
+fn chain(error: &(dyn Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// A duration in whole ns, saturating.
+fn duration_ns(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
