@@ -1,0 +1,57 @@
+//! `sessionctl`: the operator CLI of sessiond. Parses the command line, sends one call
+//! (or every page of a list) over gRPC, and prints the answer as a table or as JSON.
+//! See `sessionctl --help`; the exit codes are in `error.rs`.
+
+mod cli;
+mod client;
+mod error;
+mod render;
+mod table;
+mod time;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use sessiond::session::clock::{Clock, SystemClock};
+
+use crate::cli::Cli;
+use crate::client::Target;
+use crate::error::CtlError;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // Nothing more can be done when stderr is gone too.
+            let _ = writeln!(std::io::stderr(), "error: {error}");
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+/// Resolves the input, makes the call and writes the answer to stdout.
+fn run(cli: Cli) -> Result<(), CtlError> {
+    let target = Target::new(&cli.addr, cli.api_key.as_deref(), cli.timeout)?;
+    let call = cli.command.into_call()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| CtlError::Usage(format!("cannot start the async runtime: {error}")))?;
+    let answer = runtime.block_on(async { target.connect().await?.send(call).await })?;
+    let text = if cli.json {
+        // A `Value` always serializes; the fallback is never used.
+        let mut json = serde_json::to_string_pretty(&answer.json()).unwrap_or_default();
+        json.push('\n');
+        json
+    } else {
+        let now_seconds = i64::try_from(SystemClock.now_ms() / 1000).unwrap_or(i64::MAX);
+        answer.human(now_seconds)
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(CtlError::Output)
+}
