@@ -117,7 +117,8 @@ impl GroupPolicy {
     }
 
     /// The expiry Extend gives at `now_ms` with `keep_alive` (or the lifespan), or None
-    /// when the session is outside the extension window or would not move.
+    /// when the session is outside the extension window or would not move out (Extend
+    /// never shortens a session).
     pub fn extended_expiry(
         &self,
         record: &SessionRecord,
@@ -133,7 +134,7 @@ impl GroupPolicy {
         let expiry = now_ms
             .saturating_add(keep_alive)
             .min(record.max_expires_at_ms);
-        (expiry != record.expires_at_ms).then_some(expiry)
+        (expiry > record.expires_at_ms).then_some(expiry)
     }
 
     /// The expiry a refresh gives at `now_ms`: the session's own lifespan, capped.
