@@ -30,10 +30,11 @@ pub enum Permission {
     LogoutAll,
     RefreshAllForUser,
     ListUserSessions,
+    WatchSessions,
 }
 
 impl Permission {
-    const ALL: [Permission; 8] = [
+    const ALL: [Permission; 9] = [
         Permission::Start,
         Permission::Refresh,
         Permission::Extend,
@@ -42,6 +43,7 @@ impl Permission {
         Permission::LogoutAll,
         Permission::RefreshAllForUser,
         Permission::ListUserSessions,
+        Permission::WatchSessions,
     ];
 
     fn name(self) -> &'static str {
@@ -54,6 +56,7 @@ impl Permission {
             Permission::LogoutAll => "LogoutAll",
             Permission::RefreshAllForUser => "RefreshAllForUser",
             Permission::ListUserSessions => "ListUserSessions",
+            Permission::WatchSessions => "WatchSessions",
         }
     }
 
@@ -90,7 +93,7 @@ pub enum CallerConfigError {
     BadKeyHash(String),
     #[error("caller {0:?}: needs api_key_sha256 or cert_subject")]
     NoCredential(String),
-    #[error("caller {caller:?}: unknown call {call:?} (known: Start, Refresh, Extend, Whoami, Logout, LogoutAll, RefreshAllForUser, ListUserSessions, *)")]
+    #[error("caller {caller:?}: unknown call {call:?} (known: Start, Refresh, Extend, Whoami, Logout, LogoutAll, RefreshAllForUser, ListUserSessions, WatchSessions, *)")]
     UnknownCall { caller: String, call: String },
     #[error("two callers share the credential of {0:?}")]
     Duplicate(String),
@@ -387,6 +390,29 @@ mod tests {
     #[test]
     fn unknown_call_names_are_config_errors() {
         assert!(Callers::new(&[caller(&["Whoamy"])]).is_err());
+    }
+
+    #[test]
+    fn every_session_service_call_has_a_permission() {
+        use prost::Message;
+        let set = prost_types::FileDescriptorSet::decode(crate::proto::FILE_DESCRIPTOR_SET)
+            .expect("descriptor set decodes");
+        let methods: Vec<String> = set
+            .file
+            .iter()
+            .flat_map(|file| &file.service)
+            .filter(|service| service.name() == "SessionService")
+            .flat_map(|service| &service.method)
+            .map(|method| method.name().to_owned())
+            .collect();
+        assert!(methods.len() >= 8, "{methods:?}");
+        for method in methods {
+            let path = format!("/session.v1.SessionService/{method}");
+            assert!(
+                matches!(permission_for(&path), Ok(Some(_))),
+                "{method} has no permission, so configured callers could never call it"
+            );
+        }
     }
 
     #[test]
