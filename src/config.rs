@@ -126,7 +126,7 @@ impl Default for SweeperConfig {
     fn default() -> Self {
         SweeperConfig {
             interval: Duration::from_secs(1),
-            batch_size: 1000,
+            batch_size: 200,
         }
     }
 }

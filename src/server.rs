@@ -13,7 +13,7 @@ use tonic_health::server::HealthReporter;
 
 use crate::api::SessionApi;
 use crate::config::{Config, TlsConfig};
-use crate::layers::{CallLimitsLayer, CallLogLayer, CallerAuthLayer};
+use crate::layers::{CallLimitsLayer, CallLogLayer, CallerAuthLayer, ClientFaultsLayer};
 use crate::proto::session::v1::session_service_server::SessionServiceServer;
 use crate::session::clock::{Clock, SystemClock};
 use crate::session::{SessionError, SessionManager};
@@ -107,11 +107,13 @@ pub async fn start(
         config.watch_stall_timeout,
     );
     let (stopping, mut stop_serving) = watch::channel(false);
-    // Outermost first: every call is logged and counted, even a shed or refused one;
+    // Outermost first: every call is logged and counted, even a shed or refused one,
+    // with its code as the caller sees it (after tonic's client faults are re-labelled);
     // shedding comes before authentication so overload costs no hashing; the caller
     // reaches the handlers through the request's extensions.
     let layers = tower::ServiceBuilder::new()
         .layer(CallLogLayer)
+        .layer(ClientFaultsLayer)
         .layer(CallLimitsLayer::new(
             config.limits.max_in_flight,
             config.limits.call_timeout,

@@ -271,7 +271,7 @@ async fn an_oversized_request_is_refused() {
     request.attributes.insert("more".into(), "y".repeat(1000));
 
     let status = client.start(request).await.expect_err("too large");
-    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     assert!(status.message().contains("limit"), "{}", status.message());
 }
 

@@ -289,7 +289,10 @@ async fn expiry_index_follows_refresh_and_extend() {
 
 #[tokio::test]
 async fn store_has_no_orphans_after_every_kind_of_call() {
-    let test = TestServer::with_config(NO_BACKGROUND_SWEEP).await;
+    let test = TestServer::with_config(&format!(
+        "{NO_BACKGROUND_SWEEP}\n[groups.default]\nrefresh_grace = \"0s\""
+    ))
+    .await;
     let mut client = test.client().await;
     let a = start_session(&mut client, "alice").await;
     let b = start_session(&mut client, "alice").await;

@@ -2,8 +2,10 @@
 
 pub mod auth;
 pub mod call_log;
+pub mod client_faults;
 pub mod limits;
 
 pub use auth::CallerAuthLayer;
 pub use call_log::CallLogLayer;
+pub use client_faults::ClientFaultsLayer;
 pub use limits::CallLimitsLayer;

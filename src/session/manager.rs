@@ -15,6 +15,9 @@ use crate::store::{
     Commit, Decision, Event, EventKind, SessionId, SessionRecord, SessionStore, StoredState,
 };
 
+/// Pause between two sweeper batches.
+const SWEEP_PAUSE: Duration = Duration::from_millis(2);
+
 /// How many rotated-away refresh secrets a session remembers for reuse detection
 /// (2 KiB of digests at most); an older one is simply refused.
 const RETIRED_REFRESH_SECRETS: usize = 128;
@@ -324,10 +327,20 @@ impl SessionManager {
         let stored = self
             .store
             .update(token.session_id, Commit::Durable, &mut |record| {
-                if !access.allows(&record.group) {
+                let current = presented.matches(&record.refresh_token_hash);
+                let replayed = (!current)
+                    .then(|| self.replay(record, &token, &presented, now))
+                    .flatten();
+                let reused = !current
+                    && replayed.is_none()
+                    && record.state() == StoredState::Active
+                    && presented.among(&record.retired_refresh_digests);
+                // Only a caller that proved the token learns the group is out of reach:
+                // a wrong secret answers like an unknown session, whatever its group.
+                if (current || replayed.is_some() || reused) && !access.allows(&record.group) {
                     outcome = Outcome::Forbidden;
                     Decision::Keep
-                } else if presented.matches(&record.refresh_token_hash) {
+                } else if current {
                     if self.state_of(record, now) != SessionState::Active {
                         outcome = Outcome::Refused;
                         return Decision::Keep;
@@ -344,12 +357,10 @@ impl SessionManager {
                         );
                     }
                     Decision::Put(Box::new(next), Some(event(EventKind::Refreshed, now)))
-                } else if let Some(successor) = self.replay(record, &token, &presented, now) {
+                } else if let Some(successor) = replayed {
                     outcome = Outcome::Replayed(successor);
                     Decision::Keep
-                } else if record.state() == StoredState::Active
-                    && presented.among(&record.retired_refresh_digests)
-                {
+                } else if reused {
                     outcome = Outcome::Reused;
                     Decision::Put(
                         Box::new(revoked(record)),
@@ -768,7 +779,7 @@ impl SessionManager {
         }
         let horizon = now.saturating_sub(millis(self.settings.event_retention));
         while self.store.prune_events(horizon, batch).await? == batch {
-            tokio::task::yield_now().await;
+            tokio::time::sleep(SWEEP_PAUSE).await;
         }
         let mut total = 0;
         loop {
@@ -780,7 +791,9 @@ impl SessionManager {
                 ::metrics::counter!(metrics::SESSIONS_EXPIRED).increment(total as u64);
                 return Ok(total);
             }
-            tokio::task::yield_now().await;
+            // A batch holds sled's commit lock, which reads wait for: a pause between
+            // batches keeps Whoami's tail latency flat while a mass expiry is swept.
+            tokio::time::sleep(SWEEP_PAUSE).await;
         }
     }
 }

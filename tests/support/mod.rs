@@ -307,3 +307,262 @@ pub fn sorted_ids<'a>(sessions: impl IntoIterator<Item = &'a Session>) -> Vec<St
     ids.sort();
     ids
 }
+
+// --- WatchSessions -------------------------------------------------------------------
+
+/// How long a test waits for one item of a stream before it fails (instead of hanging).
+pub const STREAM_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The stream WatchSessions answers with.
+pub type Events = tonic::Streaming<sessiond::proto::session::v1::SessionEvent>;
+
+/// A WatchSessions request; `user_id` "" means every user.
+pub fn watch_request(
+    after_cursor: Option<u64>,
+    user_id: &str,
+) -> sessiond::proto::session::v1::WatchSessionsRequest {
+    sessiond::proto::session::v1::WatchSessionsRequest {
+        after_cursor,
+        user_id: user_id.to_owned(),
+    }
+}
+
+/// Opens a WatchSessions stream (the call itself may fail).
+pub async fn watch_sessions(
+    client: &mut Client,
+    after_cursor: Option<u64>,
+    user_id: &str,
+) -> Result<Events, Status> {
+    tokio::time::timeout(
+        STREAM_WAIT,
+        client.watch_sessions(watch_request(after_cursor, user_id)),
+    )
+    .await
+    .expect("WatchSessions answers within the stream wait")
+    .map(tonic::Response::into_inner)
+}
+
+/// Opens a WatchSessions stream, expecting the call to succeed.
+pub async fn watch_ok(client: &mut Client, after_cursor: Option<u64>, user_id: &str) -> Events {
+    watch_sessions(client, after_cursor, user_id)
+        .await
+        .expect("WatchSessions succeeds")
+}
+
+/// The next item of a stream: an event, its end (None) or its error status. Panics if
+/// nothing comes within `STREAM_WAIT`.
+pub async fn next_item(
+    events: &mut Events,
+) -> Result<Option<sessiond::proto::session::v1::SessionEvent>, Status> {
+    tokio::time::timeout(STREAM_WAIT, events.message())
+        .await
+        .expect("the watch stream yields an item within the stream wait")
+}
+
+/// The next event of a stream (CAUGHT_UP markers included), expecting one.
+pub async fn next_event(events: &mut Events) -> sessiond::proto::session::v1::SessionEvent {
+    match next_item(events).await {
+        Ok(Some(event)) => event,
+        Ok(None) => panic!("the watch stream ended; expected an event"),
+        Err(status) => panic!(
+            "the watch stream failed with {:?} ({}); expected an event",
+            status.code(),
+            status.message()
+        ),
+    }
+}
+
+/// The kind of an event (UNSPECIFIED for an unknown number).
+pub fn kind_of(
+    event: &sessiond::proto::session::v1::SessionEvent,
+) -> sessiond::proto::session::v1::SessionEventKind {
+    sessiond::proto::session::v1::SessionEventKind::try_from(event.kind).unwrap_or_default()
+}
+
+/// Whether an event is a CAUGHT_UP marker.
+pub fn is_caught_up(event: &sessiond::proto::session::v1::SessionEvent) -> bool {
+    kind_of(event) == sessiond::proto::session::v1::SessionEventKind::CaughtUp
+}
+
+/// The next item, expecting a CAUGHT_UP marker; returns its cursor.
+pub async fn expect_caught_up(events: &mut Events) -> u64 {
+    let event = next_event(events).await;
+    assert!(
+        is_caught_up(&event),
+        "expected a CAUGHT_UP marker, got {event:?}"
+    );
+    event.cursor
+}
+
+/// The next `n` session events, skipping CAUGHT_UP markers.
+pub async fn next_session_events(
+    events: &mut Events,
+    n: usize,
+) -> Vec<sessiond::proto::session::v1::SessionEvent> {
+    let mut found = Vec::with_capacity(n);
+    while found.len() < n {
+        let event = next_event(events).await;
+        if !is_caught_up(&event) {
+            found.push(event);
+        }
+    }
+    found
+}
+
+/// The session events up to the next CAUGHT_UP marker, and that marker's cursor.
+pub async fn events_until_caught_up(
+    events: &mut Events,
+) -> (Vec<sessiond::proto::session::v1::SessionEvent>, u64) {
+    let mut found = Vec::new();
+    loop {
+        let event = next_event(events).await;
+        if is_caught_up(&event) {
+            return (found, event.cursor);
+        }
+        found.push(event);
+    }
+}
+
+/// Every event still in the log (a watch from cursor 0 up to its CAUGHT_UP marker).
+pub async fn event_log(client: &mut Client) -> Vec<sessiond::proto::session::v1::SessionEvent> {
+    let mut events = watch_ok(client, Some(0), "").await;
+    events_until_caught_up(&mut events).await.0
+}
+
+/// The status a watch fails with: the call's own, or the first item's. Panics if the
+/// stream yields an event or ends cleanly instead.
+pub async fn watch_error(client: &mut Client, after_cursor: Option<u64>, user_id: &str) -> Status {
+    match watch_sessions(client, after_cursor, user_id).await {
+        Err(status) => status,
+        Ok(mut events) => match next_item(&mut events).await {
+            Err(status) => status,
+            Ok(item) => panic!("expected the watch to fail, got {item:?}"),
+        },
+    }
+}
+
+/// A timestamp in milliseconds since the epoch.
+pub fn ms_of(ts: Option<&prost_types::Timestamp>) -> i64 {
+    let ts = ts.expect("timestamp is set");
+    ts.seconds * 1000 + i64::from(ts.nanos) / 1_000_000
+}
+
+// --- The real binary ------------------------------------------------------------------
+
+/// A loopback port nothing listens on (bound, read and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("bind a loopback port")
+        .port()
+}
+
+/// One run of the real `sessiond` binary on a free loopback port, its stderr appended
+/// to a log file.
+pub struct Daemon {
+    child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+    log: std::path::PathBuf,
+}
+
+impl Daemon {
+    /// Longest wait for the binary to serve and to exit.
+    pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// Starts the binary on `data_dir` with `RUST_LOG=rust_log` and `args`.
+    pub fn spawn(
+        data_dir: &std::path::Path,
+        log: &std::path::Path,
+        rust_log: &str,
+        args: &[&str],
+    ) -> Daemon {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("open log file");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_sessiond"))
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(args)
+            .env("RUST_LOG", rust_log)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn sessiond");
+        Daemon {
+            child,
+            addr,
+            log: log.to_owned(),
+        }
+    }
+
+    /// What the binary wrote to stderr so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A channel once the session service reports SERVING (bounded wait).
+    pub async fn serving(&mut self) -> Channel {
+        use tonic_health::pb::health_check_response::ServingStatus;
+        use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+        let deadline = std::time::Instant::now() + Self::PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll child") {
+                panic!("sessiond exited early ({status}):\n{}", self.log_text());
+            }
+            let url = format!("http://{}", self.addr);
+            if let Ok(channel) = Channel::from_shared(url).expect("url").connect().await {
+                let health = HealthClient::new(channel.clone())
+                    .check(HealthCheckRequest {
+                        service: "session.v1.SessionService".into(),
+                    })
+                    .await;
+                if health.is_ok_and(|r| r.into_inner().status() == ServingStatus::Serving) {
+                    return channel;
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "sessiond did not serve within {:?}:\n{}",
+                Self::PATIENCE,
+                self.log_text()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGKILL, and wait until the process is gone.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reap the killed child");
+    }
+
+    /// SIGTERM, and the exit status (bounded wait).
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM failed");
+        let deadline = std::time::Instant::now() + Self::PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll child") {
+                return status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "sessiond did not stop within {:?} of SIGTERM:\n{}",
+                    Self::PATIENCE,
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
