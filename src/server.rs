@@ -20,6 +20,9 @@ use crate::session::{SessionError, SessionManager};
 use crate::store::sled::SledStore;
 use crate::store::{ConsistencyReport, SessionStore, StoreError};
 
+/// How long a stop waits for connections to drain before it closes them.
+const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Why the server could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -258,7 +261,19 @@ impl RunningServer {
         self.manager.close_watchers();
         // Both receivers may be gone already; the tasks are awaited below either way.
         let _ = self.stopping.send(true);
-        self.serving.await??;
+        // Calls in flight finish; a connection that still has not drained by the
+        // deadline (a client that stopped reading its stream) is cut.
+        let mut serving = self.serving;
+        match tokio::time::timeout(DRAIN_DEADLINE, &mut serving).await {
+            Ok(served) => served??,
+            Err(_) => {
+                tracing::warn!(
+                    deadline_ms = DRAIN_DEADLINE.as_millis() as u64,
+                    "connections did not drain in time: closing them"
+                );
+                serving.abort();
+            }
+        }
         self.sweeping.await?;
         if let Some((addr, admin)) = self.admin {
             if let Err(error) = admin.await? {

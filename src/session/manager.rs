@@ -378,6 +378,8 @@ impl SessionManager {
                 tokens.issue(self.snapshot(record, now))
             }
             (Some(record), Outcome::Replayed(successor)) => {
+                // The rotation that made this pair may still be on its way to disk.
+                self.store.sync().await?;
                 successor.issue(self.snapshot(record, now))
             }
             (Some(record), Outcome::Reused) => {
@@ -463,9 +465,16 @@ impl SessionManager {
         if !needs_write(&record) {
             return Ok(self.snapshot(record, now));
         }
+        // Closing a grace window must survive a crash (else the old refresh token could
+        // replay again); a plain touch need not.
+        let commit = if record.sealed_successor.is_empty() {
+            Commit::Lazy
+        } else {
+            Commit::Durable
+        };
         let touched = self
             .store
-            .update(token.session_id, Commit::Lazy, &mut |record| {
+            .update(token.session_id, commit, &mut |record| {
                 if !self.authentic(record, &presented, now) || !needs_write(record) {
                     return Decision::Keep;
                 }

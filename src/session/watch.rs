@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::SendTimeoutError;
 
@@ -38,12 +39,20 @@ pub struct WatchRequest {
     pub user_id: Option<String>,
 }
 
-/// The stream of one watcher. Ends with RESOURCE_EXHAUSTED if it was cut off.
+/// The stream of one watcher. Ends with RESOURCE_EXHAUSTED if it was cut off, and
+/// with UNAVAILABLE at once (dropping what it had queued) when the server stops.
 pub struct WatchStream {
     items: mpsc::Receiver<Result<WatchItem, SessionError>>,
     cut_off: Arc<AtomicBool>,
+    closing: tokio_stream::wrappers::WatchStream<bool>,
     stall_timeout: Duration,
     ended: bool,
+}
+
+fn server_stopping() -> SessionError {
+    SessionError::Unavailable(
+        "the server is shutting down: resume from the last cursor received".into(),
+    )
 }
 
 impl futures::Stream for WatchStream {
@@ -52,6 +61,12 @@ impl futures::Stream for WatchStream {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if self.ended {
             return Poll::Ready(None);
+        }
+        while let Poll::Ready(Some(closing)) = self.closing.poll_next_unpin(cx) {
+            if closing {
+                self.ended = true;
+                return Poll::Ready(Some(Err(server_stopping())));
+            }
         }
         match self.items.poll_recv(cx) {
             Poll::Ready(None) => {
@@ -108,6 +123,7 @@ impl SessionManager {
         Ok(WatchStream {
             items,
             cut_off,
+            closing: tokio_stream::wrappers::WatchStream::new(self.closing.subscribe()),
             stall_timeout,
             ended: false,
         })
@@ -131,10 +147,7 @@ impl Pump {
         let mut announced = None;
         loop {
             if *closing.borrow() {
-                let closed = SessionError::Unavailable(
-                    "the server is shutting down: resume from the last cursor received".into(),
-                );
-                self.send(Err(closed)).await;
+                self.send(Err(server_stopping())).await;
                 return;
             }
             let events = match store.events_after(cursor, PAGE).await {

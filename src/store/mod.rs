@@ -179,4 +179,9 @@ pub trait SessionStore: Send + Sync {
 
     /// Makes every acknowledged write durable (used at shutdown).
     async fn flush(&self) -> Result<(), StoreError>;
+
+    /// Waits until every write made so far is as durable as the store's durability
+    /// promises acknowledged writes to be (for answers that write nothing themselves
+    /// but hand out what an earlier write made).
+    async fn sync(&self) -> Result<(), StoreError>;
 }

@@ -141,7 +141,10 @@ impl SledStore {
     /// shows its events to watchers (only once durable, so a watcher never acts on an
     /// event a crash could take back).
     async fn finish(&self, commit: Commit, last_seq: Option<u64>) -> Result<(), StoreError> {
-        if let (Commit::Durable, Durability::Sync) = (commit, self.durability) {
+        // A write that logged events is made durable whatever its commit mode: a watcher
+        // must never see an event (or a cursor) that a crash could take back.
+        let durable = commit == Commit::Durable || last_seq.is_some();
+        if durable && self.durability == Durability::Sync {
             self.group_commit.flush(&self.db).await?;
         }
         if let Some(seq) = last_seq {
@@ -621,5 +624,9 @@ impl SessionStore for SledStore {
     async fn flush(&self) -> Result<(), StoreError> {
         self.db.flush_async().await?;
         Ok(())
+    }
+
+    async fn sync(&self) -> Result<(), StoreError> {
+        self.finish(Commit::Durable, None).await
     }
 }

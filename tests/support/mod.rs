@@ -394,33 +394,47 @@ pub async fn expect_caught_up(events: &mut Events) -> u64 {
     event.cursor
 }
 
+/// How long a test collects a run of stream items before it fails (so an endless stream
+/// of unexpected items fails too, instead of hanging).
+pub const COLLECT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The next `n` session events, skipping CAUGHT_UP markers.
 pub async fn next_session_events(
     events: &mut Events,
     n: usize,
 ) -> Vec<sessiond::proto::session::v1::SessionEvent> {
-    let mut found = Vec::with_capacity(n);
-    while found.len() < n {
-        let event = next_event(events).await;
-        if !is_caught_up(&event) {
-            found.push(event);
+    let collect = async {
+        let mut found = Vec::with_capacity(n);
+        while found.len() < n {
+            let event = next_event(events).await;
+            if !is_caught_up(&event) {
+                found.push(event);
+            }
         }
-    }
-    found
+        found
+    };
+    tokio::time::timeout(COLLECT_WAIT, collect)
+        .await
+        .unwrap_or_else(|_| panic!("{n} session events within the collect wait"))
 }
 
 /// The session events up to the next CAUGHT_UP marker, and that marker's cursor.
 pub async fn events_until_caught_up(
     events: &mut Events,
 ) -> (Vec<sessiond::proto::session::v1::SessionEvent>, u64) {
-    let mut found = Vec::new();
-    loop {
-        let event = next_event(events).await;
-        if is_caught_up(&event) {
-            return (found, event.cursor);
+    let collect = async {
+        let mut found = Vec::new();
+        loop {
+            let event = next_event(events).await;
+            if is_caught_up(&event) {
+                return (found, event.cursor);
+            }
+            found.push(event);
         }
-        found.push(event);
-    }
+    };
+    tokio::time::timeout(COLLECT_WAIT, collect)
+        .await
+        .expect("a CAUGHT_UP marker within the collect wait")
 }
 
 /// Every event still in the log (a watch from cursor 0 up to its CAUGHT_UP marker).

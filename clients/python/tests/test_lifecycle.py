@@ -111,6 +111,9 @@ def test_reused_refresh_token_is_unauthenticated_and_revokes_session(
 ) -> None:
     started = client.start(user_id)
     refreshed = client.refresh(started.refresh_token)
+    # The successor is in use, so the grace window for a lost answer is closed: the old
+    # refresh token coming back now can only be a stolen copy.
+    client.whoami(refreshed.session_token)
 
     reuse = error_of(client.refresh, started.refresh_token)
 
@@ -147,3 +150,17 @@ def test_logout_all_for_user_revokes_every_session_of_the_user(
     assert client.whoami(other.session_token).session.state == ACTIVE
     again = client.logout(session_id=mine[1].session.session_id, all_for_user=True)
     assert again.revoked_count == 0
+
+
+def test_a_retried_refresh_gets_the_same_pair(client: SessionClient, user_id: str) -> None:
+    started = client.start(user_id)
+    first = client.refresh(started.refresh_token)
+
+    # The answer was lost; the client retries with the same refresh token.
+    retry = client.refresh(started.refresh_token)
+
+    assert (retry.session_token, retry.refresh_token) == (
+        first.session_token,
+        first.refresh_token,
+    )
+    assert client.whoami(retry.session_token).session.user_id == user_id
