@@ -959,6 +959,7 @@ async fn answers(
     };
     let refresh_request = RefreshRequest {
         refresh_token: token_for("rt_", id, secret),
+        ..Default::default()
     };
     let logout_request = |all_for_user| LogoutRequest {
         session_token: session_token.clone(),

@@ -689,7 +689,10 @@ async fn step(
             }
             let (id, text) =
                 issued.refresh_tokens[token.index(issued.refresh_tokens.len())].clone();
-            match m.refresh(&access, parse(TokenKind::Refresh, &text)).await {
+            match m
+                .refresh(&access, parse(TokenKind::Refresh, &text), None)
+                .await
+            {
                 Ok(new) => {
                     let pair = (new.session_token, new.refresh_token);
                     let expected = model.refresh(id, &text, Some(pair.clone()));

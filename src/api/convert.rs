@@ -51,6 +51,9 @@ impl From<Snapshot> for pb::Session {
             ttl_seconds: i64::try_from(record.ttl_ms / 1000).unwrap_or(i64::MAX),
             metadata: record.metadata.into_iter().collect(),
             attributes: record.attributes.into_iter().collect(),
+            scope: record.scope,
+            aal: record.aal,
+            token_attributes: record.token_attributes.into_iter().collect(),
         }
     }
 }

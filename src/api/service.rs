@@ -14,7 +14,7 @@ use super::validate::{self, Limits};
 use crate::layers::auth::{Caller, Permission};
 use crate::proto::session::v1 as pb;
 use crate::proto::session::v1::session_service_server::SessionService;
-use crate::session::manager::{Issued, LogoutTarget, StartParams};
+use crate::session::manager::{AttributeChanges, Issued, StartParams};
 use crate::session::token::TokenKind;
 use crate::session::watch::WatchRequest;
 use crate::session::{GroupAccess, SessionError, SessionManager};
@@ -87,6 +87,10 @@ impl SessionApi {
             ttl: validate::seconds("ttl_seconds", request.ttl_seconds)?,
             metadata: self.limits.map("metadata", request.metadata)?,
             attributes: self.limits.map("attributes", request.attributes)?,
+            scope: self.limits.scope(request.scope)?,
+            token_attributes: self
+                .limits
+                .map("token_attributes", request.token_attributes)?,
         };
         self.manager.start(access, params).await
     }
@@ -97,7 +101,9 @@ impl SessionApi {
         request: pb::RefreshRequest,
     ) -> Result<Issued, SessionError> {
         let token = validate::token("refresh_token", TokenKind::Refresh, &request.refresh_token)?;
-        self.manager.refresh(access, token).await
+        let scope = self.limits.scope(request.scope)?;
+        let expected_scope = Some(scope.as_str()).filter(|scope| !scope.is_empty());
+        self.manager.refresh(access, token, expected_scope).await
     }
 
     async fn inner_extend(
@@ -138,25 +144,7 @@ impl SessionApi {
                 "this caller may not end all sessions of a user (permission LogoutAll)".into(),
             ));
         }
-        let target = match (
-            request.session_token.is_empty(),
-            request.session_id.is_empty(),
-        ) {
-            (false, true) => LogoutTarget::Token(validate::token(
-                "session_token",
-                TokenKind::Session,
-                &request.session_token,
-            )?),
-            (true, false) => {
-                LogoutTarget::Id(validate::session_id("session_id", &request.session_id)?)
-            }
-            _ => {
-                return Err(SessionError::invalid(
-                    "session_token",
-                    "or session_id: give exactly one of the two",
-                ))
-            }
-        };
+        let target = validate::session_target(&request.session_token, &request.session_id)?;
         let except = match request.except_session_id.as_str() {
             "" => None,
             _ if !request.all_for_user => {
@@ -188,6 +176,46 @@ impl SessionApi {
         Ok(pb::RefreshAllForUserResponse {
             refreshed_count: u32::try_from(sessions.len()).unwrap_or(u32::MAX),
             sessions: sessions.into_iter().map(Into::into).collect(),
+        })
+    }
+
+    async fn inner_reauthenticate(
+        &self,
+        access: &GroupAccess,
+        request: pb::ReauthenticateRequest,
+    ) -> Result<pb::ReauthenticateResponse, SessionError> {
+        let target = validate::session_target(&request.session_token, &request.session_id)?;
+        let aal = validate::aal(request.aal)?;
+        let session = self.manager.reauthenticate(access, target, aal).await?;
+        Ok(pb::ReauthenticateResponse {
+            expires_in_seconds: whole_seconds(session.expires_in),
+            session: Some(session.into()),
+        })
+    }
+
+    async fn inner_update_attributes(
+        &self,
+        access: &GroupAccess,
+        request: pb::UpdateAttributesRequest,
+    ) -> Result<pb::UpdateAttributesResponse, SessionError> {
+        let session_id = validate::session_id("session_id", &request.session_id)?;
+        let changes = AttributeChanges {
+            set: self.limits.map("set", request.set)?,
+            remove: self.limits.keys("remove", request.remove)?,
+            token_set: self.limits.map("token_set", request.token_set)?,
+            token_remove: self.limits.keys("token_remove", request.token_remove)?,
+        };
+        let fits = |record: &crate::store::SessionRecord| {
+            self.limits.entries("set", record.attributes.len())?;
+            self.limits
+                .entries("token_set", record.token_attributes.len())
+        };
+        let session = self
+            .manager
+            .update_attributes(access, session_id, changes, &fits)
+            .await?;
+        Ok(pb::UpdateAttributesResponse {
+            session: Some(session.into()),
         })
     }
 
@@ -312,6 +340,28 @@ impl SessionService for SessionApi {
         let (_, extensions, request) = request.into_parts();
         Ok(Response::new(
             self.inner_refresh_all_for_user(access(&extensions), request)
+                .await?,
+        ))
+    }
+
+    async fn reauthenticate(
+        &self,
+        request: Request<pb::ReauthenticateRequest>,
+    ) -> Result<Response<pb::ReauthenticateResponse>, Status> {
+        let (_, extensions, request) = request.into_parts();
+        Ok(Response::new(
+            self.inner_reauthenticate(access(&extensions), request)
+                .await?,
+        ))
+    }
+
+    async fn update_attributes(
+        &self,
+        request: Request<pb::UpdateAttributesRequest>,
+    ) -> Result<Response<pb::UpdateAttributesResponse>, Status> {
+        let (_, extensions, request) = request.into_parts();
+        Ok(Response::new(
+            self.inner_update_attributes(access(&extensions), request)
                 .await?,
         ))
     }

@@ -7,6 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::Deserialize;
 
+use crate::session::manager::LogoutTarget;
 use crate::session::token::{Token, TokenError, TokenKind};
 use crate::session::SessionError;
 use crate::store::SessionId;
@@ -25,6 +26,8 @@ pub struct Limits {
     pub max_map_key_bytes: usize,
     /// Longest value of `metadata` or `attributes`, in bytes.
     pub max_map_value_bytes: usize,
+    /// Longest `scope`, in bytes.
+    pub max_scope_bytes: usize,
     /// Largest encoded request message; a bigger one is refused before decoding.
     pub max_request_bytes: usize,
     /// Calls running at once; more are refused with RESOURCE_EXHAUSTED.
@@ -42,6 +45,7 @@ impl Default for Limits {
             max_map_entries: 32,
             max_map_key_bytes: 64,
             max_map_value_bytes: 1024,
+            max_scope_bytes: 256,
             max_request_bytes: 64 * 1024,
             max_in_flight: 4096,
             call_timeout: Duration::from_secs(10),
@@ -86,6 +90,58 @@ impl Limits {
             ));
         }
         Ok(Some(value))
+    }
+
+    /// A scope: free-form, within the limit (empty: none).
+    pub fn scope(&self, value: String) -> Result<String, SessionError> {
+        if value.len() > self.max_scope_bytes {
+            return Err(SessionError::invalid(
+                "scope",
+                format!("must be at most {} bytes", self.max_scope_bytes),
+            ));
+        }
+        Ok(value)
+    }
+
+    /// A map of `len` entries fits the entry limit.
+    pub fn entries(&self, field: &'static str, len: usize) -> Result<(), SessionError> {
+        if len > self.max_map_entries {
+            return Err(SessionError::invalid(
+                field,
+                format!(
+                    "would leave {len} entries; at most {} are allowed",
+                    self.max_map_entries
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Keys to remove from a map: as many and as long as a map may hold.
+    pub fn keys(
+        &self,
+        field: &'static str,
+        keys: Vec<String>,
+    ) -> Result<Vec<String>, SessionError> {
+        if keys.len() > self.max_map_entries {
+            return Err(SessionError::invalid(
+                field,
+                format!("has more than {} keys", self.max_map_entries),
+            ));
+        }
+        if keys
+            .iter()
+            .any(|key| key.is_empty() || key.len() > self.max_map_key_bytes)
+        {
+            return Err(SessionError::invalid(
+                field,
+                format!(
+                    "has an empty key or one over {} bytes",
+                    self.max_map_key_bytes
+                ),
+            ));
+        }
+        Ok(keys)
     }
 
     /// A string map within the entry and size limits.
@@ -180,6 +236,39 @@ pub fn page_token(value: &str) -> Result<Option<SessionId>, SessionError> {
 /// The page token that continues after `last`.
 pub fn encode_page_token(last: SessionId) -> String {
     URL_SAFE_NO_PAD.encode(last.as_bytes())
+}
+
+/// Longest authenticator assurance level, in bytes.
+const MAX_AAL_BYTES: usize = 32;
+
+/// An authenticator assurance level such as "aal2" (empty: none).
+pub fn aal(value: String) -> Result<String, SessionError> {
+    if value.len() > MAX_AAL_BYTES || value.chars().any(char::is_control) {
+        return Err(SessionError::invalid(
+            "aal",
+            format!("must be at most {MAX_AAL_BYTES} printable bytes"),
+        ));
+    }
+    Ok(value)
+}
+
+/// The session a call names: exactly one of its token and its id.
+pub fn session_target(session_token: &str, session_id: &str) -> Result<LogoutTarget, SessionError> {
+    match (session_token.is_empty(), session_id.is_empty()) {
+        (false, true) => Ok(LogoutTarget::Token(token(
+            "session_token",
+            TokenKind::Session,
+            session_token,
+        )?)),
+        (true, false) => Ok(LogoutTarget::Id(self::session_id(
+            "session_id",
+            session_id,
+        )?)),
+        _ => Err(SessionError::invalid(
+            "session_token",
+            "or session_id: give exactly one of the two",
+        )),
+    }
 }
 
 /// A token of the given kind, taken apart (not yet checked against the store).

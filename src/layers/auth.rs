@@ -31,10 +31,12 @@ pub enum Permission {
     RefreshAllForUser,
     ListUserSessions,
     WatchSessions,
+    Reauthenticate,
+    UpdateAttributes,
 }
 
 impl Permission {
-    const ALL: [Permission; 9] = [
+    const ALL: [Permission; 11] = [
         Permission::Start,
         Permission::Refresh,
         Permission::Extend,
@@ -44,6 +46,8 @@ impl Permission {
         Permission::RefreshAllForUser,
         Permission::ListUserSessions,
         Permission::WatchSessions,
+        Permission::Reauthenticate,
+        Permission::UpdateAttributes,
     ];
 
     fn name(self) -> &'static str {
@@ -57,6 +61,8 @@ impl Permission {
             Permission::RefreshAllForUser => "RefreshAllForUser",
             Permission::ListUserSessions => "ListUserSessions",
             Permission::WatchSessions => "WatchSessions",
+            Permission::Reauthenticate => "Reauthenticate",
+            Permission::UpdateAttributes => "UpdateAttributes",
         }
     }
 
@@ -93,7 +99,7 @@ pub enum CallerConfigError {
     BadKeyHash(String),
     #[error("caller {0:?}: needs api_key_sha256 or cert_subject")]
     NoCredential(String),
-    #[error("caller {caller:?}: unknown call {call:?} (known: Start, Refresh, Extend, Whoami, Logout, LogoutAll, RefreshAllForUser, ListUserSessions, WatchSessions, *)")]
+    #[error("caller {caller:?}: unknown call {call:?} (known: Start, Refresh, Extend, Whoami, Logout, LogoutAll, RefreshAllForUser, ListUserSessions, WatchSessions, Reauthenticate, UpdateAttributes, *)")]
     UnknownCall { caller: String, call: String },
     #[error("two callers share the credential of {0:?}")]
     Duplicate(String),

@@ -32,6 +32,18 @@ pub struct StartParams {
     pub ttl: Option<Duration>,
     pub metadata: BTreeMap<String, String>,
     pub attributes: BTreeMap<String, String>,
+    /// Empty: no scope.
+    pub scope: String,
+    pub token_attributes: BTreeMap<String, String>,
+}
+
+/// What UpdateAttributes changes; removals apply before additions.
+#[derive(Debug, Clone, Default)]
+pub struct AttributeChanges {
+    pub set: BTreeMap<String, String>,
+    pub remove: Vec<String>,
+    pub token_set: BTreeMap<String, String>,
+    pub token_remove: Vec<String>,
 }
 
 /// A session as of one moment.
@@ -257,6 +269,9 @@ impl SessionManager {
             retired_refresh_digests: Vec::new(),
             grace_until_ms: 0,
             sealed_successor: Vec::new(),
+            scope: params.scope,
+            aal: String::new(),
+            token_attributes: params.token_attributes,
         };
         let mut evicted = 0;
         let mut refused = false;
@@ -306,10 +321,13 @@ impl SessionManager {
 
     /// Rotates both tokens. A refresh token that was already rotated away is theft:
     /// the session is revoked.
+    /// With `expected_scope`, a session of another scope refuses the token like a bad
+    /// one, and the token stays usable.
     pub async fn refresh(
         &self,
         access: &GroupAccess,
         token: Token,
+        expected_scope: Option<&str>,
     ) -> Result<Issued, SessionError> {
         enum Outcome {
             Forbidden,
@@ -327,6 +345,10 @@ impl SessionManager {
         let stored = self
             .store
             .update(token.session_id, Commit::Durable, &mut |record| {
+                if expected_scope.is_some_and(|scope| scope != record.scope) {
+                    outcome = Outcome::Refused;
+                    return Decision::Keep;
+                }
                 let current = presented.matches(&record.refresh_token_hash);
                 let replayed = (!current)
                     .then(|| self.replay(record, &token, &presented, now))
@@ -434,6 +456,7 @@ impl SessionManager {
         retired.drain(..overflow);
         next.session_token_hash = tokens.session.hash().to_vec();
         next.refresh_token_hash = tokens.refresh.hash().to_vec();
+        next.token_attributes.clear();
         next.last_access_at_ms = now_ms;
         next.expires_at_ms = record
             .expires_at_ms
@@ -717,6 +740,119 @@ impl SessionManager {
             .into_iter()
             .map(|record| self.snapshot(record, now))
             .collect())
+    }
+
+    /// The user proved themselves again: `authenticated_at` is now, the absolute cap
+    /// restarts from it, the expiry is renewed by the group lifespan, `aal` recorded.
+    pub async fn reauthenticate(
+        &self,
+        access: &GroupAccess,
+        target: LogoutTarget,
+        aal: String,
+    ) -> Result<Snapshot, SessionError> {
+        let now = self.clock.now_ms();
+        let (session_id, by_token) = match &target {
+            LogoutTarget::Token(token) => (token.session_id, Some(token.secret.hash())),
+            LogoutTarget::Id(id) => (*id, None),
+        };
+        let mut refusal = None;
+        let stored = self
+            .store
+            .update(session_id, Commit::Durable, &mut |record| {
+                refusal = self.reauthentication_refusal(access, record, by_token.as_ref(), now);
+                if refusal.is_some() {
+                    return Decision::Keep;
+                }
+                let policy = self.policies.for_record(record);
+                let mut next = record.clone();
+                next.authenticated_at_ms = now;
+                next.last_access_at_ms = now;
+                next.max_expires_at_ms = now.saturating_add(millis(policy.max_lifetime));
+                next.expires_at_ms = now
+                    .saturating_add(millis(policy.lifespan))
+                    .max(record.expires_at_ms)
+                    .min(next.max_expires_at_ms);
+                next.aal = aal.clone();
+                Decision::Put(Box::new(next), Some(event(EventKind::Extended, now)))
+            })
+            .await?;
+        let Some(record) = stored else {
+            return Err(match by_token {
+                Some(_) => SessionError::Unauthenticated,
+                None => SessionError::NotFound(format!("no session with id {session_id}")),
+            });
+        };
+        match refusal {
+            Some(refusal) => Err(refusal),
+            None => Ok(self.snapshot(record, now)),
+        }
+    }
+
+    fn reauthentication_refusal(
+        &self,
+        access: &GroupAccess,
+        record: &SessionRecord,
+        by_token: Option<&SecretHash>,
+        now_ms: u64,
+    ) -> Option<SessionError> {
+        let active = self.state_of(record, now_ms) == SessionState::Active;
+        match by_token {
+            Some(presented) if !presented.matches(&record.session_token_hash) || !active => {
+                Some(SessionError::Unauthenticated)
+            }
+            _ if !access.allows(&record.group) => Some(GroupAccess::denied(&record.group)),
+            None if !active => Some(SessionError::FailedPrecondition(
+                "only an active session can be re-authenticated".into(),
+            )),
+            _ => None,
+        }
+    }
+
+    /// Changes a session's attributes and token attributes; `fits` checks the result
+    /// against the size limits.
+    pub async fn update_attributes(
+        &self,
+        access: &GroupAccess,
+        session_id: SessionId,
+        changes: AttributeChanges,
+        fits: &(dyn Fn(&SessionRecord) -> Result<(), SessionError> + Sync),
+    ) -> Result<Snapshot, SessionError> {
+        let now = self.clock.now_ms();
+        let mut refusal = None;
+        let stored = self
+            .store
+            .update(session_id, Commit::Durable, &mut |record| {
+                refusal = access.check(&record.group).err().or_else(|| {
+                    (self.state_of(record, now) != SessionState::Active).then(|| {
+                        SessionError::FailedPrecondition(
+                            "only an active session's attributes can change".into(),
+                        )
+                    })
+                });
+                if refusal.is_some() {
+                    return Decision::Keep;
+                }
+                let mut next = record.clone();
+                for key in &changes.remove {
+                    next.attributes.remove(key);
+                }
+                next.attributes.extend(changes.set.clone());
+                for key in &changes.token_remove {
+                    next.token_attributes.remove(key);
+                }
+                next.token_attributes.extend(changes.token_set.clone());
+                refusal = fits(&next).err();
+                match refusal {
+                    Some(_) => Decision::Keep,
+                    None => Decision::Put(Box::new(next), None),
+                }
+            })
+            .await?
+            .ok_or_else(|| SessionError::NotFound(format!("no session with id {session_id}")))?;
+        match refusal {
+            Some(refusal) => Err(refusal),
+            None => Ok(self.snapshot(stored, now)),
+        }
     }
 
     /// A page of a user's sessions, newest first, starting before `before`; only the

@@ -50,6 +50,14 @@ pub struct SessionRecord {
     /// secret rotated away last, so only its holder can unseal them (nonce ‖ ciphertext).
     #[prost(bytes = "vec", tag = "17")]
     pub sealed_successor: Vec<u8>,
+    #[prost(string, tag = "18")]
+    pub scope: String,
+    /// Authenticator assurance level of the last Reauthenticate.
+    #[prost(string, tag = "19")]
+    pub aal: String,
+    /// Enrichment data of the current token pair; cleared when it rotates.
+    #[prost(btree_map = "string, string", tag = "20")]
+    pub token_attributes: BTreeMap<String, String>,
 }
 
 /// One entry of the session event log.

@@ -110,6 +110,7 @@ pub async fn refresh(client: &mut Client, token: &str) -> Result<RefreshResponse
     client
         .refresh(RefreshRequest {
             refresh_token: token.to_owned(),
+            ..Default::default()
         })
         .await
         .map(tonic::Response::into_inner)

@@ -216,12 +216,14 @@ impl Command {
                 ttl_seconds: args.ttl,
                 metadata: into_map("--meta", args.metadata)?,
                 attributes: into_map("--attr", args.attributes)?,
+                ..Default::default()
             }),
             Command::Whoami { session_token } => Call::Whoami(pb::WhoamiRequest {
                 session_token: secret(session_token, "session token")?,
             }),
             Command::Refresh { refresh_token } => Call::Refresh(pb::RefreshRequest {
                 refresh_token: secret(refresh_token, "refresh token")?,
+                ..Default::default()
             }),
             Command::Extend {
                 session_id,

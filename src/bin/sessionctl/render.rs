@@ -307,7 +307,7 @@ mod tests {
             max_expires_at: at(NEW_YEAR + 30 * 86_400),
             ttl_seconds: 86_400,
             metadata: HashMap::from([("device".to_owned(), "laptop".to_owned())]),
-            attributes: HashMap::new(),
+            ..Default::default()
         }
     }
 

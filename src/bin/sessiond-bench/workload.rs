@@ -288,6 +288,7 @@ impl Worker {
                 };
                 let request = RefreshRequest {
                     refresh_token: slot.refresh_token.clone(),
+                    ..Default::default()
                 };
                 match bounded(timeout, self.sessions.refresh(self.auth.request(request))).await {
                     Ok(response) => {
