@@ -1,17 +1,33 @@
-//! The admin HTTP port (off by default): Prometheus metrics at `/metrics`.
+//! The admin HTTP port (off by default): Prometheus metrics at `/metrics` and the token
+//! signing keys at `/.well-known/jwks.json`.
+
+use std::sync::Arc;
 
 use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::signing::KeyRing;
+
 /// Serves the admin routes on `listener` until `stopping` turns true.
 pub async fn serve(
     listener: TcpListener,
+    keys: Arc<KeyRing>,
     mut stopping: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let handle = crate::metrics::prometheus();
-    let app = Router::new().route("/metrics", get(move || async move { handle.render() }));
+    let app = Router::new()
+        .route("/metrics", get(move || async move { handle.render() }))
+        .route(
+            "/.well-known/jwks.json",
+            get(move || async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    keys.jwks().to_string(),
+                )
+            }),
+        );
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = stopping.wait_for(|stop| *stop).await;

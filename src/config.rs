@@ -89,6 +89,7 @@ struct FileConfig {
     durability: Option<Durability>,
     metrics_listen: Option<SocketAddr>,
     log_format: Option<LogFormat>,
+    jwt_issuer: Option<String>,
     #[serde(default)]
     allow_insecure: bool,
     reflection: Option<bool>,
@@ -147,6 +148,8 @@ pub struct Config {
     pub allow_insecure: bool,
     /// Serve gRPC server reflection.
     pub reflection: bool,
+    /// `iss` claim of signed access and ID tokens.
+    pub jwt_issuer: String,
     /// Touch interval, Whoami cache hint, event retention.
     pub session: ManagerSettings,
     /// How long a watcher may leave its stream full before it is cut off.
@@ -211,6 +214,7 @@ impl Config {
             tls: file.tls,
             allow_insecure: cli.allow_insecure || file.allow_insecure,
             reflection: file.reflection.unwrap_or(true),
+            jwt_issuer: file.jwt_issuer.unwrap_or_else(|| "sessiond".to_owned()),
             session: ManagerSettings {
                 touch_interval: file
                     .touch_interval

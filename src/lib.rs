@@ -9,4 +9,5 @@ pub mod metrics;
 pub mod proto;
 pub mod server;
 pub mod session;
+pub mod signing;
 pub mod store;

@@ -16,7 +16,9 @@ use crate::config::{Config, TlsConfig};
 use crate::layers::{CallLimitsLayer, CallLogLayer, CallerAuthLayer, ClientFaultsLayer};
 use crate::proto::session::v1::session_service_server::SessionServiceServer;
 use crate::session::clock::{Clock, SystemClock};
+use crate::session::manager::Signer;
 use crate::session::{SessionError, SessionManager};
+use crate::signing::{KeyRing, SigningError};
 use crate::store::sled::SledStore;
 use crate::store::{ConsistencyReport, SessionStore, StoreError};
 
@@ -38,6 +40,8 @@ pub enum ServerError {
     },
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    #[error("signing keys: {0}")]
+    Signing(#[from] SigningError),
     #[error("gRPC transport: {0}")]
     Transport(#[from] tonic::transport::Error),
     #[error("reflection service: {0}")]
@@ -89,12 +93,19 @@ pub async fn start(
     })?;
     let store: Arc<dyn SessionStore> =
         Arc::new(SledStore::open(&config.data_dir, config.durability)?);
-    let manager = Arc::new(SessionManager::new(
-        store,
-        config.policies.clone(),
-        clock,
-        config.session.clone(),
-    ));
+    let keys = Arc::new(KeyRing::open(&config.data_dir.join("keys"))?);
+    let manager = Arc::new(
+        SessionManager::new(
+            store,
+            config.policies.clone(),
+            clock,
+            config.session.clone(),
+        )
+        .with_signer(Signer {
+            keys: keys.clone(),
+            issuer: config.jwt_issuer.clone(),
+        }),
+    );
     let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
         addr: config.listen,
         source,
@@ -170,7 +181,11 @@ pub async fn start(
                 source,
             })?;
             tracing::info!(%addr, "metrics at http://{addr}/metrics");
-            let task = tokio::spawn(crate::admin::serve(listener, stopping.subscribe()));
+            let task = tokio::spawn(crate::admin::serve(
+                listener,
+                keys.clone(),
+                stopping.subscribe(),
+            ));
             Some((addr, task))
         }
         None => None,

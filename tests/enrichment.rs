@@ -248,6 +248,7 @@ async fn refresh_with_the_sessions_scope_rotates() {
         .refresh(RefreshRequest {
             refresh_token: started.refresh_token.clone(),
             scope: "shop/prod/web".into(),
+            ..Default::default()
         })
         .await;
 
@@ -272,6 +273,7 @@ async fn refresh_with_another_scope_is_refused_and_keeps_the_token() {
             .refresh(RefreshRequest {
                 refresh_token: started.refresh_token.clone(),
                 scope: "shop/staging/web".into(),
+                ..Default::default()
             })
             .await,
         Code::Unauthenticated,

@@ -103,6 +103,7 @@ fn policies() -> Policies {
                     SessionLimitAction::EvictOldest
                 },
                 refresh_grace: Duration::from_millis(r.grace),
+                ..GroupPolicy::default()
             };
             (name.to_owned(), policy)
         })
@@ -690,7 +691,7 @@ async fn step(
             let (id, text) =
                 issued.refresh_tokens[token.index(issued.refresh_tokens.len())].clone();
             match m
-                .refresh(&access, parse(TokenKind::Refresh, &text), None)
+                .refresh(&access, parse(TokenKind::Refresh, &text), None, false)
                 .await
             {
                 Ok(new) => {

@@ -55,7 +55,14 @@ async fn python_client_runs_the_whole_lifecycle() {
         );
         return;
     }
-    let test = TestServer::start().await;
+    // Access tokens on, so the client's tests can verify them with PyJWT.
+    let test = TestServer::with_config("[groups.default]\naccess_token_ttl = \"5m\"").await;
+    // PyJWT checks `exp` against the real clock: the server's clock must show it too.
+    test.clock.set_ms(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as u64),
+    );
     let addr = test.running().local_addr().to_string();
     let python_dir: PathBuf = root().join("clients/python");
 

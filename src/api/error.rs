@@ -15,7 +15,7 @@ impl From<SessionError> for Status {
             SessionError::Unavailable(message) => Status::unavailable(message),
             SessionError::PermissionDenied(message) => Status::permission_denied(message),
             SessionError::ResourceExhausted(message) => Status::resource_exhausted(message),
-            SessionError::Store(_) | SessionError::Randomness(_) => {
+            SessionError::Store(_) | SessionError::Randomness(_) | SessionError::Signing(_) => {
                 // The detail stays in the log; the caller learns only that it was ours.
                 tracing::error!(error = %error, "internal failure");
                 Status::internal("internal error; the server log has the detail")

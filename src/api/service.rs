@@ -91,6 +91,7 @@ impl SessionApi {
             token_attributes: self
                 .limits
                 .map("token_attributes", request.token_attributes)?,
+            issue_id_token: request.issue_id_token,
         };
         self.manager.start(access, params).await
     }
@@ -103,7 +104,9 @@ impl SessionApi {
         let token = validate::token("refresh_token", TokenKind::Refresh, &request.refresh_token)?;
         let scope = self.limits.scope(request.scope)?;
         let expected_scope = Some(scope.as_str()).filter(|scope| !scope.is_empty());
-        self.manager.refresh(access, token, expected_scope).await
+        self.manager
+            .refresh(access, token, expected_scope, request.issue_id_token)
+            .await
     }
 
     async fn inner_extend(
@@ -249,7 +252,14 @@ impl SessionApi {
 
 impl From<Issued> for pb::StartResponse {
     fn from(issued: Issued) -> Self {
+        let (access_token, access_token_expires_in_seconds) = issued
+            .access_token
+            .map(|token| (token.jwt, whole_seconds(token.expires_in)))
+            .unwrap_or_default();
         pb::StartResponse {
+            access_token,
+            access_token_expires_in_seconds,
+            id_token: issued.id_token.unwrap_or_default(),
             expires_in_seconds: whole_seconds(issued.session.expires_in),
             session: Some(issued.session.into()),
             session_token: issued.session_token,
@@ -260,7 +270,14 @@ impl From<Issued> for pb::StartResponse {
 
 impl From<Issued> for pb::RefreshResponse {
     fn from(issued: Issued) -> Self {
+        let (access_token, access_token_expires_in_seconds) = issued
+            .access_token
+            .map(|token| (token.jwt, whole_seconds(token.expires_in)))
+            .unwrap_or_default();
         pb::RefreshResponse {
+            access_token,
+            access_token_expires_in_seconds,
+            id_token: issued.id_token.unwrap_or_default(),
             expires_in_seconds: whole_seconds(issued.session.expires_in),
             session: Some(issued.session.into()),
             session_token: issued.session_token,
@@ -364,6 +381,23 @@ impl SessionService for SessionApi {
             self.inner_update_attributes(access(&extensions), request)
                 .await?,
         ))
+    }
+
+    async fn get_jwks(
+        &self,
+        _request: Request<pb::GetJwksRequest>,
+    ) -> Result<Response<pb::GetJwksResponse>, Status> {
+        Ok(Response::new(pb::GetJwksResponse {
+            jwks_json: self.manager.jwks().to_string(),
+        }))
+    }
+
+    async fn rotate_signing_key(
+        &self,
+        _request: Request<pb::RotateSigningKeyRequest>,
+    ) -> Result<Response<pb::RotateSigningKeyResponse>, Status> {
+        let kid = self.manager.rotate_signing_key()?;
+        Ok(Response::new(pb::RotateSigningKeyResponse { kid }))
     }
 
     async fn list_user_sessions(

@@ -33,10 +33,11 @@ pub enum Permission {
     WatchSessions,
     Reauthenticate,
     UpdateAttributes,
+    RotateSigningKey,
 }
 
 impl Permission {
-    const ALL: [Permission; 11] = [
+    const ALL: [Permission; 12] = [
         Permission::Start,
         Permission::Refresh,
         Permission::Extend,
@@ -48,6 +49,7 @@ impl Permission {
         Permission::WatchSessions,
         Permission::Reauthenticate,
         Permission::UpdateAttributes,
+        Permission::RotateSigningKey,
     ];
 
     fn name(self) -> &'static str {
@@ -63,6 +65,7 @@ impl Permission {
             Permission::WatchSessions => "WatchSessions",
             Permission::Reauthenticate => "Reauthenticate",
             Permission::UpdateAttributes => "UpdateAttributes",
+            Permission::RotateSigningKey => "RotateSigningKey",
         }
     }
 
@@ -99,7 +102,7 @@ pub enum CallerConfigError {
     BadKeyHash(String),
     #[error("caller {0:?}: needs api_key_sha256 or cert_subject")]
     NoCredential(String),
-    #[error("caller {caller:?}: unknown call {call:?} (known: Start, Refresh, Extend, Whoami, Logout, LogoutAll, RefreshAllForUser, ListUserSessions, WatchSessions, Reauthenticate, UpdateAttributes, *)")]
+    #[error("caller {caller:?}: unknown call {call:?} (known: Start, Refresh, Extend, Whoami, Logout, LogoutAll, RefreshAllForUser, ListUserSessions, WatchSessions, Reauthenticate, UpdateAttributes, RotateSigningKey, *)")]
     UnknownCall { caller: String, call: String },
     #[error("two callers share the credential of {0:?}")]
     Duplicate(String),
@@ -256,7 +259,11 @@ fn client_cert_subject<B>(request: &http::Request<B>) -> Option<String> {
 
 /// The permission a gRPC path needs; None for services open to everyone.
 fn permission_for(path: &str) -> Result<Option<Permission>, Status> {
-    if path.starts_with("/grpc.health.v1.") || path.starts_with("/grpc.reflection.") {
+    // Health, reflection and the public keys are for everyone.
+    if path.starts_with("/grpc.health.v1.")
+        || path.starts_with("/grpc.reflection.")
+        || path == "/session.v1.SessionService/GetJwks"
+    {
         return Ok(None);
     }
     let method = path.rsplit('/').next().unwrap_or_default();
@@ -412,7 +419,7 @@ mod tests {
             .map(|method| method.name().to_owned())
             .collect();
         assert!(methods.len() >= 8, "{methods:?}");
-        for method in methods {
+        for method in methods.into_iter().filter(|method| method != "GetJwks") {
             let path = format!("/session.v1.SessionService/{method}");
             assert!(
                 matches!(permission_for(&path), Ok(Some(_))),

@@ -30,6 +30,9 @@ pub enum SessionError {
     /// The session exists but its state does not allow the call.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// The signing keys failed.
+    #[error(transparent)]
+    Signing(#[from] crate::signing::SigningError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

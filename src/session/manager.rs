@@ -11,6 +11,7 @@ use super::policy::{GroupPolicy, Policies, SessionLimitAction, SessionState, DEF
 use super::token::{new_nonce, Secret, SecretHash, Token, TokenKind, RETIRED_DIGEST_LEN};
 use super::SessionError;
 use crate::metrics;
+use crate::signing::KeyRing;
 use crate::store::{
     Commit, Decision, Event, EventKind, SessionId, SessionRecord, SessionStore, StoredState,
 };
@@ -35,6 +36,8 @@ pub struct StartParams {
     /// Empty: no scope.
     pub scope: String,
     pub token_attributes: BTreeMap<String, String>,
+    /// Also sign an ID token.
+    pub issue_id_token: bool,
 }
 
 /// What UpdateAttributes changes; removals apply before additions.
@@ -63,6 +66,23 @@ pub struct Issued {
     pub session: Snapshot,
     pub session_token: String,
     pub refresh_token: String,
+    /// A signed access token, when the group issues them.
+    pub access_token: Option<AccessToken>,
+    /// A signed ID token, when asked for and the group issues access tokens.
+    pub id_token: Option<String>,
+}
+
+/// A signed JWT and how long it is valid.
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    pub jwt: String,
+    pub expires_in: Duration,
+}
+
+/// Signs access and ID tokens: the key ring and the `iss` claim.
+pub struct Signer {
+    pub keys: Arc<KeyRing>,
+    pub issuer: String,
 }
 
 /// The result of Extend.
@@ -118,6 +138,7 @@ pub struct SessionManager {
     pub(super) settings: ManagerSettings,
     /// Turns true at shutdown: watchers end their streams.
     pub(super) closing: tokio::sync::watch::Sender<bool>,
+    signer: Option<Signer>,
 }
 
 /// A fresh pair of secrets, made before a store step (which may re-run) uses them.
@@ -148,6 +169,8 @@ impl TokenPair {
             }
             .encode(TokenKind::Refresh),
             session,
+            access_token: None,
+            id_token: None,
         })
     }
 }
@@ -203,7 +226,65 @@ impl SessionManager {
             clock,
             settings,
             closing: tokio::sync::watch::Sender::new(false),
+            signer: None,
         }
+    }
+
+    /// Signs access tokens (for groups with `access_token_ttl`) with `signer`.
+    pub fn with_signer(mut self, signer: Signer) -> SessionManager {
+        self.signer = Some(signer);
+        self
+    }
+
+    /// The public keys of the signer as a JWKS document (empty without a signer).
+    pub fn jwks(&self) -> serde_json::Value {
+        self.signer.as_ref().map_or_else(
+            || serde_json::json!({ "keys": [] }),
+            |signer| signer.keys.jwks(),
+        )
+    }
+
+    /// Signs new tokens with a new key from now on; returns its key id.
+    pub fn rotate_signing_key(&self) -> Result<String, SessionError> {
+        let signer = self.signer.as_ref().ok_or_else(|| {
+            SessionError::FailedPrecondition("this server signs no tokens".into())
+        })?;
+        let kid = signer.keys.rotate()?;
+        tracing::info!(kid, "signing key rotated");
+        Ok(kid)
+    }
+
+    /// Adds the access token (and the ID token when asked for) the group issues.
+    fn with_jwts(&self, mut issued: Issued, id_token: bool, now_ms: u64) -> Issued {
+        let record = &issued.session.record;
+        let policy = self.policies.for_record(record);
+        let (Some(signer), Some(ttl)) = (&self.signer, policy.access_token_ttl) else {
+            return issued;
+        };
+        let expires_at_ms = now_ms
+            .saturating_add(millis(ttl))
+            .min(policy.ends_at_ms(record));
+        let mut claims = serde_json::json!({
+            "iss": signer.issuer,
+            "aud": policy.audience.clone().unwrap_or_else(|| record.group.clone()),
+            "sub": record.user_id,
+            "sid": SessionId::from_slice(&record.session_id).map(|id| id.to_string()).unwrap_or_default(),
+            "iat": now_ms / 1000,
+            "exp": expires_at_ms / 1000,
+            "group": record.group,
+            "jti": uuid::Uuid::now_v7().to_string(),
+            "attrs": record.attributes,
+        });
+        issued.access_token = Some(AccessToken {
+            jwt: signer.keys.sign(&claims),
+            expires_in: Duration::from_millis(expires_at_ms.saturating_sub(now_ms)),
+        });
+        if id_token {
+            claims["auth_time"] = serde_json::json!(record.authenticated_at_ms / 1000);
+            claims["jti"] = serde_json::json!(uuid::Uuid::now_v7().to_string());
+            issued.id_token = Some(signer.keys.sign(&claims));
+        }
+        issued
     }
 
     /// The store the manager works on.
@@ -312,7 +393,8 @@ impl SessionManager {
         }
         ::metrics::counter!(metrics::SESSIONS_STARTED).increment(1);
         count_revoked("evicted", evicted);
-        tokens.issue(self.snapshot(record, now))
+        let issued = tokens.issue(self.snapshot(record, now))?;
+        Ok(self.with_jwts(issued, params.issue_id_token, now))
     }
 
     fn state_of(&self, record: &SessionRecord, now_ms: u64) -> SessionState {
@@ -328,6 +410,7 @@ impl SessionManager {
         access: &GroupAccess,
         token: Token,
         expected_scope: Option<&str>,
+        issue_id_token: bool,
     ) -> Result<Issued, SessionError> {
         enum Outcome {
             Forbidden,
@@ -397,12 +480,14 @@ impl SessionManager {
         match (stored, outcome) {
             (Some(record), Outcome::Rotated) => {
                 ::metrics::counter!(metrics::SESSIONS_REFRESHED).increment(1);
-                tokens.issue(self.snapshot(record, now))
+                let issued = tokens.issue(self.snapshot(record, now))?;
+                Ok(self.with_jwts(issued, issue_id_token, now))
             }
             (Some(record), Outcome::Replayed(successor)) => {
                 // The rotation that made this pair may still be on its way to disk.
                 self.store.sync().await?;
-                successor.issue(self.snapshot(record, now))
+                let issued = successor.issue(self.snapshot(record, now))?;
+                Ok(self.with_jwts(issued, issue_id_token, now))
             }
             (Some(record), Outcome::Reused) => {
                 ::metrics::counter!(metrics::REFRESH_REUSE).increment(1);

@@ -38,6 +38,12 @@ pub struct GroupPolicy {
     /// used, gets the same successor back instead of counting as theft (0s: never).
     #[serde(with = "humantime_serde", default = "default_refresh_grace")]
     pub refresh_grace: Duration,
+    /// Lifetime of the signed access tokens Start and Refresh return; None: none issued.
+    #[serde(with = "humantime_serde", default)]
+    pub access_token_ttl: Option<Duration>,
+    /// `aud` claim of those tokens; None: the group's name.
+    #[serde(default)]
+    pub audience: Option<String>,
 }
 
 fn default_refresh_grace() -> Duration {
@@ -73,6 +79,8 @@ impl Default for GroupPolicy {
             max_sessions_per_user: None,
             on_session_limit: SessionLimitAction::EvictOldest,
             refresh_grace: default_refresh_grace(),
+            access_token_ttl: None,
+            audience: None,
         }
     }
 }

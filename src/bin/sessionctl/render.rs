@@ -40,12 +40,14 @@ impl Answer {
                 session_token,
                 refresh_token,
                 expires_in_seconds,
+                ..
             })
             | Answer::Refresh(pb::RefreshResponse {
                 session,
                 session_token,
                 refresh_token,
                 expires_in_seconds,
+                ..
             }) => json!({
                 "session": session.as_ref().map(session_json),
                 "session_token": session_token,
@@ -81,12 +83,14 @@ impl Answer {
                 session_token,
                 refresh_token,
                 expires_in_seconds,
+                ..
             })
             | Answer::Refresh(pb::RefreshResponse {
                 session,
                 session_token,
                 refresh_token,
                 expires_in_seconds,
+                ..
             }) => {
                 let mut pairs = session_pairs(session.as_ref(), now_seconds);
                 pairs.push(("expires_in_seconds", seconds(*expires_in_seconds)));
