@@ -301,3 +301,121 @@ async fn an_oversized_scope_names_the_field() {
         "scope",
     );
 }
+
+fn start_external(user: &str, external: &str) -> StartRequest {
+    StartRequest {
+        external_user_id: external.to_owned(),
+        ..start_request(user)
+    }
+}
+
+#[tokio::test]
+async fn the_external_user_id_is_returned_in_the_session() {
+    let test = TestServer::start().await;
+    let mut client = test.client().await;
+
+    let started = start_with(&mut client, start_external("u-1", "alice@example.com")).await;
+
+    assert_eq!(
+        session_of(&started.session).external_user_id,
+        "alice@example.com"
+    );
+    let whoami = whoami_ok(&mut client, &started.session_token).await;
+    assert_eq!(
+        whoami.session.expect("session").external_user_id,
+        "alice@example.com"
+    );
+}
+
+#[tokio::test]
+async fn refresh_all_accepts_the_external_user_id() {
+    let test = TestServer::start().await;
+    let mut client = test.client().await;
+    start_with(&mut client, start_external("u-1", "alice@example.com")).await;
+    start_with(&mut client, start_external("u-1", "alice@example.com")).await;
+    start_with(&mut client, start_external("u-2", "bob@example.com")).await;
+
+    let refreshed = client
+        .refresh_all_for_user(sessiond::proto::session::v1::RefreshAllForUserRequest {
+            external_user_id: "alice@example.com".into(),
+            keep_alive_seconds: Some(2 * DAY),
+            ..Default::default()
+        })
+        .await
+        .expect("refresh all")
+        .into_inner();
+
+    assert_eq!(refreshed.refreshed_count, 2);
+    assert!(refreshed.sessions.iter().all(|s| s.user_id == "u-1"));
+}
+
+#[tokio::test]
+async fn logout_by_either_user_id_ends_that_users_sessions() {
+    let test = TestServer::start().await;
+    let mut client = test.client().await;
+    let alice = start_with(&mut client, start_external("u-1", "alice@example.com")).await;
+    let bob = start_with(&mut client, start_external("u-2", "bob@example.com")).await;
+    let carol = start_session(&mut client, "u-3").await;
+
+    let by_external = logout(
+        &mut client,
+        sessiond::proto::session::v1::LogoutRequest {
+            external_user_id: "alice@example.com".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("logout by external id")
+    .revoked_count;
+    let by_id = logout(
+        &mut client,
+        sessiond::proto::session::v1::LogoutRequest {
+            user_id: "u-2".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("logout by user id")
+    .revoked_count;
+
+    assert_eq!((by_external, by_id), (1, 1));
+    assert_code(
+        whoami(&mut client, &alice.session_token).await,
+        Code::Unauthenticated,
+    );
+    assert_code(
+        whoami(&mut client, &bob.session_token).await,
+        Code::Unauthenticated,
+    );
+    whoami_ok(&mut client, &carol.session_token).await;
+}
+
+#[tokio::test]
+async fn an_unknown_external_user_id_is_not_found_and_two_ids_are_invalid() {
+    let test = TestServer::start().await;
+    let mut client = test.client().await;
+
+    assert_code(
+        client
+            .refresh_all_for_user(sessiond::proto::session::v1::RefreshAllForUserRequest {
+                external_user_id: "nobody@example.com".into(),
+                ..Default::default()
+            })
+            .await,
+        Code::NotFound,
+    );
+    assert_invalid_field(
+        client
+            .refresh_all_for_user(sessiond::proto::session::v1::RefreshAllForUserRequest {
+                user_id: "u-1".into(),
+                external_user_id: "alice@example.com".into(),
+                ..Default::default()
+            })
+            .await,
+        "user_id",
+    );
+    assert_invalid_field(
+        client.start(start_external("u-1", &"e".repeat(300))).await,
+        "external_user_id",
+    );
+}

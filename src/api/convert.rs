@@ -54,6 +54,7 @@ impl From<Snapshot> for pb::Session {
             scope: record.scope,
             aal: record.aal,
             token_attributes: record.token_attributes.into_iter().collect(),
+            external_user_id: record.external_user_id,
         }
     }
 }

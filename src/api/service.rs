@@ -92,6 +92,12 @@ impl SessionApi {
                 .limits
                 .map("token_attributes", request.token_attributes)?,
             issue_id_token: request.issue_id_token,
+            external_user_id: match request.external_user_id.as_str() {
+                "" => String::new(),
+                _ => self
+                    .limits
+                    .user_id("external_user_id", request.external_user_id)?,
+            },
         };
         self.manager.start(access, params).await
     }
@@ -142,10 +148,24 @@ impl SessionApi {
         extensions: &Extensions,
         request: pb::LogoutRequest,
     ) -> Result<pb::LogoutResponse, SessionError> {
-        if request.all_for_user && !may_logout_all(extensions) {
+        let by_user = !request.user_id.is_empty() || !request.external_user_id.is_empty();
+        if (request.all_for_user || by_user) && !may_logout_all(extensions) {
             return Err(SessionError::PermissionDenied(
                 "this caller may not end all sessions of a user (permission LogoutAll)".into(),
             ));
+        }
+        if by_user {
+            if !request.session_token.is_empty() || !request.session_id.is_empty() {
+                return Err(SessionError::invalid(
+                    "user_id",
+                    "(or external_user_id) goes without session_token and session_id",
+                ));
+            }
+            let user = self
+                .limits
+                .user_ref(request.user_id, request.external_user_id)?;
+            let revoked_count = self.manager.logout_user(access(extensions), user).await?;
+            return Ok(pb::LogoutResponse { revoked_count });
         }
         let target = validate::session_target(&request.session_token, &request.session_id)?;
         let except = match request.except_session_id.as_str() {
@@ -170,8 +190,11 @@ impl SessionApi {
         access: &GroupAccess,
         request: pb::RefreshAllForUserRequest,
     ) -> Result<pb::RefreshAllForUserResponse, SessionError> {
-        let user_id = self.limits.user_id("user_id", request.user_id)?;
+        let user = self
+            .limits
+            .user_ref(request.user_id, request.external_user_id)?;
         let keep_alive = validate::seconds("keep_alive_seconds", request.keep_alive_seconds)?;
+        let user_id = self.manager.resolve_user(user).await?;
         let sessions = self
             .manager
             .refresh_all_for_user(access, &user_id, keep_alive)

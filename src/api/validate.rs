@@ -7,7 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::Deserialize;
 
-use crate::session::manager::LogoutTarget;
+use crate::session::manager::{LogoutTarget, UserRef};
 use crate::session::token::{Token, TokenError, TokenKind};
 use crate::session::SessionError;
 use crate::store::SessionId;
@@ -76,6 +76,24 @@ impl Limits {
             ));
         }
         Ok(value)
+    }
+
+    /// A user by exactly one of our id and the caller's external id.
+    pub fn user_ref(&self, user_id: String, external: String) -> Result<UserRef, SessionError> {
+        match (user_id.is_empty(), external.is_empty()) {
+            (false, true) => Ok(UserRef::Id(self.user_id("user_id", user_id)?)),
+            (true, false) => Ok(UserRef::External(
+                self.user_id("external_user_id", external)?,
+            )),
+            (true, true) => Err(SessionError::invalid(
+                "user_id",
+                "must not be empty (or give external_user_id)",
+            )),
+            (false, false) => Err(SessionError::invalid(
+                "user_id",
+                "or external_user_id: give exactly one of the two",
+            )),
+        }
     }
 
     /// A group name: empty means the default group.

@@ -38,6 +38,15 @@ pub struct StartParams {
     pub token_attributes: BTreeMap<String, String>,
     /// Also sign an ID token.
     pub issue_id_token: bool,
+    /// Empty: none.
+    pub external_user_id: String,
+}
+
+/// A user, by our id or by the caller's.
+#[derive(Debug, Clone)]
+pub enum UserRef {
+    Id(String),
+    External(String),
 }
 
 /// What UpdateAttributes changes; removals apply before additions.
@@ -353,6 +362,7 @@ impl SessionManager {
             scope: params.scope,
             aal: String::new(),
             token_attributes: params.token_attributes,
+            external_user_id: params.external_user_id,
         };
         let mut evicted = 0;
         let mut refused = false;
@@ -825,6 +835,33 @@ impl SessionManager {
             .into_iter()
             .map(|record| self.snapshot(record, now))
             .collect())
+    }
+
+    /// Our user id of `user`; NOT_FOUND for an external id no session was started with.
+    pub async fn resolve_user(&self, user: UserRef) -> Result<String, SessionError> {
+        match user {
+            UserRef::Id(user_id) => Ok(user_id),
+            UserRef::External(external) => self
+                .store
+                .user_of_external(&external)
+                .await?
+                .ok_or_else(|| {
+                    SessionError::NotFound(format!(
+                        "no session was started for external user {external:?}"
+                    ))
+                }),
+        }
+    }
+
+    /// Ends every active session of a user (admin form of Logout with all_for_user).
+    pub async fn logout_user(
+        &self,
+        access: &GroupAccess,
+        user: UserRef,
+    ) -> Result<u32, SessionError> {
+        let user_id = self.resolve_user(user).await?;
+        self.revoke_all(access, &user_id, None, self.clock.now_ms())
+            .await
     }
 
     /// The user proved themselves again: `authenticated_at` is now, the absolute cap

@@ -8,6 +8,7 @@
 //! graceuntil_sessionid [grace_until_ms: u64 BE][session_id: 16]          -> (empty)
 //! seq_event           [seq: u64 BE]                                      -> StoredEvent
 //! meta                "events_pruned_through"                            -> seq: u64 BE
+//! extuserid_userid    [external_user_id]                                 -> user_id
 //! ```
 //! The grace index has the expiry index's layout, so both use `expiry_key`.
 

@@ -146,6 +146,10 @@ pub trait SessionStore: Send + Sync {
         decide: &mut UserDecision<'_>,
     ) -> Result<(), StoreError>;
 
+    /// The user id that sessions started with `external_user_id` belong to (the most
+    /// recent Start wins).
+    async fn user_of_external(&self, external_user_id: &str) -> Result<Option<String>, StoreError>;
+
     /// Up to `limit` sessions of a user, newest first, started before the session
     /// `before` (all when None).
     async fn list_user(

@@ -58,6 +58,9 @@ pub struct SessionRecord {
     /// Enrichment data of the current token pair; cleared when it rotates.
     #[prost(btree_map = "string, string", tag = "20")]
     pub token_attributes: BTreeMap<String, String>,
+    /// The user's id in the caller's system; empty: none.
+    #[prost(string, tag = "21")]
+    pub external_user_id: String,
 }
 
 /// One entry of the session event log.

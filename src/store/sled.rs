@@ -44,6 +44,7 @@ struct Trees {
     by_grace: sled::Tree,
     events: sled::Tree,
     meta: sled::Tree,
+    by_external: sled::Tree,
 }
 
 struct Writer {
@@ -64,6 +65,7 @@ impl SledStore {
             by_grace: db.open_tree("graceuntil_sessionid")?,
             events: db.open_tree("seq_event")?,
             meta: db.open_tree("meta")?,
+            by_external: db.open_tree("extuserid_userid")?,
         };
         let last_event = match trees.events.last()? {
             Some((key, _)) => keys::decode_u64(&key, "event")?,
@@ -118,20 +120,24 @@ impl SledStore {
             &t.by_grace,
             &t.events,
             &t.meta,
+            &t.by_external,
         )
-            .transaction(|(sessions, by_user, by_expiry, by_grace, events, meta)| {
-                body(
-                    &Tx {
-                        sessions,
-                        by_user,
-                        by_expiry,
-                        by_grace,
-                        events,
-                        meta,
-                    },
-                    first_seq,
-                )
-            })
+            .transaction(
+                |(sessions, by_user, by_expiry, by_grace, events, meta, by_external)| {
+                    body(
+                        &Tx {
+                            sessions,
+                            by_user,
+                            by_expiry,
+                            by_grace,
+                            events,
+                            meta,
+                            by_external,
+                        },
+                        first_seq,
+                    )
+                },
+            )
             .map_err(from_tx)?;
         writer.next_seq += appended;
         Ok((result, (appended > 0).then(|| writer.next_seq - 1)))
@@ -258,6 +264,7 @@ struct Tx<'a> {
     by_grace: &'a TransactionalTree,
     events: &'a TransactionalTree,
     meta: &'a TransactionalTree,
+    by_external: &'a TransactionalTree,
 }
 
 impl Tx<'_> {
@@ -295,6 +302,10 @@ impl Tx<'_> {
         )?;
         self.by_expiry
             .insert(&keys::expiry_key(new.expires_at_ms, id)[..], &[][..])?;
+        if old.is_none() && !new.external_user_id.is_empty() {
+            self.by_external
+                .insert(new.external_user_id.as_bytes(), new.user_id.as_bytes())?;
+        }
         Ok(())
     }
 
@@ -420,6 +431,14 @@ impl SessionStore for SledStore {
             self.finish(Commit::Durable, last_seq).await?;
         }
         Ok(())
+    }
+
+    async fn user_of_external(&self, external_user_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .trees
+            .by_external
+            .get(external_user_id.as_bytes())?
+            .map(|user_id| String::from_utf8_lossy(&user_id).into_owned()))
     }
 
     async fn list_user(

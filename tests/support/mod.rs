@@ -189,6 +189,7 @@ pub async fn refresh_all(
         .refresh_all_for_user(RefreshAllForUserRequest {
             user_id: user.to_owned(),
             keep_alive_seconds,
+            ..Default::default()
         })
         .await
         .map(tonic::Response::into_inner)

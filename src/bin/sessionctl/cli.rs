@@ -245,6 +245,7 @@ impl Command {
                 session_id: args.session_id.unwrap_or_default(),
                 all_for_user: args.all,
                 except_session_id: args.except.unwrap_or_default(),
+                ..Default::default()
             }),
             Command::RefreshAll {
                 user_id,
@@ -252,6 +253,7 @@ impl Command {
             } => Call::RefreshAll(pb::RefreshAllForUserRequest {
                 user_id,
                 keep_alive_seconds: keep_alive,
+                ..Default::default()
             }),
             Command::List(args) => Call::List {
                 request: pb::ListUserSessionsRequest {

@@ -331,7 +331,7 @@ impl Worker {
                 };
                 let request = RefreshAllForUserRequest {
                     user_id,
-                    keep_alive_seconds: None,
+                    ..Default::default()
                 };
                 bounded(
                     timeout,
