@@ -99,7 +99,7 @@ impl SledStore {
         &self,
         body: impl Fn(&Tx<'_>, u64) -> Result<(T, u64), TxError>,
     ) -> Result<(T, Option<u64>), StoreError> {
-        off_the_runtime(|| self.transact(&mut self.writer(), body))
+        self.transact(&mut self.writer(), body)
     }
 
     /// Runs one writing transaction; the caller holds the writer lock. `body` gets the
@@ -193,16 +193,6 @@ impl SledStore {
             .take(limit)
             .map(|entry| keys::parse_expiry_key(&entry?.0))
             .collect()
-    }
-}
-
-/// Runs a blocking store step (it may wait for the writer lock or for sled's log
-/// buffers during a flush) without stalling the async runtime's worker threads.
-fn off_the_runtime<T>(step: impl FnOnce() -> T) -> T {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current().map(|runtime| runtime.runtime_flavor()) {
-        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(step),
-        _ => step(),
     }
 }
 
@@ -401,29 +391,27 @@ impl SessionStore for SledStore {
         let ((changed, added), last_seq) = {
             // The scan must see what the transaction will: both run under the writer
             // lock, so no other write can change the index in between.
-            off_the_runtime(|| {
-                let mut writer = self.writer();
-                let ids = self.session_ids_of(user_id)?;
-                self.transact(&mut writer, |tx, first_seq| {
-                    let mut current = Vec::with_capacity(ids.len());
-                    for id in &ids {
-                        if let Some(record) = tx.get(*id)? {
-                            current.push(record);
-                        }
+            let mut writer = self.writer();
+            let ids = self.session_ids_of(user_id)?;
+            self.transact(&mut writer, |tx, first_seq| {
+                let mut current = Vec::with_capacity(ids.len());
+                for id in &ids {
+                    if let Some(record) = tx.get(*id)? {
+                        current.push(record);
                     }
-                    let mut decide = decide.lock().unwrap_or_else(|poison| poison.into_inner());
-                    let puts = decide(&current);
-                    let mut added = 0;
-                    for (seq, (next, event)) in (first_seq..).zip(&puts) {
-                        let old = current
-                            .iter()
-                            .find(|record| record.session_id == next.session_id);
-                        added += u64::from(old.is_none());
-                        tx.put(old, next)?;
-                        tx.log(seq, next, *event)?;
-                    }
-                    Ok(((!puts.is_empty(), added), puts.len() as u64))
-                })
+                }
+                let mut decide = decide.lock().unwrap_or_else(|poison| poison.into_inner());
+                let puts = decide(&current);
+                let mut added = 0;
+                for (seq, (next, event)) in (first_seq..).zip(&puts) {
+                    let old = current
+                        .iter()
+                        .find(|record| record.session_id == next.session_id);
+                    added += u64::from(old.is_none());
+                    tx.put(old, next)?;
+                    tx.log(seq, next, *event)?;
+                }
+                Ok(((!puts.is_empty(), added), puts.len() as u64))
             })?
         };
         self.count_stored(added, 0);
