@@ -13,7 +13,8 @@ use crate::api::validate::Limits;
 use crate::layers::auth::{CallerConfig, CallerConfigError, Callers};
 use crate::session::manager::ManagerSettings;
 use crate::session::policy::{GroupPolicy, Policies};
-use crate::store::Durability;
+use crate::store::redis::RedisConfig;
+use crate::store::{Durability, StoreKind};
 
 /// Command line of `sessiond`; every flag also reads a `SESSIOND_*` variable.
 #[derive(Debug, Default, Parser)]
@@ -41,6 +42,18 @@ pub struct Cli {
     /// Serve beyond loopback without any configured caller (no authentication).
     #[arg(long, env = "SESSIOND_ALLOW_INSECURE")]
     pub allow_insecure: bool,
+    /// Where sessions live: "sled" (embedded, in the data dir) or "redis" [default: sled].
+    #[arg(long, env = "SESSIOND_STORE")]
+    pub store: Option<StoreKind>,
+    /// Redis URL (repeat, or comma-separate in the env, for cluster seed nodes).
+    #[arg(long = "redis-url", env = "SESSIOND_REDIS_URLS", value_delimiter = ',')]
+    pub redis_urls: Vec<String>,
+    /// The Redis URLs are seed nodes of a Redis Cluster.
+    #[arg(long, env = "SESSIOND_REDIS_CLUSTER")]
+    pub redis_cluster: bool,
+    /// Prefix of every Redis key [default: sessiond].
+    #[arg(long, env = "SESSIOND_REDIS_KEY_PREFIX")]
+    pub redis_key_prefix: Option<String>,
 }
 
 /// Server TLS, and with `client_ca`, client certificates (mTLS).
@@ -86,6 +99,9 @@ impl std::str::FromStr for LogFormat {
 struct FileConfig {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
+    store: Option<StoreKind>,
+    #[serde(default)]
+    redis: RedisConfig,
     durability: Option<Durability>,
     metrics_listen: Option<SocketAddr>,
     log_format: Option<LogFormat>,
@@ -138,6 +154,10 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub durability: Durability,
+    /// Which backend holds the sessions.
+    pub store: StoreKind,
+    /// How to reach Redis when `store` is Redis.
+    pub redis: RedisConfig,
     /// Where the admin HTTP port (metrics) listens; None: off.
     pub metrics_listen: Option<SocketAddr>,
     pub log_format: LogFormat,
@@ -208,6 +228,17 @@ impl Config {
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from("./data")),
             durability: cli.durability.or(file.durability).unwrap_or_default(),
+            store: cli.store.or(file.store).unwrap_or_default(),
+            redis: RedisConfig {
+                urls: if cli.redis_urls.is_empty() {
+                    file.redis.urls
+                } else {
+                    cli.redis_urls
+                },
+                cluster: cli.redis_cluster || file.redis.cluster,
+                key_prefix: cli.redis_key_prefix.unwrap_or(file.redis.key_prefix),
+                ..file.redis
+            },
             metrics_listen: cli.metrics_listen.or(file.metrics_listen),
             log_format: cli.log_format.or(file.log_format).unwrap_or_default(),
             callers: Callers::new(&file.callers)?,
@@ -267,6 +298,11 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "limits.max_in_flight and limits.call_timeout must be more than 0",
             ));
+        }
+        if self.store == StoreKind::Redis {
+            if let Some(problem) = self.redis.problem() {
+                return Err(ConfigError::Invalid(problem));
+            }
         }
         if self.limits.max_user_id_bytes == 0 || self.limits.max_user_id_bytes > 4096 {
             return Err(ConfigError::Invalid(

@@ -19,8 +19,9 @@ use crate::session::clock::{Clock, SystemClock};
 use crate::session::manager::Signer;
 use crate::session::{SessionError, SessionManager};
 use crate::signing::{KeyRing, SigningError};
+use crate::store::redis::RedisStore;
 use crate::store::sled::SledStore;
-use crate::store::{ConsistencyReport, SessionStore, StoreError};
+use crate::store::{ConsistencyReport, SessionStore, StoreError, StoreKind};
 
 /// How long a stop waits for connections to drain before it closes them.
 const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(3);
@@ -91,8 +92,10 @@ pub async fn start(
         path: config.data_dir.clone(),
         source,
     })?;
-    let store: Arc<dyn SessionStore> =
-        Arc::new(SledStore::open(&config.data_dir, config.durability)?);
+    let store: Arc<dyn SessionStore> = match config.store {
+        StoreKind::Sled => Arc::new(SledStore::open(&config.data_dir, config.durability)?),
+        StoreKind::Redis => RedisStore::connect(&config.redis, clock.clone()).await?,
+    };
     let keys = Arc::new(KeyRing::open(&config.data_dir.join("keys"))?);
     let manager = Arc::new(
         SessionManager::new(
@@ -190,7 +193,7 @@ pub async fn start(
         }
         None => None,
     };
-    tracing::info!(%local_addr, data_dir = %config.data_dir.display(), durability = ?config.durability, "serving");
+    tracing::info!(%local_addr, data_dir = %config.data_dir.display(), store = ?config.store, durability = ?config.durability, "serving");
     Ok(RunningServer {
         local_addr,
         manager,

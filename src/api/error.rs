@@ -3,6 +3,7 @@
 use tonic::Status;
 
 use crate::session::SessionError;
+use crate::store::StoreError;
 
 impl From<SessionError> for Status {
     fn from(error: SessionError) -> Status {
@@ -15,6 +16,13 @@ impl From<SessionError> for Status {
             SessionError::Unavailable(message) => Status::unavailable(message),
             SessionError::PermissionDenied(message) => Status::permission_denied(message),
             SessionError::ResourceExhausted(message) => Status::resource_exhausted(message),
+            SessionError::Store(StoreError::Unavailable(detail)) => {
+                tracing::warn!(error = %detail, "session store unreachable");
+                Status::unavailable("the session store cannot be reached right now; retry shortly")
+            }
+            SessionError::Store(StoreError::Contended(_)) => {
+                Status::aborted("too many concurrent changes to the same session; retry")
+            }
             SessionError::Store(_) | SessionError::Randomness(_) | SessionError::Signing(_) => {
                 // The detail stays in the log; the caller learns only that it was ours.
                 tracing::error!(error = %error, "internal failure");

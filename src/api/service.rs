@@ -56,7 +56,7 @@ impl SessionApi {
         }
     }
 
-    fn inner_watch_sessions(
+    async fn inner_watch_sessions(
         &self,
         request: pb::WatchSessionsRequest,
     ) -> Result<WatchEvents, SessionError> {
@@ -64,13 +64,16 @@ impl SessionApi {
             "" => None,
             _ => Some(self.limits.user_id("user_id", request.user_id)?),
         };
-        let stream = self.manager.watch(
-            WatchRequest {
-                after_cursor: request.after_cursor,
-                user_id,
-            },
-            self.watch_stall_timeout,
-        )?;
+        let stream = self
+            .manager
+            .watch(
+                WatchRequest {
+                    after_cursor: request.after_cursor,
+                    user_id,
+                },
+                self.watch_stall_timeout,
+            )
+            .await?;
         Ok(Box::pin(stream.map(|item| {
             item.map(pb::SessionEvent::from).map_err(Status::from)
         })))
@@ -321,7 +324,7 @@ impl SessionService for SessionApi {
         request: Request<pb::WatchSessionsRequest>,
     ) -> Result<Response<WatchEvents>, Status> {
         Ok(Response::new(
-            self.inner_watch_sessions(request.into_inner())?,
+            self.inner_watch_sessions(request.into_inner()).await?,
         ))
     }
 

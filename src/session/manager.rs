@@ -342,7 +342,11 @@ impl SessionManager {
         let now = self.clock.now_ms();
         let max_expires_at_ms = now.saturating_add(millis(policy.max_lifetime));
         let record = SessionRecord {
-            session_id: new_session_id(now).as_bytes().to_vec(),
+            session_id: self
+                .store
+                .place_session_id(new_session_id(now), &params.user_id)
+                .as_bytes()
+                .to_vec(),
             user_id: params.user_id,
             group,
             state: StoredState::Active as i32,

@@ -94,12 +94,12 @@ impl SessionManager {
     }
 
     /// Starts a watcher; the stream lives until the caller drops it or is cut off.
-    pub fn watch(
+    pub async fn watch(
         self: &Arc<Self>,
         request: WatchRequest,
         stall_timeout: Duration,
     ) -> Result<WatchStream, SessionError> {
-        let head = self.store.head_seq();
+        let head = self.store.settled_head().await?;
         let cursor = match request.after_cursor {
             Some(cursor) if cursor > head => {
                 return Err(SessionError::invalid(

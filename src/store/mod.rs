@@ -3,6 +3,7 @@
 
 pub mod keys;
 pub mod record;
+pub mod redis;
 pub mod sled;
 
 use std::str::FromStr;
@@ -75,6 +76,31 @@ impl FromStr for Durability {
     }
 }
 
+/// Which backend holds the sessions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// Embedded sled database in the data dir: one server.
+    #[default]
+    Sled,
+    /// Redis or Redis Cluster shared by any number of servers.
+    Redis,
+}
+
+impl FromStr for StoreKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "sled" => Ok(StoreKind::Sled),
+            "redis" => Ok(StoreKind::Redis),
+            other => Err(format!(
+                "unknown store {other:?}: expected \"sled\" or \"redis\""
+            )),
+        }
+    }
+}
+
 /// How the indexes and records agree, as found by a full scan.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ConsistencyReport {
@@ -108,6 +134,29 @@ pub enum StoreError {
     MalformedKey(&'static str),
     #[error("user id of {len} bytes is too long for the user index")]
     KeyTooLong { len: usize },
+    /// The store cannot be reached now (network, failover, timeout): callers may retry.
+    #[error("store unreachable: {0}")]
+    Unavailable(String),
+    #[error("redis: {0}")]
+    Redis(::redis::RedisError),
+    /// A change kept losing to concurrent changes of the same records.
+    #[error("gave up after {0} attempts lost to concurrent changes")]
+    Contended(u32),
+}
+
+impl From<::redis::RedisError> for StoreError {
+    fn from(error: ::redis::RedisError) -> StoreError {
+        if error.is_io_error()
+            || error.is_timeout()
+            || error.is_connection_dropped()
+            || error.is_connection_refusal()
+            || error.is_cluster_error()
+        {
+            StoreError::Unavailable(error.to_string())
+        } else {
+            StoreError::Redis(error)
+        }
+    }
 }
 
 /// A decision over one record, re-run if the store retries the atomic step (so it must
@@ -123,6 +172,12 @@ pub type UserDecision<'a> = dyn FnMut(&[SessionRecord]) -> Vec<(SessionRecord, E
 /// call never sees a record without its index entries, or the reverse.
 #[async_trait]
 pub trait SessionStore: Send + Sync {
+    /// The id a new session of `user_id` gets, from a fresh UUID v7: a store may fold
+    /// placement into it (Redis puts the user's shard in its last two bytes).
+    fn place_session_id(&self, fresh: SessionId, _user_id: &str) -> SessionId {
+        fresh
+    }
+
     /// The record of a session, if it exists.
     async fn get(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError>;
 
@@ -177,6 +232,12 @@ pub trait SessionStore: Send + Sync {
 
     /// A receiver that changes whenever `head_seq` moves.
     fn subscribe_events(&self) -> tokio::sync::watch::Receiver<u64>;
+
+    /// The newest event seq, after making every event of a call answered so far
+    /// visible (where the store shows events lazily): where "from now" starts.
+    async fn settled_head(&self) -> Result<u64, StoreError> {
+        Ok(self.head_seq())
+    }
 
     /// Scans everything and reports how records and indexes agree.
     async fn check_consistency(&self) -> Result<ConsistencyReport, StoreError>;
