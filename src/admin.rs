@@ -24,7 +24,7 @@ pub async fn serve(
             get(move || async move {
                 (
                     [(axum::http::header::CONTENT_TYPE, "application/json")],
-                    keys.jwks().to_string(),
+                    keys.jwks().await.to_string(),
                 )
             }),
         );

@@ -18,7 +18,7 @@ use crate::proto::session::v1::session_service_server::SessionServiceServer;
 use crate::session::clock::{Clock, SystemClock};
 use crate::session::manager::Signer;
 use crate::session::{SessionError, SessionManager};
-use crate::signing::{KeyRing, SigningError};
+use crate::signing::{KeyFiles, KeyRing, KeyVault, SigningError};
 use crate::store::redis::RedisStore;
 use crate::store::sled::SledStore;
 use crate::store::{ConsistencyReport, SessionStore, StoreError, StoreKind};
@@ -92,11 +92,20 @@ pub async fn start(
         path: config.data_dir.clone(),
         source,
     })?;
-    let store: Arc<dyn SessionStore> = match config.store {
-        StoreKind::Sled => Arc::new(SledStore::open(&config.data_dir, config.durability)?),
-        StoreKind::Redis => RedisStore::connect(&config.redis, clock.clone()).await?,
+    // Signing keys live beside the sessions: in the data dir with sled, shared by every
+    // server in Redis.
+    let (store, vault): (Arc<dyn SessionStore>, Box<dyn KeyVault>) = match config.store {
+        StoreKind::Sled => (
+            Arc::new(SledStore::open(&config.data_dir, config.durability)?),
+            Box::new(KeyFiles::new(config.data_dir.join("keys"))?),
+        ),
+        StoreKind::Redis => {
+            let store = RedisStore::connect(&config.redis, clock.clone()).await?;
+            let vault = Box::new(store.key_vault());
+            (store, vault)
+        }
     };
-    let keys = Arc::new(KeyRing::open(&config.data_dir.join("keys"))?);
+    let keys = Arc::new(KeyRing::open(vault).await?);
     let manager = Arc::new(
         SessionManager::new(
             store,
@@ -174,6 +183,7 @@ pub async fn start(
     ));
     let sweeping = tokio::spawn(sweep_forever(
         manager.clone(),
+        keys.clone(),
         config.sweeper.clone(),
         stopping.subscribe(),
     ));
@@ -229,8 +239,10 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
 }
 
+/// Sweeps expired sessions and learns signing keys other servers added, every interval.
 async fn sweep_forever(
     manager: Arc<SessionManager>,
+    keys: Arc<KeyRing>,
     config: crate::config::SweeperConfig,
     mut stopping: watch::Receiver<bool>,
 ) {
@@ -245,6 +257,9 @@ async fn sweep_forever(
             Ok(0) => {}
             Ok(removed) => tracing::info!(removed, "swept expired sessions"),
             Err(error) => tracing::error!(%error, "sweep failed"),
+        }
+        if let Err(error) = keys.reload().await {
+            tracing::warn!(%error, "cannot reload signing keys");
         }
     }
 }

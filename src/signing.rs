@@ -1,11 +1,13 @@
-//! Signing keys for access and ID tokens (JWT, EdDSA over Ed25519): kept in the data
-//! dir as PKCS#8 files named by their key id, generated on first start, rotated on
-//! request. New tokens use the newest key; every key stays in the JWKS so tokens signed
-//! before a rotation verify until they expire.
+//! Signing keys for access and ID tokens (JWT, EdDSA over Ed25519), kept in a vault as
+//! PKCS#8 by key id: files in the data dir (sled), or one Redis hash that every server
+//! shares (Redis). Generated on first start, rotated on request. New tokens use the
+//! newest key a server knows; every key stays in the JWKS, which is read fresh from the
+//! vault, so tokens signed by any server before a rotation verify until they expire.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::RwLock;
 
+use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use ring::rand::SystemRandom;
@@ -20,36 +22,51 @@ pub enum SigningError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("signing key file {0} is not an Ed25519 PKCS#8 key")]
-    BadKey(PathBuf),
+    #[error("signing key {0} is not an Ed25519 PKCS#8 key")]
+    BadKey(String),
+    #[error("signing key vault: {0}")]
+    Vault(String),
     #[error("the operating system's random number generator failed")]
     Randomness,
 }
 
-struct SigningKey {
-    kid: String,
-    pair: Ed25519KeyPair,
+/// Where signing keys are kept.
+#[async_trait]
+pub trait KeyVault: Send + Sync {
+    /// Every key: (key id, PKCS#8 document).
+    async fn load(&self) -> Result<Vec<(String, Vec<u8>)>, SigningError>;
+    /// Adds a key (never replaces one).
+    async fn save(&self, kid: &str, pkcs8: &[u8]) -> Result<(), SigningError>;
 }
 
-/// The signing keys, newest last.
-pub struct KeyRing {
+/// Keys as files `<kid>.ed25519.pk8` in one directory.
+pub struct KeyFiles {
     dir: PathBuf,
-    keys: RwLock<Vec<SigningKey>>,
 }
 
 const KEY_SUFFIX: &str = ".ed25519.pk8";
 
-impl KeyRing {
-    /// Loads the keys in `dir` (created if missing), generating the first one.
-    pub fn open(dir: &Path) -> Result<KeyRing, SigningError> {
-        let io = |source| SigningError::Io {
-            path: dir.to_owned(),
+impl KeyFiles {
+    /// The vault in `dir` (created if missing).
+    pub fn new(dir: PathBuf) -> Result<KeyFiles, SigningError> {
+        std::fs::create_dir_all(&dir).map_err(|source| SigningError::Io {
+            path: dir.clone(),
             source,
+        })?;
+        Ok(KeyFiles { dir })
+    }
+}
+
+#[async_trait]
+impl KeyVault for KeyFiles {
+    async fn load(&self) -> Result<Vec<(String, Vec<u8>)>, SigningError> {
+        let io = |path: &PathBuf| {
+            let path = path.clone();
+            move |source| SigningError::Io { path, source }
         };
-        std::fs::create_dir_all(dir).map_err(io)?;
         let mut keys = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(io)? {
-            let path = entry.map_err(io)?.path();
+        for entry in std::fs::read_dir(&self.dir).map_err(io(&self.dir))? {
+            let path = entry.map_err(io(&self.dir))?.path();
             let Some(kid) = path
                 .file_name()
                 .and_then(|name| name.to_str())
@@ -57,25 +74,42 @@ impl KeyRing {
             else {
                 continue;
             };
-            let der = std::fs::read(&path).map_err(|source| SigningError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            let pair =
-                Ed25519KeyPair::from_pkcs8(&der).map_err(|_| SigningError::BadKey(path.clone()))?;
-            keys.push(SigningKey {
-                kid: kid.to_owned(),
-                pair,
-            });
+            keys.push((kid.to_owned(), std::fs::read(&path).map_err(io(&path))?));
         }
-        // Key ids are UUID v7: their order is their age.
-        keys.sort_by(|a, b| a.kid.cmp(&b.kid));
+        Ok(keys)
+    }
+
+    async fn save(&self, kid: &str, pkcs8: &[u8]) -> Result<(), SigningError> {
+        let path = self.dir.join(format!("{kid}{KEY_SUFFIX}"));
+        // Written to a temporary name first, so a crash never leaves half a key.
+        let temporary = path.with_extension("tmp");
+        std::fs::write(&temporary, pkcs8)
+            .and_then(|()| std::fs::rename(&temporary, &path))
+            .map_err(|source| SigningError::Io { path, source })
+    }
+}
+
+struct SigningKey {
+    kid: String,
+    pair: Ed25519KeyPair,
+}
+
+/// The signing keys known to this server, newest last, over their vault.
+pub struct KeyRing {
+    vault: Box<dyn KeyVault>,
+    keys: RwLock<Vec<SigningKey>>,
+}
+
+impl KeyRing {
+    /// Loads the keys of `vault`, generating the first one.
+    pub async fn open(vault: Box<dyn KeyVault>) -> Result<KeyRing, SigningError> {
         let ring = KeyRing {
-            dir: dir.to_owned(),
-            keys: RwLock::new(keys),
+            vault,
+            keys: RwLock::new(Vec::new()),
         };
+        ring.reload().await?;
         if ring.read().is_empty() {
-            ring.rotate()?;
+            ring.rotate().await?;
         }
         Ok(ring)
     }
@@ -86,29 +120,33 @@ impl KeyRing {
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
+    /// Learns the keys other servers added to the vault.
+    pub async fn reload(&self) -> Result<(), SigningError> {
+        let stored = self.vault.load().await?;
+        let mut keys = self
+            .keys
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner());
+        for (kid, pkcs8) in stored {
+            if keys.iter().any(|key| key.kid == kid) {
+                continue;
+            }
+            let pair = Ed25519KeyPair::from_pkcs8(&pkcs8)
+                .map_err(|_| SigningError::BadKey(kid.clone()))?;
+            keys.push(SigningKey { kid, pair });
+        }
+        // Key ids are UUID v7: their order is their age.
+        keys.sort_by(|a, b| a.kid.cmp(&b.kid));
+        Ok(())
+    }
+
     /// Makes a new key the one that signs; returns its key id.
-    pub fn rotate(&self) -> Result<String, SigningError> {
-        let der = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+    pub async fn rotate(&self) -> Result<String, SigningError> {
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
             .map_err(|_| SigningError::Randomness)?;
         let kid = uuid::Uuid::now_v7().simple().to_string();
-        let path = self.dir.join(format!("{kid}{KEY_SUFFIX}"));
-        let pair = Ed25519KeyPair::from_pkcs8(der.as_ref())
-            .map_err(|_| SigningError::BadKey(path.clone()))?;
-        // Written to a temporary name first, so a crash never leaves half a key.
-        let temporary = path.with_extension("tmp");
-        std::fs::write(&temporary, der.as_ref())
-            .and_then(|()| std::fs::rename(&temporary, &path))
-            .map_err(|source| SigningError::Io {
-                path: path.clone(),
-                source,
-            })?;
-        self.keys
-            .write()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .push(SigningKey {
-                kid: kid.clone(),
-                pair,
-            });
+        self.vault.save(&kid, pkcs8.as_ref()).await?;
+        self.reload().await?;
         Ok(kid)
     }
 
@@ -132,8 +170,12 @@ impl KeyRing {
         )
     }
 
-    /// The public keys as a JWKS document (RFC 7517, OKP keys of RFC 8037).
-    pub fn jwks(&self) -> Value {
+    /// The public keys as a JWKS document (RFC 7517, OKP keys of RFC 8037), with every
+    /// key in the vault (a vault that cannot be read now leaves the keys known).
+    pub async fn jwks(&self) -> Value {
+        if let Err(error) = self.reload().await {
+            tracing::warn!(%error, "cannot reload signing keys; serving the known ones");
+        }
         let keys: Vec<Value> = self
             .read()
             .iter()
@@ -158,7 +200,12 @@ mod tests {
 
     use super::*;
 
-    fn verify(ring: &KeyRing, token: &str) -> Option<Value> {
+    async fn ring_in(dir: &std::path::Path) -> KeyRing {
+        let vault = KeyFiles::new(dir.to_owned()).expect("vault");
+        KeyRing::open(Box::new(vault)).await.expect("keys")
+    }
+
+    async fn verify(ring: &KeyRing, token: &str) -> Option<Value> {
         let (signing_input, signature) = token.rsplit_once('.')?;
         let header: Value = serde_json::from_slice(
             &URL_SAFE_NO_PAD
@@ -166,7 +213,7 @@ mod tests {
                 .ok()?,
         )
         .ok()?;
-        let jwks = ring.jwks();
+        let jwks = ring.jwks().await;
         let jwk = jwks["keys"]
             .as_array()?
             .iter()
@@ -186,33 +233,33 @@ mod tests {
         .ok()
     }
 
-    #[test]
-    fn a_token_verifies_against_the_jwks_across_a_rotation() {
+    #[tokio::test]
+    async fn a_token_verifies_against_the_jwks_across_a_rotation() {
         let dir = tempfile::tempdir().expect("dir");
-        let ring = KeyRing::open(dir.path()).expect("keys");
+        let ring = ring_in(dir.path()).await;
         let before = ring.sign(&json!({"sub": "alice"}));
-        ring.rotate().expect("rotate");
+        ring.rotate().await.expect("rotate");
         let after = ring.sign(&json!({"sub": "bob"}));
 
         assert_eq!(
-            verify(&ring, &before).expect("old key verifies")["sub"],
+            verify(&ring, &before).await.expect("old key verifies")["sub"],
             "alice"
         );
         assert_eq!(
-            verify(&ring, &after).expect("new key verifies")["sub"],
+            verify(&ring, &after).await.expect("new key verifies")["sub"],
             "bob"
         );
-        assert_eq!(ring.jwks()["keys"].as_array().map(Vec::len), Some(2));
+        assert_eq!(ring.jwks().await["keys"].as_array().map(Vec::len), Some(2));
     }
 
-    #[test]
-    fn keys_survive_a_reopen_and_the_newest_signs() {
+    #[tokio::test]
+    async fn keys_survive_a_reopen_and_the_newest_signs() {
         let dir = tempfile::tempdir().expect("dir");
-        let first = KeyRing::open(dir.path()).expect("keys");
-        let newest = first.rotate().expect("rotate");
+        let first = ring_in(dir.path()).await;
+        let newest = first.rotate().await.expect("rotate");
         drop(first);
 
-        let reopened = KeyRing::open(dir.path()).expect("reopen");
+        let reopened = ring_in(dir.path()).await;
         let token = reopened.sign(&json!({}));
         let header: Value = serde_json::from_slice(
             &URL_SAFE_NO_PAD
@@ -221,15 +268,15 @@ mod tests {
         )
         .expect("json");
         assert_eq!(header["kid"], newest.as_str());
-        assert!(verify(&reopened, &token).is_some());
+        assert!(verify(&reopened, &token).await.is_some());
     }
 
-    #[test]
-    fn a_tampered_token_does_not_verify() {
+    #[tokio::test]
+    async fn a_tampered_token_does_not_verify() {
         let dir = tempfile::tempdir().expect("dir");
-        let ring = KeyRing::open(dir.path()).expect("keys");
+        let ring = ring_in(dir.path()).await;
         let token = ring.sign(&json!({"sub": "alice"}));
         let forged = token.replacen('.', ".e30", 1);
-        assert!(verify(&ring, &forged).is_none());
+        assert!(verify(&ring, &forged).await.is_none());
     }
 }

@@ -414,7 +414,7 @@ impl SessionService for SessionApi {
         _request: Request<pb::GetJwksRequest>,
     ) -> Result<Response<pb::GetJwksResponse>, Status> {
         Ok(Response::new(pb::GetJwksResponse {
-            jwks_json: self.manager.jwks().to_string(),
+            jwks_json: self.manager.jwks().await.to_string(),
         }))
     }
 
@@ -422,7 +422,7 @@ impl SessionService for SessionApi {
         &self,
         _request: Request<pb::RotateSigningKeyRequest>,
     ) -> Result<Response<pb::RotateSigningKeyResponse>, Status> {
-        let kid = self.manager.rotate_signing_key()?;
+        let kid = self.manager.rotate_signing_key().await?;
         Ok(Response::new(pb::RotateSigningKeyResponse { kid }))
     }
 

@@ -246,19 +246,19 @@ impl SessionManager {
     }
 
     /// The public keys of the signer as a JWKS document (empty without a signer).
-    pub fn jwks(&self) -> serde_json::Value {
-        self.signer.as_ref().map_or_else(
-            || serde_json::json!({ "keys": [] }),
-            |signer| signer.keys.jwks(),
-        )
+    pub async fn jwks(&self) -> serde_json::Value {
+        match &self.signer {
+            Some(signer) => signer.keys.jwks().await,
+            None => serde_json::json!({ "keys": [] }),
+        }
     }
 
     /// Signs new tokens with a new key from now on; returns its key id.
-    pub fn rotate_signing_key(&self) -> Result<String, SessionError> {
+    pub async fn rotate_signing_key(&self) -> Result<String, SessionError> {
         let signer = self.signer.as_ref().ok_or_else(|| {
             SessionError::FailedPrecondition("this server signs no tokens".into())
         })?;
-        let kid = signer.keys.rotate()?;
+        let kid = signer.keys.rotate().await?;
         tracing::info!(kid, "signing key rotated");
         Ok(kid)
     }

@@ -14,6 +14,7 @@
 //! P:{sN}:evtop                string  highest event seq this shard wrote or was fenced at
 //! P:evpruned                  string  watch cursor through which retention pruned events
 //! P:x:<external user id>      string  user id
+//! P:signing_keys              hash    key id -> Ed25519 PKCS#8 (shared by every server)
 //! ```
 //!
 //! Writes are optimistic: read, let the session rules decide, then a script that checks
@@ -43,6 +44,7 @@ use super::{
     SessionRecord, SessionStore, StoreError, StoredEvent, UserDecision,
 };
 use crate::session::clock::Clock;
+use crate::signing::{KeyVault, SigningError};
 
 /// Hash-tag shards. Fixed for the life of a deployment: session ids carry theirs.
 pub const SHARDS: u16 = 32;
@@ -252,6 +254,10 @@ impl Keys {
     fn external(&self, external_user_id: &str) -> String {
         format!("{}:x:{external_user_id}", self.prefix)
     }
+
+    fn signing_keys(&self) -> String {
+        format!("{}:signing_keys", self.prefix)
+    }
 }
 
 /// The shard of a user: where the user's index and sessions live.
@@ -433,6 +439,14 @@ impl RedisStore {
 
     fn conn(&self) -> Connection {
         self.conn.clone()
+    }
+
+    /// The signing keys every server of this deployment shares.
+    pub fn key_vault(&self) -> RedisKeyVault {
+        RedisKeyVault {
+            conn: self.conn(),
+            key: self.keys.signing_keys(),
+        }
     }
 
     async fn query<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
@@ -661,6 +675,33 @@ impl RedisStore {
                 Ok(event)
             })
             .collect()
+    }
+}
+
+/// Signing keys in one Redis hash, so every server signs with keys all of them publish.
+pub struct RedisKeyVault {
+    conn: Connection,
+    key: String,
+}
+
+#[async_trait]
+impl KeyVault for RedisKeyVault {
+    async fn load(&self) -> Result<Vec<(String, Vec<u8>)>, SigningError> {
+        redis::cmd("HGETALL")
+            .arg(&self.key)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|error| SigningError::Vault(error.to_string()))
+    }
+
+    async fn save(&self, kid: &str, pkcs8: &[u8]) -> Result<(), SigningError> {
+        redis::cmd("HSETNX")
+            .arg(&self.key)
+            .arg(kid)
+            .arg(pkcs8)
+            .query_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(|error| SigningError::Vault(error.to_string()))
     }
 }
 
