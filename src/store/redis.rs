@@ -26,6 +26,7 @@
 //! events up to G in order, every shard is first fenced at G (its top raised to at least
 //! G), so no event at or below G can still appear anywhere.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -392,7 +393,9 @@ pub struct RedisStore {
     commit: Script,
     fence: Script,
     raise: Script,
-    /// Newest watch cursor through which every shard's events are final.
+    /// Every event numbered at or below this is final in every shard.
+    final_seq: AtomicU64,
+    /// Cursor of the newest final event.
     head: watch::Sender<u64>,
 }
 
@@ -430,6 +433,7 @@ impl RedisStore {
             commit: Script::new(COMMIT_SCRIPT),
             fence: Script::new(FENCE_SCRIPT),
             raise: Script::new(RAISE_SCRIPT),
+            final_seq: AtomicU64::new(0),
             head: watch::Sender::new(0),
         });
         store.settle().await?;
@@ -522,7 +526,8 @@ impl RedisStore {
         Ok(())
     }
 
-    /// Fences every shard and moves the head to what is now final everywhere.
+    /// Fences every shard at G (the lowest top after fencing), so every event at or
+    /// below G is final; the head becomes the newest of those events' cursors.
     async fn settle(&self) -> Result<u64, StoreError> {
         let tops = try_join_all((0..SHARDS).map(|shard| {
             let mut conn = self.conn();
@@ -531,7 +536,29 @@ impl RedisStore {
         }))
         .await?;
         let final_seq = tops.into_iter().min().unwrap_or(0);
-        let head = final_seq * u64::from(SHARDS) + u64::from(SHARDS - 1);
+        let newest = try_join_all((0..SHARDS).map(|shard| {
+            let key = self.keys.events(shard);
+            async move {
+                let reply: StreamRangeReply = self
+                    .query(
+                        redis::cmd("XREVRANGE")
+                            .arg(key)
+                            .arg(format!("{final_seq}-1"))
+                            .arg("-")
+                            .arg("COUNT")
+                            .arg(1),
+                    )
+                    .await?;
+                reply
+                    .ids
+                    .first()
+                    .map(|entry| parse_entry_seq(&entry.id).map(|seq| cursor_of(seq, shard)))
+                    .transpose()
+            }
+        }))
+        .await?;
+        self.final_seq.fetch_max(final_seq, Ordering::AcqRel);
+        let head = newest.into_iter().flatten().max().unwrap_or(0);
         self.head.send_if_modified(|current| {
             let moved = head > *current;
             *current = (*current).max(head);
@@ -625,12 +652,12 @@ impl RedisStore {
         Ok(removed)
     }
 
-    /// Events of one shard after cursor `after`, up to the settled `head`.
+    /// Events of one shard after cursor `after`, numbered up to `through_seq`.
     async fn shard_events(
         &self,
         shard: u16,
         after: u64,
-        head: u64,
+        through_seq: u64,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let shards = u64::from(SHARDS);
@@ -640,8 +667,7 @@ impl RedisStore {
         } else {
             after_seq + 1
         };
-        let last_seq = head / shards;
-        if first_seq > last_seq {
+        if first_seq > through_seq {
             return Ok(Vec::new());
         }
         let reply: StreamRangeReply = self
@@ -649,7 +675,7 @@ impl RedisStore {
                 redis::cmd("XRANGE")
                     .arg(self.keys.events(shard))
                     .arg(format!("{first_seq}-0"))
-                    .arg(format!("{last_seq}-1"))
+                    .arg(format!("{through_seq}-1"))
                     .arg("COUNT")
                     .arg(limit),
             )
@@ -658,8 +684,7 @@ impl RedisStore {
             .ids
             .iter()
             .map(|entry| {
-                let seq = parse_entry_seq(&entry.id)?;
-                let cursor = seq * shards + u64::from(shard);
+                let cursor = cursor_of(parse_entry_seq(&entry.id)?, shard);
                 let bytes: Vec<u8> = entry
                     .map
                     .get("e")
@@ -703,6 +728,11 @@ impl KeyVault for RedisKeyVault {
             .await
             .map_err(|error| SigningError::Vault(error.to_string()))
     }
+}
+
+/// A watcher's cursor of event `seq` of `shard`.
+fn cursor_of(seq: u64, shard: u16) -> u64 {
+    seq * u64::from(SHARDS) + u64::from(shard)
 }
 
 /// The seq of a stream entry id "<seq>-1".
@@ -874,6 +904,13 @@ impl SessionStore for RedisStore {
                 .remove_expired_in(shard, now_ms, limit - removed)
                 .await?;
         }
+        // Every server sweeps, so every server's gauge shows the deployment's total.
+        let stored: Vec<u64> = try_join_all((0..SHARDS).map(|shard| {
+            let count = redis::cmd("ZCARD").arg(self.keys.expiry(shard)).to_owned();
+            async move { self.query(&count).await }
+        }))
+        .await?;
+        metrics::gauge!(crate::metrics::SESSIONS_STORED).set(stored.iter().sum::<u64>() as f64);
         Ok(removed)
     }
 
@@ -910,13 +947,14 @@ impl SessionStore for RedisStore {
         if let Some(pruned_through) = pruned_through.filter(|pruned| after_seq < *pruned) {
             return Ok(EventsAfter::Pruned { pruned_through });
         }
-        let head = self.head_seq();
-        let mut events: Vec<StoredEvent> =
-            try_join_all((0..SHARDS).map(|shard| self.shard_events(shard, after_seq, head, limit)))
-                .await?
-                .into_iter()
-                .flatten()
-                .collect();
+        let final_seq = self.final_seq.load(Ordering::Acquire);
+        let mut events: Vec<StoredEvent> = try_join_all(
+            (0..SHARDS).map(|shard| self.shard_events(shard, after_seq, final_seq, limit)),
+        )
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
         events.sort_by_key(|event| event.seq);
         events.truncate(limit);
         Ok(EventsAfter::Events(events))
@@ -928,8 +966,9 @@ impl SessionStore for RedisStore {
             if pruned >= limit {
                 break;
             }
+            // Old by time, so final whatever the fences say.
             let oldest = self
-                .shard_events(shard, 0, self.head_seq(), limit - pruned)
+                .shard_events(shard, 0, u64::MAX / u64::from(SHARDS), limit - pruned)
                 .await?;
             let doomed: Vec<&StoredEvent> = oldest
                 .iter()
