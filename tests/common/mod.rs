@@ -1,5 +1,11 @@
 //! Test harness: a real `sessiond` served in-process on a loopback port, with a temp
 //! data dir and a `ManualClock`, reached through the generated client.
+//!
+//! The store is sled, except in the test crates that run the suite again on Redis
+//! (`tests/on_redis.rs`, `tests/on_redis_cluster.rs`): there every `TestServer` keeps its
+//! sessions in the test Redis named by `SESSIOND_TEST_REDIS_URL` or
+//! `SESSIOND_TEST_REDIS_CLUSTER_URLS` (`scripts/redis-test-env.sh env`), under a key
+//! prefix of its own.
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
 use std::sync::Arc;
@@ -12,6 +18,80 @@ use sessiond::session::clock::ManualClock;
 use tempfile::TempDir;
 use tonic::transport::Channel;
 
+/// The store the servers of this test crate run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// sled in the temp data dir (every test crate but the Redis ones).
+    Sled,
+    /// A standalone Redis (`tests/on_redis.rs`).
+    Redis,
+    /// A Redis Cluster (`tests/on_redis_cluster.rs`).
+    RedisCluster,
+}
+
+/// The store of this test crate, fixed at compile time by the crate's name.
+pub fn backend() -> Backend {
+    match env!("CARGO_CRATE_NAME") {
+        "on_redis_cluster" => Backend::RedisCluster,
+        "on_redis" => Backend::Redis,
+        _ => Backend::Sled,
+    }
+}
+
+/// Env variable naming the standalone test Redis (`redis://127.0.0.1:6390`).
+pub const REDIS_URL_ENV: &str = "SESSIOND_TEST_REDIS_URL";
+/// Env variable naming the test Redis Cluster's seed nodes, comma-separated.
+pub const REDIS_CLUSTER_URLS_ENV: &str = "SESSIOND_TEST_REDIS_CLUSTER_URLS";
+
+/// The URLs of the test Redis in `var` (comma-separated), or a panic that says how to
+/// get one.
+pub fn redis_urls(var: &str) -> Vec<String> {
+    let value = std::env::var(var).unwrap_or_default();
+    let urls: Vec<String> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        !urls.is_empty(),
+        "{var} is not set: the Redis test suites need a test Redis. Run \
+         `scripts/redis-test-env.sh start && eval \"$(scripts/redis-test-env.sh env)\"` first"
+    );
+    urls
+}
+
+/// A key prefix no other test server uses: `t` and 16 random hex digits.
+pub fn unique_key_prefix() -> String {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("OS randomness");
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("t{hex}")
+}
+
+/// The `[redis]` table for `urls` (cluster or not) with `key_prefix`.
+pub fn redis_table(urls: &[String], cluster: bool, key_prefix: &str) -> String {
+    let urls: Vec<String> = urls.iter().map(|url| format!("{url:?}")).collect();
+    format!(
+        "[redis]\nurls = [{}]\ncluster = {cluster}\nkey_prefix = {key_prefix:?}\n",
+        urls.join(", ")
+    )
+}
+
+/// `toml` made to run on `backend`: unchanged for sled; for Redis `store = "redis"` goes
+/// first (before any table the test opens) and the `[redis]` table last.
+pub fn toml_for(backend: Backend, toml: &str, key_prefix: &str) -> String {
+    let (var, cluster) = match backend {
+        Backend::Sled => return toml.to_owned(),
+        Backend::Redis => (REDIS_URL_ENV, false),
+        Backend::RedisCluster => (REDIS_CLUSTER_URLS_ENV, true),
+    };
+    format!(
+        "store = \"redis\"\n{toml}\n{}",
+        redis_table(&redis_urls(var), cluster, key_prefix)
+    )
+}
+
 /// 2026-01-01T00:00:00Z: tests start their clock here, so timestamps are readable.
 pub const START_MS: u64 = 1_767_225_600_000;
 
@@ -20,6 +100,8 @@ pub struct TestServer {
     pub clock: Arc<ManualClock>,
     pub data_dir: TempDir,
     pub running: Option<RunningServer>,
+    /// Where its sessions live in Redis (unused on sled); kept across `restart`.
+    pub key_prefix: String,
     toml: String,
 }
 
@@ -37,15 +119,17 @@ impl TestServer {
             clock,
             data_dir,
             running: None,
+            key_prefix: unique_key_prefix(),
             toml: toml.to_owned(),
         };
         server.boot().await;
         server
     }
 
-    /// The config the server runs with.
+    /// The config the server runs with (on this crate's backend).
     pub fn config(&self) -> Config {
-        let mut config = Config::from_toml_str(&self.toml).expect("valid test config");
+        let toml = toml_for(backend(), &self.toml, &self.key_prefix);
+        let mut config = Config::from_toml_str(&toml).expect("valid test config");
         config.data_dir = self.data_dir.path().to_path_buf();
         config.listen = "127.0.0.1:0".parse().expect("loopback address");
         config
@@ -92,7 +176,7 @@ impl TestServer {
         }
     }
 
-    /// Stops and starts again on the same data dir (and the same clock).
+    /// Stops and starts again on the same data dir, key prefix and clock.
     pub async fn restart(&mut self) {
         self.stop().await;
         self.boot().await;
@@ -101,5 +185,140 @@ impl TestServer {
     /// Moves the server's clock forward.
     pub fn advance(&self, by: Duration) {
         self.clock.advance(by);
+    }
+}
+
+// --- Real processes (the Redis suites) ------------------------------------------------
+
+/// A loopback port nothing listened on a moment ago (bound, read and released).
+pub fn free_loopback_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("bind a loopback port")
+        .port()
+}
+
+/// The real `sessiond` binary on a free loopback port, its stderr in a log file; SIGKILLed
+/// and reaped when dropped, so a failing test leaves no process behind.
+pub struct SessiondProcess {
+    child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+    log: std::path::PathBuf,
+}
+
+impl SessiondProcess {
+    /// Longest wait for the binary to serve.
+    pub const PATIENCE: Duration = Duration::from_secs(20);
+
+    /// Starts the binary with `--listen` set and `args` (data dir, config, store ...).
+    pub fn spawn(log: &std::path::Path, args: &[String]) -> SessiondProcess {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_loopback_port()));
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("open log file");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_sessiond"))
+            .arg("--listen")
+            .arg(addr.to_string())
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn sessiond");
+        SessiondProcess {
+            child,
+            addr,
+            log: log.to_owned(),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the binary wrote to stderr so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// How it exited, if it did.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("poll child")
+    }
+
+    /// Panics (with its log) if the process is gone.
+    #[track_caller]
+    pub fn assert_running(&mut self, when: &str) {
+        if let Some(status) = self.exited() {
+            panic!("sessiond exited {when} ({status}):\n{}", self.log_text());
+        }
+    }
+
+    /// A channel once the session service reports SERVING (bounded wait).
+    pub async fn serving(&mut self) -> Channel {
+        use tonic_health::pb::health_check_response::ServingStatus;
+        use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+        let deadline = std::time::Instant::now() + Self::PATIENCE;
+        loop {
+            self.assert_running("before it served");
+            if let Ok(channel) = Channel::from_shared(self.url())
+                .expect("url")
+                .connect()
+                .await
+            {
+                let health = HealthClient::new(channel.clone())
+                    .check(HealthCheckRequest {
+                        service: "session.v1.SessionService".into(),
+                    })
+                    .await;
+                if health.is_ok_and(|r| r.into_inner().status() == ServingStatus::Serving) {
+                    return channel;
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "sessiond did not serve within {:?}:\n{}",
+                Self::PATIENCE,
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Longest wait for one call's answer from a client of `client()`: a hung call fails
+    /// the test instead of hanging it.
+    pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// A fresh channel (for health), whose calls give up after `CALL_TIMEOUT`.
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url())
+            .expect("url")
+            .connect_timeout(Self::CALL_TIMEOUT)
+            .timeout(Self::CALL_TIMEOUT)
+            .connect()
+            .await
+            .expect("connect to sessiond")
+    }
+
+    /// A client on a fresh connection (the process must be serving), whose calls fail
+    /// DEADLINE_EXCEEDED or CANCELLED after `CALL_TIMEOUT` without an answer.
+    pub async fn client(&self) -> SessionServiceClient<Channel> {
+        SessionServiceClient::new(self.channel().await)
+    }
+}
+
+impl Drop for SessiondProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
