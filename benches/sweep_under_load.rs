@@ -2,8 +2,9 @@
 //! them) while `sessiond-bench` measures Whoami; compares Whoami's latency with an idle
 //! run on the same server, and reports how long the sweep took.
 //!
-//! `cargo bench --bench sweep_under_load -- [SESSIONS]` (default 1,000,000). A
-//! benchmark, not a test: it asserts nothing and prints figures.
+//! `cargo bench --bench sweep_under_load -- [SESSIONS] [BATCH]` (default 1,000,000
+//! sessions, the default `sweeper.batch_size`). A benchmark, not a test: it asserts
+//! nothing and prints figures.
 
 use std::process::Command;
 use std::sync::Arc;
@@ -23,19 +24,27 @@ const TTL_SECONDS: i64 = 60;
 const LOADERS: usize = 64;
 
 fn main() -> Result<(), Failure> {
-    let sessions: usize = match std::env::args().nth(1).filter(|arg| arg != "--bench") {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| arg != "--bench")
+        .collect();
+    let sessions: usize = match args.first() {
         Some(count) => count.parse()?,
         None => 1_000_000,
     };
+    let batch: Option<usize> = args.get(1).map(|batch| batch.parse()).transpose()?;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(run(sessions))
+        .block_on(run(sessions, batch))
 }
 
-async fn run(sessions: usize) -> Result<(), Failure> {
+async fn run(sessions: usize, batch: Option<usize>) -> Result<(), Failure> {
     let data = tempfile::tempdir()?;
     let mut config = Config::from_toml_str("durability = \"periodic\"")?;
+    if let Some(batch) = batch {
+        config.sweeper.batch_size = batch;
+    }
     config.data_dir = data.path().to_path_buf();
     let now_ms = u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis())?;
     let clock = Arc::new(ManualClock::new(now_ms));

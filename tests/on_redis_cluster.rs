@@ -6,9 +6,9 @@
 //!
 //! Left out, as sled-only by nature: crash.rs (SIGKILLs the binary and opens its sled
 //! dir), model.rs (drives `SledStore` directly), no_secret_leaks.rs, bench_smoke.rs,
-//! python_client.rs and sessionctl.rs (the binary and clients, not the store). The few
-//! tests of the included files that inspect sled itself return early on Redis; their
-//! Redis counterparts are in `stored_in_redis` below.
+//! python_client.rs and sessionctl.rs (the binary and clients, not the store). The one
+//! test of the included files that scans sled's files returns early on Redis; its Redis
+//! counterpart is in `stored_in_redis` below.
 #![cfg(redis_tests)]
 // Each included file declares its own `mod common; mod support;` (a file loaded with
 // #[path] resolves them from tests/, like a mod.rs), so they are compiled once per file.
@@ -57,21 +57,10 @@ fn this_crate_runs_on_the_redis_cluster() {
 }
 
 /// What the store keeps in Redis, read back from the cluster: the Redis side of
-/// refresh_grace.rs's sled-file checks.
+/// refresh_grace.rs's sled-file scan.
 mod stored_in_redis {
-    use std::sync::Arc;
-
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use base64::Engine;
-    use sessiond::session::clock::Clock;
-    use sessiond::store::redis::RedisStore;
-    use sessiond::store::SessionStore;
-
     use crate::common::{self, TestServer};
     use crate::support::*;
-
-    /// refresh_grace.rs's default grace window, in seconds.
-    const GRACE_S: i64 = 30;
 
     /// Every byte string stored in one Redis value (whatever its type).
     fn flatten(value: redis::Value, into: &mut Vec<Vec<u8>>) {
@@ -132,21 +121,6 @@ mod stored_in_redis {
         found
     }
 
-    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-        haystack
-            .windows(needle.len())
-            .any(|window| window == needle)
-    }
-
-    /// The 32 random bytes of a token (`<prefix>_<base64url(16-byte id ‖ secret)>`).
-    fn secret_of(token: &str) -> Vec<u8> {
-        let raw = URL_SAFE_NO_PAD
-            .decode(&token[3..])
-            .expect("base64url token");
-        assert_eq!(raw.len(), 48, "token body is 48 bytes");
-        raw[16..].to_vec()
-    }
-
     #[tokio::test]
     async fn no_token_secret_is_stored_in_plaintext() {
         let mut test = TestServer::start().await;
@@ -161,7 +135,7 @@ mod stored_in_redis {
         assert!(
             stored
                 .iter()
-                .any(|(_, values)| values.iter().any(|v| contains(v, probe.as_bytes()))),
+                .any(|(_, values)| values.iter().any(|v| contains_bytes(v, probe.as_bytes()))),
             "the scan sees stored records (the user id is stored as is): {:?}",
             stored.iter().map(|(key, _)| key).collect::<Vec<_>>()
         );
@@ -175,54 +149,15 @@ mod stored_in_redis {
             for (key, values) in &stored {
                 for value in values {
                     assert!(
-                        !contains(value, &secret),
+                        !contains_bytes(value, &secret),
                         "a token secret is stored in plaintext under {key}"
                     );
                     assert!(
-                        !contains(value, token.as_bytes()),
+                        !contains_bytes(value, token.as_bytes()),
                         "a token is stored under {key}"
                     );
                 }
             }
         }
-    }
-
-    #[tokio::test]
-    async fn the_sweeper_drops_the_sealed_successor_once_the_window_closes() {
-        let mut test = TestServer::start().await;
-        let mut client = test.client().await;
-        let closed = start_session(&mut client, "alice").await;
-        let open = start_session(&mut client, "bob").await;
-        refresh_ok(&mut client, &closed.refresh_token).await;
-        test.advance(secs(GRACE_S + 1));
-        refresh_ok(&mut client, &open.refresh_token).await;
-
-        test.running().sweep_now().await.expect("sweep");
-        test.stop().await;
-
-        let clock: Arc<dyn Clock> = test.clock.clone();
-        let store = RedisStore::connect(&test.config().redis, clock)
-            .await
-            .expect("connect to the test cluster");
-        let record = |started: &sessiond::proto::session::v1::StartResponse| {
-            let id = uuid::Uuid::parse_str(&session_of(&started.session).session_id)
-                .expect("session id is a uuid");
-            let store = &store;
-            async move {
-                store
-                    .get(id)
-                    .await
-                    .expect("read record")
-                    .expect("record stored")
-            }
-        };
-        let closed = record(&closed).await;
-        assert!(
-            closed.sealed_successor.is_empty(),
-            "dropped after the window"
-        );
-        assert_eq!(closed.grace_until_ms, 0);
-        let open = record(&open).await;
-        assert!(!open.sealed_successor.is_empty(), "kept inside the window");
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use common::{SessiondProcess, REDIS_CLUSTER_URLS_ENV};
+use common::REDIS_CLUSTER_URLS_ENV;
 use sessiond::proto::session::v1::{
     GetJwksRequest, ListUserSessionsRequest, LogoutRequest, RotateSigningKeyRequest,
     SessionEventKind as Kind, StartRequest,
@@ -39,8 +39,8 @@ const RACERS: usize = 16;
 
 /// Two instances on one cluster and key prefix; both killed on drop.
 struct Pair {
-    a: SessiondProcess,
-    b: SessiondProcess,
+    a: Daemon,
+    b: Daemon,
     // Dropped last: the processes go first.
     _dir: TempDir,
 }
@@ -71,22 +71,17 @@ async fn pair() -> Pair {
     let b_config = dir.path().join("b.toml");
     write(&b_config, GROUPS);
 
-    let mut a = SessiondProcess::spawn(
+    let mut a = Daemon::spawn(
+        &dir.path().join("a-data"),
         &dir.path().join("a.log"),
-        &[
-            "--config".to_owned(),
-            arg(&a_config),
-            "--data-dir".to_owned(),
-            arg(&dir.path().join("a-data")),
-        ],
+        "info",
+        ["--config".to_owned(), arg(&a_config)],
     );
     a.serving().await;
 
     let mut b_args = vec![
         "--config".to_owned(),
         arg(&b_config),
-        "--data-dir".to_owned(),
-        arg(&dir.path().join("b-data")),
         "--store".to_owned(),
         "redis".to_owned(),
         "--redis-cluster".to_owned(),
@@ -97,7 +92,12 @@ async fn pair() -> Pair {
         b_args.push("--redis-url".to_owned());
         b_args.push(url);
     }
-    let mut b = SessiondProcess::spawn(&dir.path().join("b.log"), &b_args);
+    let mut b = Daemon::spawn(
+        &dir.path().join("b-data"),
+        &dir.path().join("b.log"),
+        "info",
+        &b_args,
+    );
     b.serving().await;
 
     Pair { a, b, _dir: dir }

@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::SessiondProcess;
 use support::*;
 use tokio::task::JoinSet;
 use tonic::{Code, Status};
@@ -128,7 +127,7 @@ async fn a_redis_outage_fails_calls_unavailable_and_sessiond_recovers_without_re
     let dir = tempfile::tempdir().expect("temp dir");
     let redis_dir = dir.path().join("redis");
     std::fs::create_dir(&redis_dir).expect("redis dir");
-    let port = common::free_loopback_port();
+    let port = free_port();
     let redis = RedisServer::start(port, &redis_dir);
 
     let config = dir.path().join("sessiond.toml");
@@ -140,14 +139,11 @@ async fn a_redis_outage_fails_calls_unavailable_and_sessiond_recovers_without_re
         ),
     )
     .expect("write config");
-    let mut sessiond = SessiondProcess::spawn(
+    let mut sessiond = Daemon::spawn(
+        &dir.path().join("data"),
         &dir.path().join("sessiond.log"),
-        &[
-            "--config".to_owned(),
-            config.to_str().expect("utf-8 path").to_owned(),
-            "--data-dir".to_owned(),
-            dir.path().join("data").to_str().expect("utf-8").to_owned(),
-        ],
+        "info",
+        [std::ffi::OsStr::new("--config"), config.as_os_str()],
     );
     sessiond.serving().await;
     let pid = sessiond.pid();
@@ -232,7 +228,7 @@ async fn a_redis_outage_fails_calls_unavailable_and_sessiond_recovers_without_re
         not_unavailable.is_empty(),
         "with Redis gone every call fails UNAVAILABLE (a hung call ends after {:?} with \
          DEADLINE_EXCEEDED or CANCELLED); {} of {} did not: {not_unavailable:?}\n{}",
-        SessiondProcess::CALL_TIMEOUT,
+        Daemon::CALL_TIMEOUT,
         not_unavailable.len(),
         during.len(),
         sessiond.log_text()
@@ -242,7 +238,7 @@ async fn a_redis_outage_fails_calls_unavailable_and_sessiond_recovers_without_re
     sessiond.assert_running("during the Redis outage");
     let mut health = HealthClient::new(sessiond.channel().await);
     let check = tokio::time::timeout(
-        SessiondProcess::CALL_TIMEOUT,
+        Daemon::CALL_TIMEOUT,
         health.check(HealthCheckRequest {
             service: String::new(),
         }),

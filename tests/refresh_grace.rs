@@ -13,8 +13,6 @@ use common::TestServer;
 use sessiond::proto::session::v1::{
     ListUserSessionsRequest, RefreshResponse, SessionEventKind as Kind, SessionState,
 };
-use sessiond::store::sled::SledStore;
-use sessiond::store::{Durability, SessionStore};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::{Code, Status};
@@ -534,39 +532,6 @@ async fn a_successor_used_before_a_restart_stays_used() {
 
 // --- what the store keeps ------------------------------------------------------------------
 
-/// Decodes unpadded base64url.
-fn base64url(text: &str) -> Vec<u8> {
-    let value = |c: u8| -> u32 {
-        match c {
-            b'A'..=b'Z' => u32::from(c - b'A'),
-            b'a'..=b'z' => u32::from(c - b'a') + 26,
-            b'0'..=b'9' => u32::from(c - b'0') + 52,
-            b'-' => 62,
-            b'_' => 63,
-            _ => panic!("not base64url: {c}"),
-        }
-    };
-    let mut bytes = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in text.bytes() {
-        acc = (acc << 6) | value(c);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            bytes.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    bytes
-}
-
-/// The 32 random bytes of a token (`<prefix>_<base64url(16-byte id ‖ secret)>`).
-fn secret_of(token: &str) -> Vec<u8> {
-    let raw = base64url(&token[3..]);
-    assert_eq!(raw.len(), 48, "token body is 48 bytes");
-    raw[16..].to_vec()
-}
-
 /// Every file under `dir`, read whole.
 fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
     let mut files = Vec::new();
@@ -580,12 +545,6 @@ fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
         }
     }
     files
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|window| window == needle)
 }
 
 #[tokio::test]
@@ -605,19 +564,19 @@ async fn the_successor_is_not_stored_in_plaintext() {
     assert!(
         files
             .iter()
-            .any(|(_, bytes)| contains(bytes, probe.as_bytes())),
+            .any(|(_, bytes)| contains_bytes(bytes, probe.as_bytes())),
         "the scan sees stored records (the user id is stored as is)"
     );
     for token in [&successor.session_token, &successor.refresh_token] {
         let secret = secret_of(token);
         for (path, bytes) in &files {
             assert!(
-                !contains(bytes, &secret),
+                !contains_bytes(bytes, &secret),
                 "a successor secret is stored in plaintext in {}",
                 path.display()
             );
             assert!(
-                !contains(bytes, token.as_bytes()),
+                !contains_bytes(bytes, token.as_bytes()),
                 "a successor token is stored in {}",
                 path.display()
             );
@@ -627,9 +586,6 @@ async fn the_successor_is_not_stored_in_plaintext() {
 
 #[tokio::test]
 async fn the_sweeper_drops_the_sealed_successor_once_the_window_closes() {
-    if common::backend() != common::Backend::Sled {
-        return; // reads the records by opening the sled store of the data dir
-    }
     let mut test = TestServer::start().await;
     let mut client = test.client().await;
     let closed = start_session(&mut client, "alice").await;
@@ -641,7 +597,7 @@ async fn the_sweeper_drops_the_sealed_successor_once_the_window_closes() {
     test.running().sweep_now().await.expect("sweep");
     test.stop().await;
 
-    let store = SledStore::open(test.data_dir.path(), Durability::Sync).expect("open store");
+    let store = test.open_store().await;
     let record = |started: &sessiond::proto::session::v1::StartResponse| {
         let id = uuid::Uuid::parse_str(&session_of(&started.session).session_id)
             .expect("session id is a uuid");

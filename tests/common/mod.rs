@@ -15,6 +15,9 @@ use sessiond::config::Config;
 use sessiond::proto::session::v1::session_service_client::SessionServiceClient;
 use sessiond::server::{self, RunningServer};
 use sessiond::session::clock::ManualClock;
+use sessiond::store::redis::RedisStore;
+use sessiond::store::sled::SledStore;
+use sessiond::store::{Durability, SessionStore, StoreKind};
 use tempfile::TempDir;
 use tonic::transport::Channel;
 
@@ -176,6 +179,20 @@ impl TestServer {
         }
     }
 
+    /// The store the server kept its sessions in, opened again (call after `stop`): the
+    /// sled database of the data dir, or the server's Redis under its key prefix.
+    pub async fn open_store(&self) -> Arc<dyn SessionStore> {
+        let config = self.config();
+        match config.store {
+            StoreKind::Sled => Arc::new(
+                SledStore::open(&config.data_dir, Durability::Sync).expect("open the sled store"),
+            ),
+            StoreKind::Redis => RedisStore::connect(&config.redis, self.clock.clone())
+                .await
+                .expect("connect to the test Redis"),
+        }
+    }
+
     /// Stops and starts again on the same data dir, key prefix and clock.
     pub async fn restart(&mut self) {
         self.stop().await;
@@ -185,140 +202,5 @@ impl TestServer {
     /// Moves the server's clock forward.
     pub fn advance(&self, by: Duration) {
         self.clock.advance(by);
-    }
-}
-
-// --- Real processes (the Redis suites) ------------------------------------------------
-
-/// A loopback port nothing listened on a moment ago (bound, read and released).
-pub fn free_loopback_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("bind a loopback port")
-        .port()
-}
-
-/// The real `sessiond` binary on a free loopback port, its stderr in a log file; SIGKILLed
-/// and reaped when dropped, so a failing test leaves no process behind.
-pub struct SessiondProcess {
-    child: std::process::Child,
-    pub addr: std::net::SocketAddr,
-    log: std::path::PathBuf,
-}
-
-impl SessiondProcess {
-    /// Longest wait for the binary to serve.
-    pub const PATIENCE: Duration = Duration::from_secs(20);
-
-    /// Starts the binary with `--listen` set and `args` (data dir, config, store ...).
-    pub fn spawn(log: &std::path::Path, args: &[String]) -> SessiondProcess {
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_loopback_port()));
-        let stderr = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .expect("open log file");
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_sessiond"))
-            .arg("--listen")
-            .arg(addr.to_string())
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn sessiond");
-        SessiondProcess {
-            child,
-            addr,
-            log: log.to_owned(),
-        }
-    }
-
-    /// `http://127.0.0.1:PORT`.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Its process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// What the binary wrote to stderr so far.
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// How it exited, if it did.
-    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.try_wait().expect("poll child")
-    }
-
-    /// Panics (with its log) if the process is gone.
-    #[track_caller]
-    pub fn assert_running(&mut self, when: &str) {
-        if let Some(status) = self.exited() {
-            panic!("sessiond exited {when} ({status}):\n{}", self.log_text());
-        }
-    }
-
-    /// A channel once the session service reports SERVING (bounded wait).
-    pub async fn serving(&mut self) -> Channel {
-        use tonic_health::pb::health_check_response::ServingStatus;
-        use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
-        let deadline = std::time::Instant::now() + Self::PATIENCE;
-        loop {
-            self.assert_running("before it served");
-            if let Ok(channel) = Channel::from_shared(self.url())
-                .expect("url")
-                .connect()
-                .await
-            {
-                let health = HealthClient::new(channel.clone())
-                    .check(HealthCheckRequest {
-                        service: "session.v1.SessionService".into(),
-                    })
-                    .await;
-                if health.is_ok_and(|r| r.into_inner().status() == ServingStatus::Serving) {
-                    return channel;
-                }
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "sessiond did not serve within {:?}:\n{}",
-                Self::PATIENCE,
-                self.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Longest wait for one call's answer from a client of `client()`: a hung call fails
-    /// the test instead of hanging it.
-    pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-
-    /// A fresh channel (for health), whose calls give up after `CALL_TIMEOUT`.
-    pub async fn channel(&self) -> Channel {
-        Channel::from_shared(self.url())
-            .expect("url")
-            .connect_timeout(Self::CALL_TIMEOUT)
-            .timeout(Self::CALL_TIMEOUT)
-            .connect()
-            .await
-            .expect("connect to sessiond")
-    }
-
-    /// A client on a fresh connection (the process must be serving), whose calls fail
-    /// DEADLINE_EXCEEDED or CANCELLED after `CALL_TIMEOUT` without an answer.
-    pub async fn client(&self) -> SessionServiceClient<Channel> {
-        SessionServiceClient::new(self.channel().await)
-    }
-}
-
-impl Drop for SessiondProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

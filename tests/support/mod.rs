@@ -303,6 +303,23 @@ pub fn with_unknown_session(token: &str) -> String {
     chars.into_iter().collect()
 }
 
+/// The 32 random bytes of a token (`<prefix>_<base64url(16-byte id ‖ secret)>`).
+pub fn secret_of(token: &str) -> Vec<u8> {
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&token[3..])
+        .expect("base64url token");
+    assert_eq!(raw.len(), 48, "token body is 48 bytes");
+    raw[16..].to_vec()
+}
+
+/// Whether `needle` stands somewhere in `haystack`.
+pub fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
+}
+
 /// Session ids of a list of sessions, sorted.
 pub fn sorted_ids<'a>(sessions: impl IntoIterator<Item = &'a Session>) -> Vec<String> {
     let mut ids: Vec<String> = sessions.into_iter().map(|s| s.session_id.clone()).collect();
@@ -474,7 +491,8 @@ pub fn free_port() -> u16 {
 }
 
 /// One run of the real `sessiond` binary on a free loopback port, its stderr appended
-/// to a log file.
+/// to a log file; SIGKILLed and reaped when dropped, so a failing test leaves no process
+/// behind.
 pub struct Daemon {
     child: std::process::Child,
     pub addr: std::net::SocketAddr,
@@ -482,16 +500,29 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Longest wait for the binary to serve and to exit.
+    /// Longest wait for the binary to exit (and for `terminate`'s SIGTERM to take).
     pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
-    /// Starts the binary on `data_dir` with `RUST_LOG=rust_log` and `args`.
-    pub fn spawn(
+    /// Longest wait for the binary to serve (longer than `PATIENCE`: on Redis it first
+    /// connects to the store).
+    pub const SERVE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
+
+    /// Longest wait for one call's answer from a client of `client()`: a hung call fails
+    /// the test instead of hanging it.
+    pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// Starts the binary on `data_dir` with `RUST_LOG=rust_log` and `args` (config,
+    /// store flags ...).
+    pub fn spawn<I, S>(
         data_dir: &std::path::Path,
         log: &std::path::Path,
         rust_log: &str,
-        args: &[&str],
-    ) -> Daemon {
+        args: I,
+    ) -> Daemon
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
         let stderr = std::fs::OpenOptions::new()
             .create(true)
@@ -517,22 +548,46 @@ impl Daemon {
         }
     }
 
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// What the binary wrote to stderr so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// How it exited, if it did.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("poll child")
+    }
+
+    /// Panics (with its log) if the process is gone.
+    #[track_caller]
+    pub fn assert_running(&mut self, when: &str) {
+        if let Some(status) = self.exited() {
+            panic!("sessiond exited {when} ({status}):\n{}", self.log_text());
+        }
     }
 
     /// A channel once the session service reports SERVING (bounded wait).
     pub async fn serving(&mut self) -> Channel {
         use tonic_health::pb::health_check_response::ServingStatus;
         use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
-        let deadline = std::time::Instant::now() + Self::PATIENCE;
+        let deadline = std::time::Instant::now() + Self::SERVE_PATIENCE;
         loop {
-            if let Some(status) = self.child.try_wait().expect("poll child") {
-                panic!("sessiond exited early ({status}):\n{}", self.log_text());
-            }
-            let url = format!("http://{}", self.addr);
-            if let Ok(channel) = Channel::from_shared(url).expect("url").connect().await {
+            self.assert_running("before it served");
+            if let Ok(channel) = Channel::from_shared(self.url())
+                .expect("url")
+                .connect()
+                .await
+            {
                 let health = HealthClient::new(channel.clone())
                     .check(HealthCheckRequest {
                         service: "session.v1.SessionService".into(),
@@ -545,11 +600,28 @@ impl Daemon {
             assert!(
                 std::time::Instant::now() < deadline,
                 "sessiond did not serve within {:?}:\n{}",
-                Self::PATIENCE,
+                Self::SERVE_PATIENCE,
                 self.log_text()
             );
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
+    }
+
+    /// A fresh channel (for health), whose calls give up after `CALL_TIMEOUT`.
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url())
+            .expect("url")
+            .connect_timeout(Self::CALL_TIMEOUT)
+            .timeout(Self::CALL_TIMEOUT)
+            .connect()
+            .await
+            .expect("connect to sessiond")
+    }
+
+    /// A client on a fresh connection (the process must be serving), whose calls fail
+    /// DEADLINE_EXCEEDED or CANCELLED after `CALL_TIMEOUT` without an answer.
+    pub async fn client(&self) -> Client {
+        Client::new(self.channel().await)
     }
 
     /// SIGKILL, and wait until the process is gone.
@@ -567,7 +639,7 @@ impl Daemon {
         assert!(sent.success(), "kill -TERM failed");
         let deadline = std::time::Instant::now() + Self::PATIENCE;
         loop {
-            if let Some(status) = self.child.try_wait().expect("poll child") {
+            if let Some(status) = self.exited() {
                 return status;
             }
             if std::time::Instant::now() > deadline {
@@ -580,5 +652,13 @@ impl Daemon {
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // A no-op once `kill` or `terminate` reaped it: the child's exit status is known.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
