@@ -143,7 +143,7 @@ impl Default for SweeperConfig {
     fn default() -> Self {
         SweeperConfig {
             interval: Duration::from_secs(1),
-            batch_size: 200,
+            batch_size: 32,
         }
     }
 }
