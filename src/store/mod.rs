@@ -139,6 +139,9 @@ pub enum StoreError {
     Unavailable(String),
     #[error("redis: {0}")]
     Redis(::redis::RedisError),
+    /// A batched write got no outcome from the writer that took it.
+    #[error("a batched write was lost by its writer")]
+    BatchLost,
     /// A change kept losing to concurrent changes of the same records.
     #[error("gave up after {0} attempts lost to concurrent changes")]
     Contended(u32),

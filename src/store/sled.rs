@@ -5,13 +5,13 @@
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use async_trait::async_trait;
 use prost::Message;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch, Notify};
 
 use super::keys;
 use super::{
@@ -31,6 +31,10 @@ pub struct SledStore {
     /// and the transaction of `update_user`. Transactions take microseconds; flushes
     /// happen outside it.
     writer: Mutex<Writer>,
+    /// Fired whenever the writer lock is released: queued changes may need a leader.
+    writer_released: Notify,
+    /// Single-record changes waiting for the next batched transaction.
+    queue: Mutex<Vec<Queued>>,
     /// The newest event seq that watchers may read.
     head: watch::Sender<u64>,
     /// Session records stored, kept in step by every insert and delete.
@@ -83,15 +87,105 @@ impl SledStore {
             durability,
             group_commit: GroupCommit::default(),
             writer: Mutex::new(Writer { next_seq: head + 1 }),
+            writer_released: Notify::new(),
+            queue: Mutex::new(Vec::new()),
             head: watch::Sender::new(head),
         })
     }
 
     /// The writer lock (see `writer`).
-    fn writer(&self) -> std::sync::MutexGuard<'_, Writer> {
-        self.writer
+    fn writer(&self) -> WriterGuard<'_> {
+        WriterGuard {
+            guard: Some(
+                self.writer
+                    .lock()
+                    .unwrap_or_else(|poison| poison.into_inner()),
+            ),
+            released: &self.writer_released,
+        }
+    }
+
+    /// The writer lock, if nobody holds it.
+    fn try_writer(&self) -> Option<WriterGuard<'_>> {
+        let guard = match self.writer.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(poison)) => poison.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        Some(WriterGuard {
+            guard: Some(guard),
+            released: &self.writer_released,
+        })
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Vec<Queued>> {
+        self.queue
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Applies one single-record change in the next batched transaction: whoever finds
+    /// the writer lock free commits every queued change in one sled transaction (each
+    /// sled transaction costs a log write of its own, so sharing one is what makes
+    /// concurrent writes cheap), and the others wait for their outcome.
+    async fn submit(&self, change: Change) -> Result<Applied, StoreError> {
+        let (done, mut outcome) = oneshot::channel();
+        self.queue().push(Queued { change, done });
+        loop {
+            // Registered before looking at the lock, so a release in between still wakes us.
+            let released = self.writer_released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            if let Some(mut writer) = self.try_writer() {
+                self.lead(&mut writer);
+            }
+            match outcome.try_recv() {
+                Ok(applied) => return applied,
+                Err(oneshot::error::TryRecvError::Closed) => return Err(StoreError::BatchLost),
+                Err(oneshot::error::TryRecvError::Empty) => {}
+            }
+            tokio::select! {
+                applied = &mut outcome => return applied.unwrap_or(Err(StoreError::BatchLost)),
+                () = &mut released => {}
+            }
+        }
+    }
+
+    /// Commits one batch of queued changes (its own change among them unless the queue
+    /// was past a batch); releasing the lock then wakes a waiter to lead the next.
+    fn lead(&self, writer: &mut Writer) {
+        let batch: Vec<Queued> = {
+            let mut queue = self.queue();
+            let take = queue.len().min(MAX_BATCH);
+            queue.drain(..take).collect()
+        };
+        if !batch.is_empty() {
+            self.commit_batch(writer, batch);
+        }
+    }
+
+    fn commit_batch(&self, writer: &mut Writer, batch: Vec<Queued>) {
+        let changes: Vec<&Change> = batch.iter().map(|queued| &queued.change).collect();
+        match self.transact(writer, |tx, first_seq| tx.apply(&changes, first_seq)) {
+            Ok((outcomes, _)) => {
+                for (queued, applied) in batch.into_iter().zip(outcomes) {
+                    // A caller that gave up waiting no longer needs its outcome.
+                    let _ = queued.done.send(Ok(applied));
+                }
+            }
+            // One change failed the shared transaction: each gets its own, so the
+            // failure reaches only the caller it belongs to.
+            Err(_) if batch.len() > 1 => {
+                for queued in batch {
+                    self.commit_batch(writer, vec![queued]);
+                }
+            }
+            Err(error) => {
+                if let Some(queued) = batch.into_iter().next() {
+                    let _ = queued.done.send(Err(error));
+                }
+            }
+        }
     }
 
     /// Runs one writing transaction under the writer lock.
@@ -194,6 +288,67 @@ impl SledStore {
             .map(|entry| keys::parse_expiry_key(&entry?.0))
             .collect()
     }
+}
+
+/// Most single-record changes one batched transaction carries.
+const MAX_BATCH: usize = 128;
+
+/// The writer lock, held; released first and then announced, so that a caller woken by
+/// the announcement finds the lock free.
+struct WriterGuard<'a> {
+    guard: Option<MutexGuard<'a, Writer>>,
+    released: &'a Notify,
+}
+
+impl std::ops::Deref for WriterGuard<'_> {
+    type Target = Writer;
+
+    fn deref(&self) -> &Writer {
+        self.guard
+            .as_deref()
+            .unwrap_or_else(|| unreachable!("held until drop"))
+    }
+}
+
+impl std::ops::DerefMut for WriterGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Writer {
+        self.guard
+            .as_deref_mut()
+            .unwrap_or_else(|| unreachable!("held until drop"))
+    }
+}
+
+impl Drop for WriterGuard<'_> {
+    fn drop(&mut self) {
+        self.guard.take();
+        self.released.notify_waiters();
+    }
+}
+
+/// A single-record change, decided before its transaction and applied in one batch.
+enum Change {
+    /// A new session with its STARTED event.
+    Insert(Box<SessionRecord>),
+    /// `old` becomes `next`, if the stored bytes are still `expected`.
+    Replace {
+        old: Box<SessionRecord>,
+        expected: sled::IVec,
+        next: Box<SessionRecord>,
+        event: Option<Event>,
+    },
+}
+
+/// What a change came to.
+enum Applied {
+    /// Stored; the seq of its event, if it logged one.
+    Done(Option<u64>),
+    /// The record changed since it was read: decide again.
+    Stale,
+}
+
+struct Queued {
+    change: Change,
+    done: oneshot::Sender<Result<Applied, StoreError>>,
 }
 
 /// Group commit: a writer that finds a flush under way waits for it and then for one
@@ -313,6 +468,48 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Applies queued changes in order, numbering their events from `first_seq`; returns
+    /// each one's outcome and how many events they appended.
+    fn apply(&self, changes: &[&Change], first_seq: u64) -> Result<(Vec<Applied>, u64), TxError> {
+        let mut seq = first_seq;
+        let mut outcomes = Vec::with_capacity(changes.len());
+        for change in changes {
+            let (record, event) = match change {
+                Change::Insert(record) => {
+                    self.put(None, record)?;
+                    let started = Event {
+                        kind: EventKind::Started,
+                        at_ms: record.created_at_ms,
+                    };
+                    (record, Some(started))
+                }
+                Change::Replace {
+                    old,
+                    expected,
+                    next,
+                    event,
+                } => {
+                    let id = record_id(next).map_err(abort)?;
+                    if self.sessions.get(keys::session_key(id))?.as_ref() != Some(expected) {
+                        outcomes.push(Applied::Stale);
+                        continue;
+                    }
+                    self.put(Some(old), next)?;
+                    (next, *event)
+                }
+            };
+            outcomes.push(Applied::Done(match event {
+                Some(event) => {
+                    self.log(seq, record, event)?;
+                    seq += 1;
+                    Some(seq - 1)
+                }
+                None => None,
+            }));
+        }
+        Ok((outcomes, seq - first_seq))
+    }
+
     /// Appends the event of `record` at `seq`.
     fn log(&self, seq: u64, record: &SessionRecord, event: Event) -> Result<(), TxError> {
         let entry = StoredEvent {
@@ -338,15 +535,13 @@ impl SessionStore for SledStore {
     }
 
     async fn insert(&self, record: &SessionRecord) -> Result<(), StoreError> {
-        let started = Event {
-            kind: EventKind::Started,
-            at_ms: record.created_at_ms,
+        let last_seq = match self
+            .submit(Change::Insert(Box::new(record.clone())))
+            .await?
+        {
+            Applied::Done(last_seq) => last_seq,
+            Applied::Stale => return Err(StoreError::BatchLost),
         };
-        let ((), last_seq) = self.write(|tx, seq| {
-            tx.put(None, record)?;
-            tx.log(seq, record, started)?;
-            Ok(((), 1))
-        })?;
         self.count_stored(1, 0);
         self.finish(Commit::Durable, last_seq).await
     }
@@ -357,29 +552,27 @@ impl SessionStore for SledStore {
         commit: Commit,
         decide: &mut RecordDecision<'_>,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        // `write` takes `Fn`; the decision is `FnMut`, so it sits behind a lock that is
-        // never contended (one transaction body runs at a time).
-        let decide = Mutex::new(decide);
-        let ((stored, changed), last_seq) = self.write(|tx, seq| {
-            let Some(current) = tx.get(id)? else {
-                return Ok(((None, false), 0));
+        // Optimistic: decide on the record as read, then store the outcome if the record
+        // is still what was read; otherwise (a concurrent change won) decide again.
+        loop {
+            let Some(expected) = self.trees.sessions.get(keys::session_key(id))? else {
+                return Ok(None);
             };
-            let mut decide = decide.lock().unwrap_or_else(|poison| poison.into_inner());
-            match decide(&current) {
-                Decision::Keep => Ok(((Some(current), false), 0)),
-                Decision::Put(next, event) => {
-                    tx.put(Some(&current), &next)?;
-                    if let Some(event) = event {
-                        tx.log(seq, &next, event)?;
-                    }
-                    Ok(((Some(*next), true), u64::from(event.is_some())))
-                }
+            let current = decode(id, &expected)?;
+            let Decision::Put(next, event) = decide(&current) else {
+                return Ok(Some(current));
+            };
+            let change = Change::Replace {
+                old: Box::new(current),
+                expected,
+                next: next.clone(),
+                event,
+            };
+            if let Applied::Done(last_seq) = self.submit(change).await? {
+                self.finish(commit, last_seq).await?;
+                return Ok(Some(*next));
             }
-        })?;
-        if changed {
-            self.finish(commit, last_seq).await?;
         }
-        Ok(stored)
     }
 
     async fn update_user(
