@@ -17,7 +17,7 @@ use crate::store::{
 };
 
 /// Pause between two sweeper batches.
-const SWEEP_PAUSE: Duration = Duration::from_millis(2);
+const SWEEP_PAUSE: Duration = Duration::from_millis(5);
 
 /// How many rotated-away refresh secrets a session remembers for reuse detection
 /// (2 KiB of digests at most); an older one is simply refused.
