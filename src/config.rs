@@ -83,14 +83,16 @@ impl std::str::FromStr for LogFormat {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "text" => Ok(LogFormat::Text),
-            "json" => Ok(LogFormat::Json),
-            other => Err(format!(
-                "unknown log format {other:?}: expected \"text\" or \"json\""
-            )),
-        }
+        parse_keyword(s)
     }
+}
+
+/// A flag's keyword (`sync`, `redis`, `json`…) read as the config file reads it, so a
+/// flag and the file accept the same words and name the same choices when refusing one.
+pub fn parse_keyword<T: serde::de::DeserializeOwned>(word: &str) -> Result<T, String> {
+    use serde::de::IntoDeserializer;
+    T::deserialize(word.into_deserializer())
+        .map_err(|error: serde::de::value::Error| error.to_string())
 }
 
 /// The config file, as written.

@@ -66,13 +66,7 @@ impl FromStr for Durability {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "sync" => Ok(Durability::Sync),
-            "periodic" => Ok(Durability::Periodic),
-            other => Err(format!(
-                "unknown durability {other:?}: expected \"sync\" or \"periodic\""
-            )),
-        }
+        crate::config::parse_keyword(s)
     }
 }
 
@@ -91,13 +85,7 @@ impl FromStr for StoreKind {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "sled" => Ok(StoreKind::Sled),
-            "redis" => Ok(StoreKind::Redis),
-            other => Err(format!(
-                "unknown store {other:?}: expected \"sled\" or \"redis\""
-            )),
-        }
+        crate::config::parse_keyword(s)
     }
 }
 
