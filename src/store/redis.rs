@@ -579,6 +579,18 @@ impl RedisStore {
         self.query(&mget).await
     }
 
+    /// Every member of a sorted set with its score (an expiry).
+    async fn scored_members(&self, key: String) -> Result<Vec<(String, u64)>, StoreError> {
+        self.query(
+            redis::cmd("ZRANGE")
+                .arg(key)
+                .arg(0)
+                .arg(-1)
+                .arg("WITHSCORES"),
+        )
+        .await
+    }
+
     async fn user_members(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
         self.query(
             redis::cmd("ZRANGE")
@@ -1012,15 +1024,7 @@ impl SessionStore for RedisStore {
     async fn check_consistency(&self) -> Result<ConsistencyReport, StoreError> {
         let mut report = ConsistencyReport::default();
         for shard in 0..SHARDS {
-            let entries: Vec<(String, u64)> = self
-                .query(
-                    redis::cmd("ZRANGE")
-                        .arg(self.keys.expiry(shard))
-                        .arg(0)
-                        .arg(-1)
-                        .arg("WITHSCORES"),
-                )
-                .await?;
+            let entries = self.scored_members(self.keys.expiry(shard)).await?;
             let mut users = std::collections::BTreeSet::new();
             for (member, expires_at_ms) in &entries {
                 report.expiry_index_entries += 1;
@@ -1035,15 +1039,7 @@ impl SessionStore for RedisStore {
                 }
             }
             for user_id in &users {
-                let indexed: Vec<(String, u64)> = self
-                    .query(
-                        redis::cmd("ZRANGE")
-                            .arg(self.keys.user(user_id))
-                            .arg(0)
-                            .arg(-1)
-                            .arg("WITHSCORES"),
-                    )
-                    .await?;
+                let indexed = self.scored_members(self.keys.user(user_id)).await?;
                 for (member, expires_at_ms) in indexed {
                     report.user_index_entries += 1;
                     let id = parse_id_hex(&member, "user index")?;
