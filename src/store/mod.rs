@@ -137,11 +137,15 @@ pub enum StoreError {
 
 impl From<::redis::RedisError> for StoreError {
     fn from(error: ::redis::RedisError) -> StoreError {
+        // Not reachable now, but may be soon: the network, a node down or failing over,
+        // no node of a cluster left, a server still loading or busy.
         if error.is_io_error()
             || error.is_timeout()
             || error.is_connection_dropped()
             || error.is_connection_refusal()
             || error.is_cluster_error()
+            || matches!(error.kind(), ::redis::ErrorKind::ClusterConnectionNotFound)
+            || matches!(error.retry_method(), ::redis::RetryMethod::WaitAndRetry)
         {
             StoreError::Unavailable(error.to_string())
         } else {
@@ -240,4 +244,25 @@ pub trait SessionStore: Send + Sync {
     /// promises acknowledged writes to be (for answers that write nothing themselves
     /// but hand out what an earlier write made).
     async fn sync(&self) -> Result<(), StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_errors_that_pass_are_unavailable_and_others_are_not() {
+        let transient = [
+            ::redis::RedisError::from((::redis::ErrorKind::ClusterConnectionNotFound, "none")),
+            ::redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+        ];
+        for error in transient {
+            assert!(
+                matches!(StoreError::from(error), StoreError::Unavailable(_)),
+                "transient"
+            );
+        }
+        let lasting = ::redis::RedisError::from((::redis::ErrorKind::Client, "bad call"));
+        assert!(matches!(StoreError::from(lasting), StoreError::Redis(_)));
+    }
 }
