@@ -341,12 +341,12 @@ impl Plan {
     }
 
     /// Checks that `key` still holds `value` (None: does not exist).
-    fn expect(&mut self, key: String, value: Option<&[u8]>) {
+    fn check_value(&mut self, key: String, value: Option<&[u8]>) {
         self.step("C", key, [value.unwrap_or_default().to_vec()]);
     }
 
     /// Checks that the zset `key` still has exactly `members`.
-    fn expect_members(&mut self, key: String, members: &[String]) {
+    fn check_members(&mut self, key: String, members: &[String]) {
         let mut sorted = members.to_vec();
         sorted.sort();
         self.step("M", key, [sorted.join(",").into_bytes()]);
@@ -636,7 +636,7 @@ impl RedisStore {
         let mut removed = 0;
         for ((id, user_id), bytes) in due.iter().zip(&stored) {
             let key = self.keys.session(*id);
-            plan.expect(key.clone(), bytes.as_deref());
+            plan.check_value(key.clone(), bytes.as_deref());
             let grace = match bytes {
                 Some(bytes) => {
                     let record = decode(*id, bytes)?;
@@ -787,7 +787,7 @@ impl SessionStore for RedisStore {
     async fn insert(&self, record: &SessionRecord) -> Result<(), StoreError> {
         let id = record_id(record)?;
         let mut plan = Plan::new(&self.keys, shard_of(id));
-        plan.expect(self.keys.session(id), None);
+        plan.check_value(self.keys.session(id), None);
         self.plan_put(&mut plan, None, record)?;
         plan.event(
             &record.session_id,
@@ -821,7 +821,7 @@ impl SessionStore for RedisStore {
                 Decision::Keep => return Ok(Some(current)),
                 Decision::Put(next, event) => {
                     let mut plan = Plan::new(&self.keys, shard_of(id));
-                    plan.expect(key.clone(), Some(&bytes));
+                    plan.check_value(key.clone(), Some(&bytes));
                     self.plan_put(&mut plan, Some(&current), &next)?;
                     if let Some(event) = event {
                         plan.event(&next.session_id, &next.user_id, event);
@@ -850,10 +850,10 @@ impl SessionStore for RedisStore {
             ids.sort();
             let stored = self.records(&ids).await?;
             let mut plan = Plan::new(&self.keys, shard_of_user(user_id));
-            plan.expect_members(user_key.clone(), &members);
+            plan.check_members(user_key.clone(), &members);
             let mut current = Vec::with_capacity(ids.len());
             for (id, bytes) in ids.iter().zip(&stored) {
-                plan.expect(self.keys.session(*id), bytes.as_deref());
+                plan.check_value(self.keys.session(*id), bytes.as_deref());
                 if let Some(bytes) = bytes {
                     current.push(decode(*id, bytes)?);
                 }
@@ -867,7 +867,7 @@ impl SessionStore for RedisStore {
                     .iter()
                     .find(|record| record.session_id == next.session_id);
                 if old.is_none() {
-                    plan.expect(self.keys.session(record_id(next)?), None);
+                    plan.check_value(self.keys.session(record_id(next)?), None);
                 }
                 self.plan_put(&mut plan, old, next)?;
                 plan.event(&next.session_id, &next.user_id, *event);
