@@ -128,16 +128,20 @@ impl SledStore {
     /// the writer lock free commits every queued change in one sled transaction (each
     /// sled transaction costs a log write of its own, so sharing one is what makes
     /// concurrent writes cheap), and the others wait for their outcome.
-    async fn submit(&self, change: Change) -> Result<Applied, StoreError> {
+    async fn submit(&self, change: Change, commit: Commit) -> Result<Applied, StoreError> {
         let (done, mut outcome) = oneshot::channel();
-        self.queue().push(Queued { change, done });
+        self.queue().push(Queued {
+            change,
+            commit,
+            done,
+        });
         loop {
             // Registered before looking at the lock, so a release in between still wakes us.
             let released = self.writer_released.notified();
             tokio::pin!(released);
             released.as_mut().enable();
             if let Some(mut writer) = self.try_writer() {
-                self.lead(&mut writer);
+                off_runtime(|| self.lead(&mut writer));
             }
             match outcome.try_recv() {
                 Ok(applied) => return applied,
@@ -168,9 +172,18 @@ impl SledStore {
         let changes: Vec<&Change> = batch.iter().map(|queued| &queued.change).collect();
         match self.transact(writer, |tx, first_seq| tx.apply(&changes, first_seq)) {
             Ok((outcomes, _)) => {
+                // One flush for the whole batch, before anyone hears back: a group flush
+                // per caller afterwards would keep each waiting for another round.
+                let flushed = if self.batch_needs_flush(&batch, &outcomes) {
+                    self.flush_log()
+                } else {
+                    Ok(())
+                };
                 for (queued, applied) in batch.into_iter().zip(outcomes) {
                     // A caller that gave up waiting no longer needs its outcome.
-                    let _ = queued.done.send(Ok(applied));
+                    let _ = queued
+                        .done
+                        .send(flushed.clone().map(|()| applied).map_err(StoreError::from));
                 }
             }
             // One change failed the shared transaction: each gets its own, so the
@@ -186,6 +199,30 @@ impl SledStore {
                 }
             }
         }
+    }
+
+    /// Whether a committed batch holds a change its caller may only hear of once flushed
+    /// (see `finish`).
+    fn batch_needs_flush(&self, batch: &[Queued], outcomes: &[Applied]) -> bool {
+        self.durability == Durability::Sync
+            && batch
+                .iter()
+                .zip(outcomes)
+                .any(|(queued, applied)| match applied {
+                    Applied::Done(last_seq) => {
+                        queued.commit == Commit::Durable || last_seq.is_some()
+                    }
+                    Applied::Stale => false,
+                })
+    }
+
+    /// Flushes sled's log now, on this thread.
+    fn flush_log(&self) -> Result<(), sled::Error> {
+        let started = std::time::Instant::now();
+        self.db.flush()?;
+        metrics::histogram!(crate::metrics::STORE_FLUSH_SECONDS)
+            .record(started.elapsed().as_secs_f64());
+        Ok(())
     }
 
     /// Runs one writing transaction under the writer lock.
@@ -247,6 +284,12 @@ impl SledStore {
         if durable && self.durability == Durability::Sync {
             self.group_commit.flush(&self.db).await?;
         }
+        self.publish(last_seq);
+        Ok(())
+    }
+
+    /// Shows events through `last_seq` to watchers; the caller made them durable.
+    fn publish(&self, last_seq: Option<u64>) {
         if let Some(seq) = last_seq {
             self.head.send_if_modified(|head| {
                 let moved = seq > *head;
@@ -254,7 +297,6 @@ impl SledStore {
                 moved
             });
         }
-        Ok(())
     }
 
     /// Adds `added` and takes `removed` from the stored-sessions gauge.
@@ -340,7 +382,8 @@ enum Change {
 
 /// What a change came to.
 enum Applied {
-    /// Stored; the seq of its event, if it logged one.
+    /// Stored, and flushed if its caller needs that (see `finish`); the seq of its
+    /// event, if it logged one.
     Done(Option<u64>),
     /// The record changed since it was read: decide again.
     Stale,
@@ -348,7 +391,19 @@ enum Applied {
 
 struct Queued {
     change: Change,
+    commit: Commit,
     done: oneshot::Sender<Result<Applied, StoreError>>,
+}
+
+/// Runs `work`, which may wait on the disk (sled writes its log buffer, and waits for
+/// `sync_file_range`, inside a commit), so that the runtime's other tasks move to
+/// another thread meanwhile instead of waiting with it. A current-thread runtime has
+/// no other thread to give them, so there it just runs.
+fn off_runtime<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|handle| handle.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
 }
 
 /// Group commit: a writer that finds a flush under way waits for it and then for one
@@ -536,14 +591,15 @@ impl SessionStore for SledStore {
 
     async fn insert(&self, record: &SessionRecord) -> Result<(), StoreError> {
         let last_seq = match self
-            .submit(Change::Insert(Box::new(record.clone())))
+            .submit(Change::Insert(Box::new(record.clone())), Commit::Durable)
             .await?
         {
             Applied::Done(last_seq) => last_seq,
             Applied::Stale => return Err(StoreError::BatchLost),
         };
         self.count_stored(1, 0);
-        self.finish(Commit::Durable, last_seq).await
+        self.publish(last_seq);
+        Ok(())
     }
 
     async fn update(
@@ -568,8 +624,8 @@ impl SessionStore for SledStore {
                 next: next.clone(),
                 event,
             };
-            if let Applied::Done(last_seq) = self.submit(change).await? {
-                self.finish(commit, last_seq).await?;
+            if let Applied::Done(last_seq) = self.submit(change, commit).await? {
+                self.publish(last_seq);
                 return Ok(Some(*next));
             }
         }
