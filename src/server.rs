@@ -26,10 +26,6 @@ use crate::store::{ConsistencyReport, SessionStore, StoreError, StoreKind};
 /// How long a stop waits for connections to drain before it closes them.
 const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(3);
 
-/// How often Whoami's last-access touches, held in memory, are written: what a crash
-/// may lose of them, and how late other servers on a shared store see them.
-const TOUCH_STORE_PERIOD: std::time::Duration = std::time::Duration::from_millis(250);
-
 /// Why the server could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -71,7 +67,6 @@ pub struct RunningServer {
     stopping: watch::Sender<bool>,
     serving: JoinHandle<Result<(), tonic::transport::Error>>,
     sweeping: JoinHandle<()>,
-    touching: JoinHandle<()>,
     admin: Option<(SocketAddr, JoinHandle<std::io::Result<()>>)>,
 }
 
@@ -192,7 +187,6 @@ pub async fn start(
         config.sweeper.clone(),
         stopping.subscribe(),
     ));
-    let touching = tokio::spawn(store_touches_forever(manager.clone(), stopping.subscribe()));
     let admin = match admin_listener {
         Some(listener) => {
             let addr = listener.local_addr().map_err(|source| ServerError::Bind {
@@ -218,7 +212,6 @@ pub async fn start(
         stopping,
         serving,
         sweeping,
-        touching,
         admin,
     })
 }
@@ -271,21 +264,6 @@ async fn sweep_forever(
     }
 }
 
-/// Writes Whoami's held touches every period; the last ones are written by `stop`.
-async fn store_touches_forever(manager: Arc<SessionManager>, mut stopping: watch::Receiver<bool>) {
-    let mut ticks = tokio::time::interval(TOUCH_STORE_PERIOD);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = stopping.wait_for(|stop| *stop) => return,
-        }
-        if let Err(error) = manager.store_touches().await {
-            tracing::warn!(%error, "cannot store last-access touches yet");
-        }
-    }
-}
-
 impl RunningServer {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
@@ -330,10 +308,6 @@ impl RunningServer {
             }
         }
         self.sweeping.await?;
-        self.touching.await?;
-        if let Err(error) = self.manager.store_touches().await {
-            tracing::warn!(%error, "last-access touches of the final moments are lost");
-        }
         if let Some((addr, admin)) = self.admin {
             if let Err(error) = admin.await? {
                 tracing::warn!(%addr, %error, "admin port stopped with an error");

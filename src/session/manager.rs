@@ -2,8 +2,6 @@
 //! rules of `policy`, and writes in one atomic store step.
 
 use std::collections::BTreeMap;
-
-use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,17 +9,12 @@ use super::access::GroupAccess;
 use super::clock::{millis, Clock};
 use super::policy::{GroupPolicy, Policies, SessionLimitAction, SessionState, DEFAULT_GROUP};
 use super::token::{new_nonce, Secret, SecretHash, Token, TokenKind, RETIRED_DIGEST_LEN};
-use super::touches::PendingTouches;
 use super::SessionError;
 use crate::metrics;
 use crate::signing::KeyRing;
 use crate::store::{
     Commit, Decision, Event, EventKind, SessionId, SessionRecord, SessionStore, StoredState,
 };
-
-/// How many held touches `store_touches` writes at once (the sled store commits
-/// concurrent writes together).
-const TOUCH_WRITERS: usize = 64;
 
 /// Pause between two sweeper batches.
 const SWEEP_PAUSE: Duration = Duration::from_millis(5);
@@ -155,8 +148,6 @@ pub struct SessionManager {
     /// Turns true at shutdown: watchers end their streams.
     pub(super) closing: tokio::sync::watch::Sender<bool>,
     signer: Option<Signer>,
-    /// Whoami's touches, until `store_touches` writes them.
-    touches: PendingTouches,
 }
 
 /// A fresh pair of secrets, made before a store step (which may re-run) uses them.
@@ -245,7 +236,6 @@ impl SessionManager {
             settings,
             closing: tokio::sync::watch::Sender::new(false),
             signer: None,
-            touches: PendingTouches::default(),
         }
     }
 
@@ -311,16 +301,7 @@ impl SessionManager {
         &self.store
     }
 
-    /// `record` as this process knows it: with a touch Whoami holds, if newer.
-    fn seen(&self, mut record: SessionRecord) -> SessionRecord {
-        if let Some(at_ms) = self.touches.newer_access(&record) {
-            record.last_access_at_ms = at_ms;
-        }
-        record
-    }
-
     fn snapshot(&self, record: SessionRecord, now_ms: u64) -> Snapshot {
-        let record = self.seen(record);
         let policy = self.policies.for_record(&record);
         let ends_at_ms = policy.ends_at_ms(&record);
         Snapshot {
@@ -431,12 +412,7 @@ impl SessionManager {
     }
 
     fn state_of(&self, record: &SessionRecord, now_ms: u64) -> SessionState {
-        let policy = self.policies.for_record(record);
-        // Only an idle timeout reads last_access_at.
-        if policy.idle_timeout.is_some() && self.touches.newer_access(record).is_some() {
-            return policy.state_at(&self.seen(record.clone()), now_ms);
-        }
-        policy.state_at(record, now_ms)
+        self.policies.for_record(record).state_at(record, now_ms)
     }
 
     /// Rotates both tokens. A refresh token that was already rotated away is theft:
@@ -587,8 +563,7 @@ impl SessionManager {
         next
     }
 
-    /// Validates a session token; touches `last_access_at` at most once per interval,
-    /// in memory first (see `touches`).
+    /// Validates a session token; touches `last_access_at` at most once per interval.
     pub async fn whoami(
         &self,
         access: &GroupAccess,
@@ -600,7 +575,6 @@ impl SessionManager {
             .store
             .get(token.session_id)
             .await?
-            .map(|record| self.seen(record))
             .filter(|record| self.authentic(record, &presented, now))
             .ok_or(SessionError::Unauthenticated)?;
         access.check(&record.group)?;
@@ -612,11 +586,6 @@ impl SessionManager {
             |record: &SessionRecord| stale(record) || !record.sealed_successor.is_empty();
         if !needs_write(&record) {
             return Ok(self.snapshot(record, now));
-        }
-        if record.sealed_successor.is_empty() && self.touches.hold(token.session_id, now) {
-            let mut touched = record;
-            touched.last_access_at_ms = now;
-            return Ok(self.snapshot(touched, now));
         }
         // Closing a grace window must survive a crash (else the old refresh token could
         // replay again); a plain touch need not.
@@ -654,44 +623,6 @@ impl SessionManager {
         match policy.idle_timeout {
             Some(idle) => self.settings.touch_interval.min(idle / 2),
             None => self.settings.touch_interval,
-        }
-    }
-
-    /// Writes the touches Whoami holds in memory; returns how many it wrote. A touch
-    /// that fails to be written stays held for the next call.
-    pub async fn store_touches(&self) -> Result<usize, SessionError> {
-        let held = self.touches.to_store();
-        let outcomes: Vec<_> = futures::stream::iter(held)
-            .map(|(id, at_ms)| async move {
-                self.store
-                    .update(id, Commit::Lazy, &mut |record| {
-                        if record.last_access_at_ms >= at_ms
-                            || record.state() != StoredState::Active
-                        {
-                            return Decision::Keep;
-                        }
-                        let mut next = record.clone();
-                        next.last_access_at_ms = at_ms;
-                        Decision::Put(Box::new(next), None)
-                    })
-                    .await
-                    .map(|_| (id, at_ms))
-            })
-            .buffer_unordered(TOUCH_WRITERS)
-            .collect()
-            .await;
-        let mut stored = Vec::with_capacity(outcomes.len());
-        let mut failure = None;
-        for outcome in outcomes {
-            match outcome {
-                Ok(touch) => stored.push(touch),
-                Err(error) => failure = Some(error),
-            }
-        }
-        self.touches.release(&stored);
-        match failure {
-            Some(error) => Err(error.into()),
-            None => Ok(stored.len()),
         }
     }
 

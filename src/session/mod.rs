@@ -7,7 +7,6 @@ pub mod error;
 pub mod manager;
 pub mod policy;
 pub mod token;
-mod touches;
 pub mod watch;
 
 pub use access::GroupAccess;
