@@ -7,11 +7,6 @@ use clap::Parser;
 use sessiond::config::{Cli, Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
-// sled allocates and frees a node copy per write; glibc malloc spent ~15% of a Refresh
-// profile in its own bookkeeping.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = match Config::load(Cli::parse()) {
