@@ -496,12 +496,16 @@ impl Tx<'_> {
         }
         self.sessions
             .insert(&keys::session_key(id)[..], new.encode_to_vec())?;
-        self.by_user.insert(
-            keys::user_key(&new.user_id, id).map_err(abort)?,
-            &keys::encode_ms(new.expires_at_ms)[..],
-        )?;
-        self.by_expiry
-            .insert(&keys::expiry_key(new.expires_at_ms, id)[..], &[][..])?;
+        // Both indexes hold only the expiry: a change that keeps it (a Whoami touch,
+        // attributes) writes one tree, not three.
+        if old_expiry != Some(new.expires_at_ms) {
+            self.by_user.insert(
+                keys::user_key(&new.user_id, id).map_err(abort)?,
+                &keys::encode_ms(new.expires_at_ms)[..],
+            )?;
+            self.by_expiry
+                .insert(&keys::expiry_key(new.expires_at_ms, id)[..], &[][..])?;
+        }
         if old.is_none() && !new.external_user_id.is_empty() {
             self.by_external
                 .insert(new.external_user_id.as_bytes(), new.user_id.as_bytes())?;
