@@ -26,7 +26,7 @@
 //! events up to G in order, every shard is first fenced at G (its top raised to at least
 //! G), so no event at or below G can still appear anywhere.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -397,6 +397,8 @@ pub struct RedisStore {
     final_seq: AtomicU64,
     /// Cursor of the newest final event.
     head: watch::Sender<u64>,
+    /// The shard the next sweep starts at (see `remove_expired`).
+    next_sweep_shard: AtomicU16,
 }
 
 impl RedisStore {
@@ -435,6 +437,8 @@ impl RedisStore {
             raise: Script::new(RAISE_SCRIPT),
             final_seq: AtomicU64::new(0),
             head: watch::Sender::new(0),
+            // Any start will do; a random one keeps servers apart (see `remove_expired`).
+            next_sweep_shard: AtomicU16::new(getrandom::u32().unwrap_or(0) as u16 % SHARDS),
         });
         store.settle().await?;
         tokio::spawn(show_events(Arc::downgrade(&store)));
@@ -907,8 +911,13 @@ impl SessionStore for RedisStore {
     }
 
     async fn remove_expired(&self, now_ms: u64, limit: usize) -> Result<usize, StoreError> {
+        // Every server sweeps every shard, each starting where the last sweep started
+        // plus one, from a random shard: servers that sweep at once mostly work on
+        // different shards instead of racing for the same records.
+        let first = self.next_sweep_shard.fetch_add(1, Ordering::Relaxed);
         let mut removed = 0;
-        for shard in 0..SHARDS {
+        for offset in 0..SHARDS {
+            let shard = first.wrapping_add(offset) % SHARDS;
             if removed >= limit {
                 break;
             }
