@@ -718,28 +718,32 @@ impl SessionStore for SledStore {
             kind: EventKind::Expired,
             at_ms: now_ms,
         };
-        let (removed, last_seq) = self.write(|tx, first_seq| {
-            let mut removed = 0;
-            for &(expires_at_ms, id) in &due {
-                match tx.get(id)? {
-                    Some(record) if record.expires_at_ms <= now_ms => {
-                        tx.delete(&record)?;
-                        tx.log(first_seq + removed, &record, expired)?;
-                        removed += 1;
-                    }
-                    // Extended since the scan: its new entry stays, the stale one goes.
-                    Some(record) if record.expires_at_ms != expires_at_ms => {
-                        tx.by_expiry
-                            .remove(&keys::expiry_key(expires_at_ms, id)[..])?;
-                    }
-                    Some(_) => {}
-                    None => {
-                        tx.by_expiry
-                            .remove(&keys::expiry_key(expires_at_ms, id)[..])?;
+        // A batch waits on the disk (sled's log write): off the runtime's threads, so
+        // the calls queued behind it on this worker are served meanwhile.
+        let (removed, last_seq) = off_runtime(|| {
+            self.write(|tx, first_seq| {
+                let mut removed = 0;
+                for &(expires_at_ms, id) in &due {
+                    match tx.get(id)? {
+                        Some(record) if record.expires_at_ms <= now_ms => {
+                            tx.delete(&record)?;
+                            tx.log(first_seq + removed, &record, expired)?;
+                            removed += 1;
+                        }
+                        // Extended since the scan: its new entry stays, the stale one goes.
+                        Some(record) if record.expires_at_ms != expires_at_ms => {
+                            tx.by_expiry
+                                .remove(&keys::expiry_key(expires_at_ms, id)[..])?;
+                        }
+                        Some(_) => {}
+                        None => {
+                            tx.by_expiry
+                                .remove(&keys::expiry_key(expires_at_ms, id)[..])?;
+                        }
                     }
                 }
-            }
-            Ok((removed, removed))
+                Ok((removed, removed))
+            })
         })?;
         self.count_stored(0, removed);
         // Deleting expired sessions needs no flush before it is acknowledged: a crash
