@@ -225,12 +225,15 @@ impl SledStore {
         Ok(())
     }
 
-    /// Runs one writing transaction under the writer lock.
+    /// Runs one writing transaction of the sweeper under the writer lock, off the async
+    /// workers: the lock may be held by a batch waiting on the disk, and the transaction
+    /// waits on sled's log write itself (see `off_runtime`). Per-call writes stay on the
+    /// workers: a hand-off per call cost RefreshAllForUser half its throughput.
     fn write<T>(
         &self,
         body: impl Fn(&Tx<'_>, u64) -> Result<(T, u64), TxError>,
     ) -> Result<(T, Option<u64>), StoreError> {
-        self.transact(&mut self.writer(), body)
+        off_runtime(|| self.transact(&mut self.writer(), body))
     }
 
     /// Runs one writing transaction; the caller holds the writer lock. `body` gets the
@@ -718,32 +721,28 @@ impl SessionStore for SledStore {
             kind: EventKind::Expired,
             at_ms: now_ms,
         };
-        // A batch waits on the disk (sled's log write): off the runtime's threads, so
-        // the calls queued behind it on this worker are served meanwhile.
-        let (removed, last_seq) = off_runtime(|| {
-            self.write(|tx, first_seq| {
-                let mut removed = 0;
-                for &(expires_at_ms, id) in &due {
-                    match tx.get(id)? {
-                        Some(record) if record.expires_at_ms <= now_ms => {
-                            tx.delete(&record)?;
-                            tx.log(first_seq + removed, &record, expired)?;
-                            removed += 1;
-                        }
-                        // Extended since the scan: its new entry stays, the stale one goes.
-                        Some(record) if record.expires_at_ms != expires_at_ms => {
-                            tx.by_expiry
-                                .remove(&keys::expiry_key(expires_at_ms, id)[..])?;
-                        }
-                        Some(_) => {}
-                        None => {
-                            tx.by_expiry
-                                .remove(&keys::expiry_key(expires_at_ms, id)[..])?;
-                        }
+        let (removed, last_seq) = self.write(|tx, first_seq| {
+            let mut removed = 0;
+            for &(expires_at_ms, id) in &due {
+                match tx.get(id)? {
+                    Some(record) if record.expires_at_ms <= now_ms => {
+                        tx.delete(&record)?;
+                        tx.log(first_seq + removed, &record, expired)?;
+                        removed += 1;
+                    }
+                    // Extended since the scan: its new entry stays, the stale one goes.
+                    Some(record) if record.expires_at_ms != expires_at_ms => {
+                        tx.by_expiry
+                            .remove(&keys::expiry_key(expires_at_ms, id)[..])?;
+                    }
+                    Some(_) => {}
+                    None => {
+                        tx.by_expiry
+                            .remove(&keys::expiry_key(expires_at_ms, id)[..])?;
                     }
                 }
-                Ok((removed, removed))
-            })
+            }
+            Ok((removed, removed))
         })?;
         self.count_stored(0, removed);
         // Deleting expired sessions needs no flush before it is acknowledged: a crash
