@@ -262,3 +262,17 @@ async fn acknowledged_calls_survive_sigkill_at_several_points() {
         assert!(status.success(), "graceful stop exited with {status}");
     }
 }
+
+/// A store closed in this process may hold the data dir's lock a moment longer (sled's
+/// background threads let go of it last): opening the dir again waits for it.
+#[test]
+fn reopening_waits_for_the_lock_of_a_closing_store() {
+    let data_dir = tempfile::tempdir().expect("data dir");
+    let first = SledStore::open(data_dir.path(), Durability::Sync).expect("first open");
+    let closing = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        drop(first);
+    });
+    SledStore::open(data_dir.path(), Durability::Sync).expect("second open waits, then opens");
+    closing.join().expect("the closing thread ends");
+}

@@ -6,6 +6,7 @@ use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use prost::Message;
@@ -58,10 +59,7 @@ struct Writer {
 impl SledStore {
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path, durability: Durability) -> Result<SledStore, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .mode(sled::Mode::HighThroughput)
-            .open()?;
+        let db = open_db(dir)?;
         let trees = Trees {
             sessions: db.open_tree("sessionid_session")?,
             by_user: db.open_tree("userid_sessionids")?,
@@ -396,6 +394,31 @@ struct Queued {
     change: Change,
     commit: Commit,
     done: oneshot::Sender<Result<Applied, StoreError>>,
+}
+
+/// How long `open_db` waits for the data dir's lock.
+const LOCK_WAIT: Duration = Duration::from_secs(3);
+
+/// Opens the sled database in `dir`, waiting a moment if its lock is still held: a
+/// store closed in this process lets go of it only once sled's background threads
+/// have dropped their handles, which a busy machine can delay.
+fn open_db(dir: &Path) -> Result<sled::Db, sled::Error> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+        {
+            Err(sled::Error::Io(error))
+                if error.to_string().starts_with("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            opened => return opened,
+        }
+    }
 }
 
 /// Runs `work`, which may wait on the disk (sled writes its log buffer, and waits for
