@@ -1,6 +1,9 @@
 //! sessiond: a gRPC session backend on sled. `main.rs` is a thin shell over this library;
 //! tests, benches and tools use it too.
 
+// No unwrap/expect outside tests: request and storage data must never panic the server.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod admin;
 pub mod api;
 pub mod config;

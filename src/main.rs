@@ -1,5 +1,8 @@
 //! `sessiond`: parse config, set up logging, serve until SIGINT/SIGTERM.
 
+// No unwrap/expect outside tests: request and storage data must never panic the server.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::IsTerminal;
 use std::process::ExitCode;
 

@@ -2,6 +2,9 @@
 //! (or every page of a list) over gRPC, and prints the answer as a table or as JSON.
 //! See `sessionctl --help`; the exit codes are in `error.rs`.
 
+// No unwrap/expect outside tests: request and storage data must never panic the server.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 mod cli;
 mod client;
 mod error;

@@ -9,6 +9,9 @@
 //! Exit status: 0 when every phase had OK calls; 1 when the server cannot be reached,
 //! preparing fails, or every call of a phase failed; 2 for bad flags.
 
+// No unwrap/expect outside tests: request and storage data must never panic the server.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 mod cli;
 mod report;
 mod stats;
