@@ -199,8 +199,94 @@ impl TestServer {
         self.boot().await;
     }
 
+    /// Every byte string this server's store holds, each with where it is: sled's files
+    /// in the data dir, or the values of the Redis keys under this server's prefix.
+    pub async fn stored_bytes(&self) -> Vec<(String, Vec<u8>)> {
+        match backend() {
+            Backend::Sled => files_under(self.data_dir.path()),
+            Backend::Redis => redis_values_under(REDIS_URL_ENV, &self.key_prefix).await,
+            Backend::RedisCluster => {
+                redis_values_under(REDIS_CLUSTER_URLS_ENV, &self.key_prefix).await
+            }
+        }
+    }
+
     /// Moves the server's clock forward.
     pub fn advance(&self, by: Duration) {
         self.clock.advance(by);
+    }
+}
+
+/// Every file below `dir`, by path, with its bytes.
+fn files_under(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read data dir") {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            let bytes = std::fs::read(&path).expect("read data file");
+            files.push((path.display().to_string(), bytes));
+        }
+    }
+    files
+}
+
+/// Every byte string held under the keys starting with `prefix`, by key, on each node
+/// that `var` names (standalone, or every master of the test cluster).
+async fn redis_values_under(var: &str, prefix: &str) -> Vec<(String, Vec<u8>)> {
+    let mut found = Vec::new();
+    for url in redis_urls(var) {
+        let client = redis::Client::open(url.as_str()).expect("a redis URL");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to a test Redis node");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}*"))
+            .query_async(&mut conn)
+            .await
+            .expect("KEYS");
+        for key in keys {
+            let kind: String = redis::cmd("TYPE")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .expect("TYPE");
+            let read = match kind.as_str() {
+                "string" => redis::cmd("GET").arg(&key).clone(),
+                "hash" => redis::cmd("HGETALL").arg(&key).clone(),
+                "set" => redis::cmd("SMEMBERS").arg(&key).clone(),
+                "zset" => redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1).clone(),
+                "list" => redis::cmd("LRANGE").arg(&key).arg(0).arg(-1).clone(),
+                "stream" => redis::cmd("XRANGE").arg(&key).arg("-").arg("+").clone(),
+                _ => continue, // expired between KEYS and TYPE ("none")
+            };
+            let value: redis::Value = read.query_async(&mut conn).await.expect("read a value");
+            let mut bytes = Vec::new();
+            flatten(value, &mut bytes);
+            found.extend(bytes.into_iter().map(|value| (key.clone(), value)));
+        }
+    }
+    found
+}
+
+/// Every byte string in one Redis value (whatever its type).
+fn flatten(value: redis::Value, into: &mut Vec<Vec<u8>>) {
+    match value {
+        redis::Value::BulkString(bytes) => into.push(bytes),
+        redis::Value::SimpleString(text) => into.push(text.into_bytes()),
+        redis::Value::Array(items) | redis::Value::Set(items) => {
+            for item in items {
+                flatten(item, into);
+            }
+        }
+        redis::Value::Map(pairs) => {
+            for (key, value) in pairs {
+                flatten(key, into);
+                flatten(value, into);
+            }
+        }
+        _ => {}
     }
 }
