@@ -33,7 +33,7 @@ use tonic::{Code, Status};
 /// Cases per property: enough to cross every branch, few enough for CI.
 const CASES: u32 = 64;
 
-/// The default limits (README, `[limits]`).
+/// The default limits (docs/configuration.md, `[limits]`).
 const MAX_USER_ID_BYTES: usize = 256;
 const MAX_GROUP_BYTES: usize = 64;
 const MAX_MAP_ENTRIES: usize = 32;

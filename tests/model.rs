@@ -1,6 +1,6 @@
 //! Model check of the session rules over the sled store: random sequences of every call
 //! and of clock moves run against `SessionManager` and against a small in-memory model
-//! written from the README ("Behaviour we chose", "Refresh that clients can trust") and
+//! written from docs/behaviour.md and docs/api.md ("Refresh that clients can trust") and
 //! `session::policy`; every answer and the final state must agree.
 
 use std::collections::BTreeMap;
