@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::api::validate::Limits;
 use crate::layers::auth::{CallerConfig, CallerConfigError, Callers};
+use crate::layers::call_log::{CallLogSettings, LogCalls};
 use crate::session::manager::ManagerSettings;
 use crate::session::policy::{GroupPolicy, Policies};
 use crate::store::redis::RedisConfig;
@@ -39,6 +40,10 @@ pub struct Cli {
     /// [default: text].
     #[arg(long, env = "SESSIOND_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// "failed" (failed and slow calls only) or "all" (an access log line per call)
+    /// [default: failed].
+    #[arg(long, env = "SESSIOND_LOG_CALLS")]
+    pub log_calls: Option<LogCalls>,
     /// Serve beyond loopback without any configured caller (no authentication).
     #[arg(long, env = "SESSIOND_ALLOW_INSECURE")]
     pub allow_insecure: bool,
@@ -107,6 +112,9 @@ struct FileConfig {
     durability: Option<Durability>,
     metrics_listen: Option<SocketAddr>,
     log_format: Option<LogFormat>,
+    log_calls: Option<LogCalls>,
+    #[serde(with = "humantime_serde", default)]
+    slow_call: Option<Duration>,
     jwt_issuer: Option<String>,
     #[serde(default)]
     allow_insecure: bool,
@@ -163,6 +171,8 @@ pub struct Config {
     /// Where the admin HTTP port (metrics) listens; None: off.
     pub metrics_listen: Option<SocketAddr>,
     pub log_format: LogFormat,
+    /// Which calls are logged, and from when a call is slow.
+    pub call_log: CallLogSettings,
     /// Who may call, and what; empty: anyone (loopback only, unless `allow_insecure`).
     pub callers: Callers,
     pub tls: Option<TlsConfig>,
@@ -243,6 +253,12 @@ impl Config {
             },
             metrics_listen: cli.metrics_listen.or(file.metrics_listen),
             log_format: cli.log_format.or(file.log_format).unwrap_or_default(),
+            call_log: CallLogSettings {
+                log_calls: cli.log_calls.or(file.log_calls).unwrap_or_default(),
+                slow_call: file
+                    .slow_call
+                    .unwrap_or(CallLogSettings::default().slow_call),
+            },
             callers: Callers::new(&file.callers)?,
             tls: file.tls,
             allow_insecure: cli.allow_insecure || file.allow_insecure,

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use sessiond::config::{Cli, Config, LogFormat};
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -19,7 +20,8 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(config.log_format);
+    // Held until exit: dropping it writes out the lines still queued.
+    let _log_writer = init_logging(config.log_format);
     match sessiond::server::run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -29,14 +31,20 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr at INFO unless `RUST_LOG` says otherwise.
-fn init_logging(format: LogFormat) {
+/// Logs to stderr at INFO unless `RUST_LOG` says otherwise, through a writer thread: a
+/// call never waits for stderr. The queue never drops a line; only a writer 128k lines
+/// behind would make callers wait.
+fn init_logging(format: LogFormat) -> WorkerGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     let logs = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_env_filter(filter);
     match format {
         LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
         LogFormat::Json => logs.json().with_current_span(true).init(),
     }
+    guard
 }

@@ -138,7 +138,7 @@ pub async fn start(
     // shedding comes before authentication so overload costs no hashing; the caller
     // reaches the handlers through the request's extensions.
     let layers = tower::ServiceBuilder::new()
-        .layer(CallLogLayer)
+        .layer(CallLogLayer::new(config.call_log))
         .layer(ClientFaultsLayer)
         .layer(CallLimitsLayer::new(
             config.limits.max_in_flight,

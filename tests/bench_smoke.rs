@@ -264,3 +264,71 @@ async fn bench_without_the_api_key_stops_while_preparing() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("Unauthenticated"), "stderr: {stderr}");
 }
+
+/// The bare tonic reference server, started on a free loopback port; killed on drop.
+struct Reference {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Reference {
+    fn spawn() -> Reference {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tonic-reference"))
+            .args(["--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("tonic-reference runs");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("tonic-reference says where it serves");
+        let addr = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .expect("an address")
+            .to_owned();
+        Reference {
+            child,
+            url: format!("http://{addr}"),
+        }
+    }
+}
+
+impl Drop for Reference {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_reports_ratios_to_the_bare_tonic_reference() {
+    let test = TestServer::start().await;
+    let reference = Reference::spawn();
+
+    let report = bench_json(
+        &test,
+        &[
+            "--call",
+            "whoami",
+            "--duration",
+            "500ms",
+            "--reference",
+            &reference.url,
+        ],
+    )
+    .await;
+
+    let (count, ok) = count_and_ok(&report["reference"]);
+    assert!(count > 0 && count == ok, "reference count {count}, OK {ok}");
+    for ratio in ["ratioToReference", "baselineToReference"] {
+        assert!(
+            report[ratio]["rps"].as_f64().is_some_and(|rps| rps > 0.0),
+            "{ratio}: {}",
+            report[ratio]
+        );
+    }
+}

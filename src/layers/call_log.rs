@@ -1,12 +1,17 @@
-//! One INFO line and two metrics per call: method, gRPC status code, latency and a
-//! request id (the caller's `x-request-id`, or a new one), which the response carries
-//! back. Nothing of the request or response bodies, so no token can reach the log.
+//! Logs failed and slow calls (every call with `log_calls = "all"`) and counts every
+//! call in two metrics: method, gRPC status code, latency and a request id (the caller's
+//! `x-request-id`, or a new one), which the response carries back. Nothing of the
+//! request or response bodies, so no token can reach the log.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{OnceLock, RwLock};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use serde::Deserialize;
 use tonic::codegen::http::{self, HeaderValue};
 use tower::{Layer, Service};
 use tracing::Instrument;
@@ -19,15 +24,67 @@ pub const REQUEST_ID: &str = "x-request-id";
 /// Longest request id taken from a caller; a longer or odd one is replaced.
 const MAX_REQUEST_ID_LEN: usize = 128;
 
+/// Distinct method labels kept for metrics; further paths (only unknown methods, which
+/// anyone can make up) share the label `other`, so labels stay bounded.
+const MAX_METHOD_LABELS: usize = 64;
+
+/// Which calls get a log line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogCalls {
+    /// Failed calls (any code but OK) and calls slower than `slow_call`; successful calls
+    /// log at DEBUG, so `RUST_LOG=debug` shows them too.
+    #[default]
+    Failed,
+    /// Every call, at INFO: an access log.
+    All,
+}
+
+impl std::str::FromStr for LogCalls {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        crate::config::parse_keyword(s)
+    }
+}
+
+/// What the call log writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallLogSettings {
+    pub log_calls: LogCalls,
+    /// A call answered after this long is logged at WARN, whatever its code.
+    pub slow_call: Duration,
+}
+
+impl Default for CallLogSettings {
+    fn default() -> Self {
+        CallLogSettings {
+            log_calls: LogCalls::default(),
+            slow_call: Duration::from_secs(1),
+        }
+    }
+}
+
 /// Wraps a service with [`CallLog`].
 #[derive(Clone, Copy, Debug, Default)]
-pub struct CallLogLayer;
+pub struct CallLogLayer {
+    settings: CallLogSettings,
+}
+
+impl CallLogLayer {
+    pub fn new(settings: CallLogSettings) -> CallLogLayer {
+        CallLogLayer { settings }
+    }
+}
 
 impl<S> Layer<S> for CallLogLayer {
     type Service = CallLog<S>;
 
     fn layer(&self, inner: S) -> CallLog<S> {
-        CallLog { inner }
+        CallLog {
+            inner,
+            settings: self.settings,
+        }
     }
 }
 
@@ -35,6 +92,7 @@ impl<S> Layer<S> for CallLogLayer {
 #[derive(Clone, Debug)]
 pub struct CallLog<S> {
     inner: S,
+    settings: CallLogSettings,
 }
 
 impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for CallLog<S>
@@ -51,30 +109,37 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
-        let method = request.uri().path().to_owned();
+        let method = method_label(request.uri().path());
         let request_id = request_id(request.headers());
         request.headers_mut().insert(REQUEST_ID, request_id.clone());
         let span =
             tracing::info_span!("call", request_id = request_id.to_str().unwrap_or_default());
+        let settings = self.settings;
         let started = Instant::now();
         let response = span.in_scope(|| self.inner.call(request));
         Box::pin(
             async move {
+                let mut pending = Pending {
+                    method,
+                    settings,
+                    started,
+                    answered: false,
+                };
                 let mut response = response.await;
+                pending.answered = true;
                 let elapsed = started.elapsed();
-                let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
                 match &mut response {
                     Ok(response) => {
-                        let code = status_code(response.headers());
+                        let code = code_name(status_code(response.headers()));
                         response.headers_mut().insert(REQUEST_ID, request_id);
-                        metrics::counter!(CALLS, "method" => method.clone(), "code" => code_name(code))
-                            .increment(1);
-                        metrics::histogram!(CALL_SECONDS, "method" => method.clone())
-                            .record(elapsed.as_secs_f64());
-                        tracing::info!(method = %method, code = code_name(code), latency_us, "call");
+                        record_call(&settings, method, code, elapsed);
                     }
                     Err(_) => {
-                        tracing::warn!(method = %method, latency_us, "call failed in transport")
+                        tracing::warn!(
+                            method = %method,
+                            latency_us = micros(elapsed),
+                            "call failed in transport"
+                        )
                     }
                 }
                 response
@@ -84,7 +149,76 @@ where
     }
 }
 
-/// The caller's request id if it is short printable ASCII, else a new UUID v7.
+/// A call whose answer is still coming. Dropped before the answer (the client reset
+/// the stream or went away), it is counted and logged as CANCELLED.
+struct Pending {
+    method: &'static str,
+    settings: CallLogSettings,
+    started: Instant,
+    answered: bool,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        record_call(
+            &self.settings,
+            self.method,
+            code_name(tonic::Code::Cancelled),
+            self.started.elapsed(),
+        );
+    }
+}
+
+/// Counts the call and writes its line, at the level its outcome and the settings ask
+/// for.
+fn record_call(
+    settings: &CallLogSettings,
+    method: &'static str,
+    code: &'static str,
+    elapsed: Duration,
+) {
+    metrics::counter!(CALLS, "method" => method, "code" => code).increment(1);
+    metrics::histogram!(CALL_SECONDS, "method" => method).record(elapsed.as_secs_f64());
+    let latency_us = micros(elapsed);
+    if elapsed >= settings.slow_call {
+        tracing::warn!(method = %method, code, latency_us, "slow call");
+    } else if code != "OK" || settings.log_calls == LogCalls::All {
+        tracing::info!(method = %method, code, latency_us, "call");
+    } else {
+        tracing::debug!(method = %method, code, latency_us, "call");
+    }
+}
+
+fn micros(elapsed: Duration) -> u64 {
+    u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// The call's path as a `'static` label: metrics and log fields then need no allocation
+/// per call. The first [`MAX_METHOD_LABELS`] distinct paths are kept (leaked once each).
+fn method_label(path: &str) -> &'static str {
+    static LABELS: OnceLock<RwLock<HashMap<Box<str>, &'static str>>> = OnceLock::new();
+    let labels = LABELS.get_or_init(Default::default);
+    if let Some(label) = labels.read().ok().and_then(|map| map.get(path).copied()) {
+        return label;
+    }
+    let Ok(mut map) = labels.write() else {
+        return "other";
+    };
+    if let Some(label) = map.get(path) {
+        return label;
+    }
+    if map.len() >= MAX_METHOD_LABELS {
+        return "other";
+    }
+    let label: &'static str = Box::leak(path.into());
+    map.insert(path.into(), label);
+    label
+}
+
+/// The caller's request id if it is short printable ASCII, else a new one.
 fn request_id(headers: &http::HeaderMap) -> HeaderValue {
     headers
         .get(REQUEST_ID)
@@ -94,12 +228,35 @@ fn request_id(headers: &http::HeaderMap) -> HeaderValue {
                 && value.as_bytes().iter().all(u8::is_ascii_graphic)
         })
         .cloned()
-        .unwrap_or_else(|| {
-            // A UUID's text form is always a valid header value.
-            HeaderValue::from_str(&uuid::Uuid::now_v7().to_string())
-                .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
-        })
+        .unwrap_or_else(new_request_id)
 }
+
+/// A request id unique to this process run: a random prefix drawn at start and a
+/// counter, as 32 hex digits (a fresh UUID per call cost a random draw each).
+fn new_request_id() -> HeaderValue {
+    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = *PREFIX.get_or_init(|| {
+        let mut bytes = [0u8; 8];
+        // Without OS randomness the ids are still unique within the run.
+        let _ = getrandom::fill(&mut bytes);
+        u64::from_be_bytes(bytes)
+    });
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut text = [0u8; 32];
+    for (i, byte) in prefix
+        .to_be_bytes()
+        .iter()
+        .chain(count.to_be_bytes().iter())
+        .enumerate()
+    {
+        text[2 * i] = HEX[usize::from(byte >> 4)];
+        text[2 * i + 1] = HEX[usize::from(byte & 0xf)];
+    }
+    HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// The call's status: in the head for an error (trailers-only), else OK. A unary
 /// success carries `grpc-status: 0` in its trailers, after the head.
@@ -132,5 +289,29 @@ pub fn code_name(code: tonic::Code) -> &'static str {
         Unavailable => "UNAVAILABLE",
         DataLoss => "DATA_LOSS",
         Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_request_ids_are_distinct_hex() {
+        let first = new_request_id();
+        let second = new_request_id();
+        assert_ne!(first, second);
+        assert_eq!(first.len(), 32);
+        assert!(first.as_bytes().iter().all(u8::is_ascii_hexdigit));
+    }
+
+    #[test]
+    fn method_labels_are_reused_and_bounded() {
+        let first = method_label("/a.B/C");
+        assert!(std::ptr::eq(first, method_label("/a.B/C")));
+        for n in 0..2 * MAX_METHOD_LABELS {
+            method_label(&format!("/made.up/{n}"));
+        }
+        assert_eq!(method_label("/made.up/never-seen"), "other");
     }
 }

@@ -93,6 +93,13 @@ pub struct Cli {
     #[arg(long)]
     pub no_baseline: bool,
 
+    /// A bare tonic server serving only `grpc.health.v1` (`tonic-reference`), plaintext
+    /// `http://HOST:PORT`: its health Check is measured in the same run, with the same
+    /// connections, concurrency and duration, and every figure is also given as a
+    /// ratio to it.
+    #[arg(long, value_name = "URL")]
+    pub reference: Option<String>,
+
     /// Also write the report as JSON (ghz's summary field names, latencies in ns).
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,

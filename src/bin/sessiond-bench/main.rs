@@ -112,7 +112,7 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
             .join(","),
     );
 
-    let channels = connect(&cli, &url).await?;
+    let channels = connect(&cli, &url, cli.tls()).await?;
     let first = channels
         .first()
         .cloned()
@@ -192,6 +192,19 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
         );
     }
 
+    let reference = match &cli.reference {
+        Some(reference_url) => {
+            let summary = measure_reference(&cli, reference_url, concurrency, &run_tag).await?;
+            println!();
+            print!(
+                "{}",
+                report::phase_table("tonic reference", CallKind::Health.method(), &summary)
+            );
+            Some(summary)
+        }
+        None => None,
+    };
+
     let mut baseline: Option<Summary> = None;
     if !cli.no_baseline {
         let stop = phase_stop();
@@ -255,7 +268,26 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
         .as_ref()
         .and_then(|baseline| Ratio::between(&summary, baseline));
     if let Some(ratio) = &ratio {
-        println!("{}", report::ratio_line(ratio));
+        println!("{}", report::ratio_line("sessiond health", ratio));
+    }
+    let ratio_to_reference = reference
+        .as_ref()
+        .and_then(|reference| Ratio::between(&summary, reference));
+    if let Some(reference) = &reference {
+        println!();
+        println!(
+            "against the bare tonic reference ({}):",
+            CallKind::Health.method()
+        );
+        let mut reference_rows = vec![("reference".to_owned(), reference)];
+        reference_rows.extend(rows.iter().map(|(name, s)| (name.clone(), *s)));
+        print!(
+            "{}",
+            report::comparison_table(&reference_rows, Some(reference))
+        );
+        if let Some(ratio) = &ratio_to_reference {
+            println!("{}", report::ratio_line("tonic reference", ratio));
+        }
     }
 
     let broken: usize = workers.iter().map(workload::Worker::broken_slots).sum();
@@ -303,6 +335,12 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
             summary: summary.clone(),
             baseline: baseline.clone(),
             ratio,
+            baseline_to_reference: baseline
+                .as_ref()
+                .zip(reference.as_ref())
+                .and_then(|(baseline, reference)| Ratio::between(baseline, reference)),
+            reference: reference.clone(),
+            ratio_to_reference,
         };
         document.write(path)?;
         println!("JSON written to {}", path.display());
@@ -323,6 +361,37 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
         }
     }
     Ok(all_ok)
+}
+
+/// Warms up and measures the health Check of the `--reference` server, with as many
+/// connections and calls in flight as the main phases.
+async fn measure_reference(
+    cli: &Cli,
+    reference_url: &str,
+    concurrency: usize,
+    run_tag: &str,
+) -> Result<Summary, BoxError> {
+    let channels = connect(cli, reference_url, false).await?;
+    let mut workers = workload::workers(
+        &channels,
+        &Auth::default(),
+        workload::Prepared::default(),
+        concurrency,
+        run_tag,
+    );
+    if !cli.warmup.is_zero() {
+        let health = [CallKind::Health];
+        (workers, _) =
+            workload::run_phase(workers, &health, Stop::after(cli.warmup), cli.timeout).await?;
+    }
+    let stop = match cli.count {
+        Some(count) => Stop::count(count),
+        None => Stop::after(cli.duration),
+    };
+    let reason = stop.reason();
+    let (_, measured) =
+        workload::run_phase(workers, &[CallKind::Health], stop, cli.timeout).await?;
+    Ok(measured.stats.all()?.summary(measured.elapsed, reason))
 }
 
 /// `--ghz-data`: writes the prepared tokens, ids or users as a ghz data array.
@@ -352,12 +421,12 @@ fn write_ghz_data(
 
 /// Opens `--connections` HTTP/2 connections to `url`, each with its own `Channel`,
 /// over TLS when the flags ask for it.
-async fn connect(cli: &Cli, url: &str) -> Result<Vec<Channel>, BoxError> {
+async fn connect(cli: &Cli, url: &str, tls: bool) -> Result<Vec<Channel>, BoxError> {
     let mut endpoint = Endpoint::from_shared(url.to_owned())
         .map_err(|error| format!("--addr {url} is not a valid URL: {}", chain(&error)))?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true);
-    if cli.tls() {
+    if tls {
         let ca_cert = cli
             .ca_cert
             .as_ref()

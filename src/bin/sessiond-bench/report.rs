@@ -105,6 +105,15 @@ pub struct JsonReport {
     /// The measured phase against the baseline.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio: Option<Ratio>,
+    /// The bare tonic server's health Check (`--reference`), same settings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<Summary>,
+    /// sessiond's own health Check against the reference's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_to_reference: Option<Ratio>,
+    /// The measured phase against the reference.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_to_reference: Option<Ratio>,
 }
 
 impl JsonReport {
@@ -210,10 +219,10 @@ pub fn comparison_table(rows: &[(String, &Summary)], baseline: Option<&Summary>)
     out
 }
 
-/// `ratio to health: rps 0.45×, p99 2.10×`.
-pub fn ratio_line(ratio: &Ratio) -> String {
+/// `ratio to sessiond health: rps 0.45×, p50 1.80×, p99 2.10×`.
+pub fn ratio_line(against: &str, ratio: &Ratio) -> String {
     format!(
-        "ratio to health: rps {:.2}×, p50 {:.2}×, p99 {:.2}×",
+        "ratio to {against}: rps {:.2}×, p50 {:.2}×, p99 {:.2}×",
         ratio.rps, ratio.p50, ratio.p99
     )
 }

@@ -418,6 +418,7 @@ fn start_request(user_id: String) -> StartRequest {
 }
 
 /// What the calls need, made before any timing.
+#[derive(Default)]
 pub struct Prepared {
     /// Sessions for whoami/refresh/extend, in start order.
     pub slots: Vec<Slot>,
