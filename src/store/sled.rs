@@ -2,10 +2,11 @@
 //! one multi-tree transaction that also appends its events, and group commit for `sync`
 //! durability.
 
+use std::cell::RefCell;
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,6 +16,7 @@ use sled::Transactional;
 use tokio::sync::{oneshot, watch, Notify};
 
 use super::keys;
+use super::sled_cache::{CachedRecord, RecordCache};
 use super::{
     Commit, ConsistencyReport, Decision, Durability, Event, EventKind, EventsAfter, RecordDecision,
     SessionId, SessionRecord, SessionStore, StoreError, StoredEvent, UserDecision,
@@ -40,6 +42,8 @@ pub struct SledStore {
     head: watch::Sender<u64>,
     /// Session records stored, kept in step by every insert and delete.
     stored: AtomicU64,
+    /// Recently used records, kept in step with every commit (see `sled_cache`).
+    cache: RecordCache,
 }
 
 struct Trees {
@@ -88,7 +92,52 @@ impl SledStore {
             writer_released: Notify::new(),
             queue: Mutex::new(Vec::new()),
             head: watch::Sender::new(head),
+            cache: RecordCache::new(READ_CACHE_RECORDS),
         })
+    }
+
+    /// A session's record as stored, from the cache or else from sled (then cached).
+    fn read_record(&self, id: SessionId) -> Result<Option<CachedRecord>, StoreError> {
+        if let Some(cached) = self.cache.get(&id) {
+            return Ok(Some(cached));
+        }
+        let version = self.cache.version();
+        let Some(bytes) = self.trees.sessions.get(keys::session_key(id))? else {
+            return Ok(None);
+        };
+        let cached = CachedRecord {
+            record: Arc::new(decode(id, &bytes)?),
+            bytes,
+        };
+        self.cache.fill(id, cached.clone(), version);
+        Ok(Some(cached))
+    }
+
+    /// Stores a change that rewrites the record only (same expiry, grace window and
+    /// user: no index entry moves) and logs nothing, as one compare-and-swap of the
+    /// record, outside the batched transactions: last-access touches then cost no
+    /// transaction. `false` when the record is no longer `expected`.
+    fn swap_record(
+        &self,
+        id: SessionId,
+        expected: &sled::IVec,
+        next: &SessionRecord,
+    ) -> Result<bool, StoreError> {
+        let bytes = sled::IVec::from(next.encode_to_vec());
+        let swapped = self.trees.sessions.compare_and_swap(
+            keys::session_key(id),
+            Some(expected),
+            Some(bytes.clone()),
+        )?;
+        if swapped.is_err() {
+            return Ok(false);
+        }
+        let cached = CachedRecord {
+            bytes,
+            record: Arc::new(next.clone()),
+        };
+        self.cache.replace(id, expected, cached);
+        Ok(true)
     }
 
     /// The writer lock (see `writer`).
@@ -244,6 +293,7 @@ impl SledStore {
         body: impl Fn(&Tx<'_>, u64) -> Result<(T, u64), TxError>,
     ) -> Result<(T, Option<u64>), StoreError> {
         let first_seq = writer.next_seq;
+        let written = RefCell::new(Vec::new());
         let t = &self.trees;
         let (result, appended) = (
             &t.sessions,
@@ -256,6 +306,8 @@ impl SledStore {
         )
             .transaction(
                 |(sessions, by_user, by_expiry, by_grace, events, meta, by_external)| {
+                    // A re-run starts over: only the last run's writes were committed.
+                    written.borrow_mut().clear();
                     body(
                         &Tx {
                             sessions,
@@ -265,12 +317,15 @@ impl SledStore {
                             events,
                             meta,
                             by_external,
+                            written: &written,
                         },
                         first_seq,
                     )
                 },
             )
             .map_err(from_tx)?;
+        // Still under the writer lock: the cache sees commits in their order.
+        self.cache.apply(written.into_inner());
         writer.next_seq += appended;
         Ok((result, (appended > 0).then(|| writer.next_seq - 1)))
     }
@@ -331,6 +386,18 @@ impl SledStore {
             .map(|entry| keys::parse_expiry_key(&entry?.0))
             .collect()
     }
+}
+
+/// Records the read cache keeps per generation (at most twice this many in all): about
+/// 50 MB at most, room for every session validated often.
+const READ_CACHE_RECORDS: usize = 32_768;
+
+/// Whether `next` keeps every index entry of `old` where it is (same user, expiry and
+/// grace window), so storing it rewrites the record alone.
+fn same_index_entries(old: &SessionRecord, next: &SessionRecord) -> bool {
+    old.user_id == next.user_id
+        && old.expires_at_ms == next.expires_at_ms
+        && old.grace_until_ms == next.grace_until_ms
 }
 
 /// Most single-record changes one batched transaction carries.
@@ -491,6 +558,8 @@ struct Tx<'a> {
     events: &'a TransactionalTree,
     meta: &'a TransactionalTree,
     by_external: &'a TransactionalTree,
+    /// Every record this run wrote (`None`: deleted), for the cache once committed.
+    written: &'a RefCell<Vec<(SessionId, Option<CachedRecord>)>>,
 }
 
 impl Tx<'_> {
@@ -520,8 +589,14 @@ impl Tx<'_> {
                     .insert(&keys::expiry_key(new.grace_until_ms, id)[..], &[][..])?;
             }
         }
+        let bytes = sled::IVec::from(new.encode_to_vec());
         self.sessions
-            .insert(&keys::session_key(id)[..], new.encode_to_vec())?;
+            .insert(&keys::session_key(id)[..], bytes.clone())?;
+        let cached = CachedRecord {
+            bytes,
+            record: Arc::new(new.clone()),
+        };
+        self.written.borrow_mut().push((id, Some(cached)));
         // Both indexes hold only the expiry: a change that keeps it (a Whoami touch,
         // attributes) writes one tree, not three.
         if old_expiry != Some(new.expires_at_ms) {
@@ -542,6 +617,7 @@ impl Tx<'_> {
     fn delete(&self, record: &SessionRecord) -> Result<(), TxError> {
         let id = record_id(record).map_err(abort)?;
         self.sessions.remove(&keys::session_key(id)[..])?;
+        self.written.borrow_mut().push((id, None));
         self.by_user
             .remove(keys::user_key(&record.user_id, id).map_err(abort)?)?;
         self.by_expiry
@@ -613,10 +689,9 @@ impl Tx<'_> {
 #[async_trait]
 impl SessionStore for SledStore {
     async fn get(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {
-        match self.trees.sessions.get(keys::session_key(id))? {
-            Some(bytes) => decode(id, &bytes).map(Some),
-            None => Ok(None),
-        }
+        Ok(self
+            .read_record(id)?
+            .map(|cached| SessionRecord::clone(&cached.record)))
     }
 
     async fn insert(&self, record: &SessionRecord) -> Result<(), StoreError> {
@@ -641,13 +716,24 @@ impl SessionStore for SledStore {
         // Optimistic: decide on the record as read, then store the outcome if the record
         // is still what was read; otherwise (a concurrent change won) decide again.
         loop {
-            let Some(expected) = self.trees.sessions.get(keys::session_key(id))? else {
+            let Some(CachedRecord {
+                bytes: expected,
+                record,
+            }) = self.read_record(id)?
+            else {
                 return Ok(None);
             };
-            let current = decode(id, &expected)?;
+            let current = SessionRecord::clone(&record);
             let Decision::Put(next, event) = decide(&current) else {
                 return Ok(Some(current));
             };
+            if commit == Commit::Lazy && event.is_none() && same_index_entries(&current, &next) {
+                if self.swap_record(id, &expected, &next)? {
+                    return Ok(Some(*next));
+                }
+                self.cache.forget(&id);
+                continue;
+            }
             let change = Change::Replace {
                 old: Box::new(current),
                 expected,
@@ -658,6 +744,8 @@ impl SessionStore for SledStore {
                 self.publish(last_seq);
                 return Ok(Some(*next));
             }
+            // Changed since it was read: the next read goes to sled.
+            self.cache.forget(&id);
         }
     }
 
