@@ -59,6 +59,23 @@ pub struct Cli {
     /// Prefix of every Redis key [default: sessiond].
     #[arg(long, env = "SESSIOND_REDIS_KEY_PREFIX")]
     pub redis_key_prefix: Option<String>,
+    /// Instead of serving: a one-off task.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// One-off tasks of the `sessiond` binary.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Restore a backup (from `sessionctl backup`) into a new, empty data dir, then
+    /// exit; start the server on that dir afterwards.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// The data dir to create (it must be missing or empty).
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
 }
 
 /// Server TLS, and with `client_ca`, client certificates (mTLS).

@@ -10,6 +10,7 @@ pub mod config;
 pub mod layers;
 pub mod metrics;
 pub mod proto;
+pub mod restore;
 pub mod server;
 pub mod session;
 pub mod signing;

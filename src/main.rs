@@ -7,13 +7,17 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use sessiond::config::{Cli, Config, LogFormat};
+use sessiond::config::{Cli, Command, Config, LogFormat};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = match Config::load(Cli::parse()) {
+    let mut cli = Cli::parse();
+    if let Some(Command::Restore { file, data_dir }) = cli.command.take() {
+        return restore(&file, &data_dir).await;
+    }
+    let config = match Config::load(cli) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("sessiond: invalid configuration: {error}");
@@ -26,6 +30,26 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `sessiond restore`: exit status 0 restored, 1 not (the reason on stderr).
+async fn restore(file: &std::path::Path, data_dir: &std::path::Path) -> ExitCode {
+    match sessiond::restore::restore(file, data_dir).await {
+        Ok(restored) => {
+            println!(
+                "restored {} sessions and {} signing keys into {} (events continue after {})",
+                restored.sessions,
+                restored.signing_keys,
+                data_dir.display(),
+                restored.events_head
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("sessiond restore: {error}");
             ExitCode::FAILURE
         }
     }

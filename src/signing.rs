@@ -120,6 +120,11 @@ impl KeyRing {
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
+    /// Every key in the vault as stored: (key id, PKCS#8 document), for a backup.
+    pub async fn export(&self) -> Result<Vec<(String, Vec<u8>)>, SigningError> {
+        self.vault.load().await
+    }
+
     /// Learns the keys other servers added to the vault.
     pub async fn reload(&self) -> Result<(), SigningError> {
         let stored = self.vault.load().await?;

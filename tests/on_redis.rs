@@ -12,6 +12,8 @@
 // `support` names `crate::common`, which is this one.
 mod common;
 
+#[path = "backup.rs"]
+mod backup;
 #[path = "lifecycle.rs"]
 mod lifecycle;
 #[path = "list.rs"]

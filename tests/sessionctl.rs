@@ -455,3 +455,29 @@ async fn help_never_shows_the_api_key_or_a_token_from_the_environment() {
         assert!(!out.contains("from-env"), "{out}");
     }
 }
+
+#[tokio::test]
+async fn backup_writes_a_verified_file() {
+    let test = TestServer::start().await;
+    start(&test, "alice").await;
+    start(&test, "bob").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("sessions.backup");
+
+    let report = sessionctl(
+        &test,
+        &["backup", "--out", out.to_str().expect("UTF-8"), "--json"],
+    )
+    .await
+    .json();
+
+    assert_eq!(report["sessions"], 2);
+    assert_eq!(report["signing_keys"], 1);
+    let file = std::fs::read(&out).expect("the backup file");
+    let backup = sessiond::store::backup_file::read_backup(&file).expect("it verifies");
+    assert_eq!(backup.records.len(), 2);
+    assert!(
+        !out.with_extension("partial").exists(),
+        "no partial file left"
+    );
+}

@@ -20,6 +20,9 @@ impl From<SessionError> for Status {
                 tracing::warn!(error = %detail, "session store unreachable");
                 Status::unavailable("the session store cannot be reached right now; retry shortly")
             }
+            SessionError::Store(StoreError::Unsupported(message)) => {
+                Status::failed_precondition(message)
+            }
             SessionError::Store(StoreError::Contended(_)) => {
                 Status::aborted("too many concurrent changes to the same session; retry")
             }

@@ -315,9 +315,25 @@ impl From<Issued> for pb::RefreshResponse {
 /// The stream WatchSessions answers with.
 pub type WatchEvents = Pin<Box<dyn Stream<Item = Result<pb::SessionEvent, Status>> + Send>>;
 
+/// The chunks of a backup file, as Backup streams them.
+pub type BackupChunks = Pin<Box<dyn Stream<Item = Result<pb::BackupChunk, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl SessionService for SessionApi {
     type WatchSessionsStream = WatchEvents;
+    type BackupStream = BackupChunks;
+
+    async fn backup(
+        &self,
+        _request: Request<pb::BackupRequest>,
+    ) -> Result<Response<BackupChunks>, Status> {
+        let chunks = self.manager.backup().await?.map(|chunk| {
+            chunk
+                .map(|data| pb::BackupChunk { data })
+                .map_err(Status::from)
+        });
+        Ok(Response::new(Box::pin(chunks)))
+    }
 
     async fn watch_sessions(
         &self,

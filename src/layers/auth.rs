@@ -34,10 +34,12 @@ pub enum Permission {
     Reauthenticate,
     UpdateAttributes,
     RotateSigningKey,
+    /// An online backup: every session record and the signing keys.
+    Backup,
 }
 
 impl Permission {
-    const ALL: [Permission; 12] = [
+    const ALL: [Permission; 13] = [
         Permission::Start,
         Permission::Refresh,
         Permission::Extend,
@@ -50,6 +52,7 @@ impl Permission {
         Permission::Reauthenticate,
         Permission::UpdateAttributes,
         Permission::RotateSigningKey,
+        Permission::Backup,
     ];
 
     fn name(self) -> &'static str {
@@ -66,6 +69,7 @@ impl Permission {
             Permission::Reauthenticate => "Reauthenticate",
             Permission::UpdateAttributes => "UpdateAttributes",
             Permission::RotateSigningKey => "RotateSigningKey",
+            Permission::Backup => "Backup",
         }
     }
 

@@ -147,7 +147,7 @@ pub struct SessionManager {
     pub(super) settings: ManagerSettings,
     /// Turns true at shutdown: watchers end their streams.
     pub(super) closing: tokio::sync::watch::Sender<bool>,
-    signer: Option<Signer>,
+    pub(super) signer: Option<Signer>,
 }
 
 /// A fresh pair of secrets, made before a store step (which may re-run) uses them.

@@ -2,6 +2,7 @@
 //! `SessionStore`. No I/O of its own, and nothing of gRPC or sled.
 
 pub mod access;
+pub mod backup;
 pub mod clock;
 pub mod error;
 pub mod manager;

@@ -1,6 +1,7 @@
 //! Persistence of sessions behind one trait, so the session rules never see an engine.
 //! Every state change is one atomic step in the store: record and indexes together.
 
+pub mod backup_file;
 pub mod keys;
 pub mod record;
 pub mod redis;
@@ -131,6 +132,9 @@ pub enum StoreError {
     /// A batched write got no outcome from the writer that took it.
     #[error("a batched write was lost by its writer")]
     BatchLost,
+    /// The backend does not do this (e.g. an online backup of Redis: use Redis's own).
+    #[error("{0}")]
+    Unsupported(&'static str),
     /// A change kept losing to concurrent changes of the same records.
     #[error("gave up after {0} attempts lost to concurrent changes")]
     Contended(u32),
@@ -233,6 +237,19 @@ pub trait SessionStore: Send + Sync {
     /// visible (where the store shows events lazily): where "from now" starts.
     async fn settled_head(&self) -> Result<u64, StoreError> {
         Ok(self.head_seq())
+    }
+
+    /// Up to `limit` session records in id order, after `after` (from the first when
+    /// None): an online backup pages through every record with it. Each record is read
+    /// as committed; one changed meanwhile is read in either version.
+    async fn export_records(
+        &self,
+        _after: Option<SessionId>,
+        _limit: usize,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        Err(StoreError::Unsupported(
+            "this store has no online backup: back up Redis with its own RDB or AOF files",
+        ))
     }
 
     /// Scans everything and reports how records and indexes agree.

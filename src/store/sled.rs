@@ -15,6 +15,8 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::Transactional;
 use tokio::sync::{oneshot, watch, Notify};
 
+mod backup;
+
 use super::keys;
 use super::sled_cache::{CachedRecord, RecordCache};
 use super::{
@@ -930,6 +932,14 @@ impl SessionStore for SledStore {
 
     fn subscribe_events(&self) -> watch::Receiver<u64> {
         self.head.subscribe()
+    }
+
+    async fn export_records(
+        &self,
+        after: Option<SessionId>,
+        limit: usize,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        self.records_after(after, limit)
     }
 
     async fn check_consistency(&self) -> Result<ConsistencyReport, StoreError> {

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::io::BufRead;
+use std::path::PathBuf;
 
 use clap::{value_parser, ArgGroup, Args, Parser, Subcommand};
 use sessiond::proto::session::v1 as pb;
@@ -120,6 +121,13 @@ pub enum Command {
     },
     /// List a user's sessions, newest first.
     List(ListArgs),
+    /// Take an online backup of the whole store (sled) into a file, verified before it
+    /// gets its name; restore it with `sessiond restore FILE --data-dir DIR`.
+    Backup {
+        /// The file to write (replaced if it exists, only once the backup verified).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 /// Flags of `start`.
@@ -204,6 +212,8 @@ pub enum Call {
         /// Whether to fetch the pages after it too.
         all_pages: bool,
     },
+    /// `backup`: where to write the file.
+    Backup { out: PathBuf },
 }
 
 impl Command {
@@ -264,6 +274,7 @@ impl Command {
                 },
                 all_pages: args.all_pages,
             },
+            Command::Backup { out } => Call::Backup { out },
         })
     }
 }

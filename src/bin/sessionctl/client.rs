@@ -138,6 +138,7 @@ impl Api {
                 Answer::RefreshAll(answer(self.timeout, response).await?)
             }
             Call::List { request, all_pages } => Answer::List(self.list(request, all_pages).await?),
+            Call::Backup { out } => Answer::Backup(self.backup(&out).await?),
         })
     }
 
@@ -170,14 +171,30 @@ impl Api {
 
     /// `message` with the API key and the deadline attached.
     fn request<T>(&self, message: T) -> Request<T> {
-        let mut request = Request::new(message);
+        let mut request = self.untimed_request(message);
         request.set_timeout(self.timeout);
+        request
+    }
+
+    /// `message` with the API key, for a stream that may outlast the call timeout.
+    pub fn untimed_request<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
         if let Some(authorization) = &self.authorization {
             request
                 .metadata_mut()
                 .insert("authorization", authorization.clone());
         }
         request
+    }
+
+    /// The generated client.
+    pub fn client(&mut self) -> &mut SessionServiceClient<Channel> {
+        &mut self.client
+    }
+
+    /// How long one call (or one chunk of a stream) may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 }
 

@@ -25,6 +25,8 @@ pub enum Answer {
     RefreshAll(pb::RefreshAllForUserResponse),
     /// `list` (all pages merged, with `--all-pages`).
     List(pb::ListUserSessionsResponse),
+    /// `backup`: the file written and verified.
+    Backup(crate::backup::Written),
 }
 
 /// Widest metadata cell in a session table.
@@ -71,6 +73,12 @@ impl Answer {
             Answer::List(response) => json!({
                 "sessions": response.sessions.iter().map(session_json).collect::<Vec<_>>(),
                 "next_page_token": response.next_page_token,
+            }),
+            Answer::Backup(written) => json!({
+                "file": written.path.display().to_string(),
+                "bytes": written.bytes,
+                "sessions": written.sessions,
+                "signing_keys": written.signing_keys,
             }),
         }
     }
@@ -137,6 +145,13 @@ impl Answer {
                 }
                 text
             }
+            Answer::Backup(written) => format!(
+                "backed up {} and {} signing keys to {} ({} bytes, checksum verified)\n",
+                sessions(u32::try_from(written.sessions).unwrap_or(u32::MAX)),
+                written.signing_keys,
+                written.path.display(),
+                written.bytes
+            ),
         }
     }
 }
