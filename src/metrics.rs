@@ -27,6 +27,9 @@ pub const REFRESH_REUSE: &str = "sessiond_refresh_reuse_detected_total";
 pub const SWEEPER_RUNS: &str = "sessiond_sweeper_runs_total";
 /// Sessions deleted per sweeper pass.
 pub const SWEEPER_BATCH: &str = "sessiond_sweeper_batch_size";
+/// Disk failures that stopped the store writing (once per episode: the server then
+/// stops so it can be restarted).
+pub const STORE_WRITE_FAULTS: &str = "sessiond_store_write_faults_total";
 /// Time a durable write waits for its (shared) flush, seconds.
 pub const STORE_FLUSH_SECONDS: &str = "sessiond_store_flush_duration_seconds";
 
@@ -53,6 +56,10 @@ fn describe() {
         "session records stored (active plus ended, not yet swept)"
     );
     describe_counter!(SESSIONS_STARTED, "sessions opened");
+    describe_counter!(
+        STORE_WRITE_FAULTS,
+        "disk failures that stopped the store writing (the server then restarts)"
+    );
     describe_counter!(SESSIONS_REFRESHED, "token rotations");
     describe_counter!(SESSIONS_EXTENDED, "session expiry extensions");
     describe_counter!(SESSIONS_REVOKED, "sessions ended, by reason");

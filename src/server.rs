@@ -56,6 +56,8 @@ pub enum ServerError {
     Signal(std::io::Error),
     #[error("server task: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error("stopped: the session store cannot write ({0}); restart once the disk is fixed")]
+    StoreFault(String),
 }
 
 /// A server serving on its listener, until `stop`.
@@ -285,6 +287,24 @@ impl RunningServer {
         self.manager.store().check_consistency().await
     }
 
+    /// Resolves once the store can no longer write (see `SessionStore::write_fault`),
+    /// with the detail, after turning health NOT_SERVING: a server that cannot write
+    /// never reports SERVING. Pending forever on a store that never faults.
+    pub async fn store_fault(&self) -> String {
+        let mut fault = self.manager.store().write_fault();
+        let detail = match fault.wait_for(Option::is_some).await {
+            Ok(detail) => detail.clone().unwrap_or_default(),
+            Err(_) => return std::future::pending().await,
+        };
+        self.health
+            .set_not_serving::<SessionServiceServer<SessionApi>>()
+            .await;
+        self.health
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+        detail
+    }
+
     /// Stops accepting, finishes the calls in flight, stops the sweeper, flushes.
     pub async fn stop(self) -> Result<(), ServerError> {
         self.health
@@ -328,9 +348,21 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             source,
         })?;
     let running = start(&config, Arc::new(SystemClock), listener).await?;
-    shutdown_signal().await?;
-    tracing::info!("shutdown signal: draining calls");
-    running.stop().await
+    tokio::select! {
+        signal = shutdown_signal() => {
+            signal?;
+            tracing::info!("shutdown signal: draining calls");
+            running.stop().await
+        }
+        detail = running.store_fault() => {
+            // The calls in flight still get their answers; the store's last flush may
+            // fail like the write did, and what it held unacknowledged is not owed.
+            if let Err(error) = running.stop().await {
+                tracing::warn!(%error, "stop after the store fault");
+            }
+            Err(ServerError::StoreFault(detail))
+        }
+    }
 }
 
 async fn shutdown_signal() -> Result<(), ServerError> {

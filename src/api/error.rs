@@ -20,6 +20,10 @@ impl From<SessionError> for Status {
                 tracing::warn!(error = %detail, "session store unreachable");
                 Status::unavailable("the session store cannot be reached right now; retry shortly")
             }
+            // The store logged the detail once for the episode; not again per call.
+            SessionError::Store(StoreError::Io(_)) => Status::unavailable(
+                "the session store cannot write to its disk right now; retry shortly (another instance, or this one once restarted)",
+            ),
             SessionError::Store(StoreError::Unsupported(message)) => {
                 Status::failed_precondition(message)
             }

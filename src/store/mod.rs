@@ -109,7 +109,11 @@ pub struct ConsistencyReport {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("storage engine: {0}")]
-    Engine(#[from] ::sled::Error),
+    Engine(::sled::Error),
+    /// The disk failed a read or write (full, I/O error): retrying may help once it is
+    /// fixed; the store reports it through [`SessionStore::write_fault`].
+    #[error("storage I/O: {0}")]
+    Io(String),
     #[error("stored record of session {id} cannot be decoded: {source}")]
     CorruptRecord {
         id: SessionId,
@@ -138,6 +142,15 @@ pub enum StoreError {
     /// A change kept losing to concurrent changes of the same records.
     #[error("gave up after {0} attempts lost to concurrent changes")]
     Contended(u32),
+}
+
+impl From<::sled::Error> for StoreError {
+    fn from(error: ::sled::Error) -> StoreError {
+        match error {
+            ::sled::Error::Io(error) => StoreError::Io(error.to_string()),
+            other => StoreError::Engine(other),
+        }
+    }
 }
 
 impl From<::redis::RedisError> for StoreError {
@@ -250,6 +263,14 @@ pub trait SessionStore: Send + Sync {
         Err(StoreError::Unsupported(
             "this store has no online backup: back up Redis with its own RDB or AOF files",
         ))
+    }
+
+    /// Turns to `Some(detail)` once the store can no longer write until it is opened
+    /// again (sled stays failed after a failed disk write); the server then stops
+    /// serving and exits, so a supervisor restarts it. Stores that recover by
+    /// themselves never turn it.
+    fn write_fault(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        tokio::sync::watch::channel(None).1
     }
 
     /// Scans everything and reports how records and indexes agree.

@@ -46,6 +46,8 @@ pub struct SledStore {
     stored: AtomicU64,
     /// Recently used records, kept in step with every commit (see `sled_cache`).
     cache: RecordCache,
+    /// The first failed disk write: sled stays failed after one (see `write_fault`).
+    fault: watch::Sender<Option<String>>,
 }
 
 struct Trees {
@@ -95,7 +97,32 @@ impl SledStore {
             queue: Mutex::new(Vec::new()),
             head: watch::Sender::new(head),
             cache: RecordCache::new(READ_CACHE_RECORDS),
+            fault: watch::Sender::new(None),
         })
+    }
+
+    /// Passes `result` on; a disk failure in it is reported once, as the store's write
+    /// fault (one log line and one count per episode, not one per call).
+    fn watch_io<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(error) = &result {
+            self.note_io(error);
+        }
+        result
+    }
+
+    /// Reports `error` as the store's write fault if it is the disk's (see `watch_io`).
+    fn note_io(&self, error: &StoreError) {
+        if let StoreError::Io(detail) = error {
+            self.fault.send_if_modified(|fault| {
+                if fault.is_some() {
+                    return false;
+                }
+                tracing::error!(error = %detail, "the session store cannot write to disk; writes answer UNAVAILABLE and the server stops so it can be restarted");
+                metrics::counter!(crate::metrics::STORE_WRITE_FAULTS).increment(1);
+                *fault = Some(detail.clone());
+                true
+            });
+        }
     }
 
     /// A session's record as stored, from the cache or else from sled (then cached).
@@ -126,10 +153,11 @@ impl SledStore {
         next: &SessionRecord,
     ) -> Result<bool, StoreError> {
         let bytes = sled::IVec::from(next.encode_to_vec());
-        let swapped = self.trees.sessions.compare_and_swap(
-            keys::session_key(id),
-            Some(expected),
-            Some(bytes.clone()),
+        let swapped = self.watch_io(
+            self.trees
+                .sessions
+                .compare_and_swap(keys::session_key(id), Some(expected), Some(bytes.clone()))
+                .map_err(StoreError::from),
         )?;
         if swapped.is_err() {
             return Ok(false);
@@ -228,6 +256,9 @@ impl SledStore {
                 } else {
                     Ok(())
                 };
+                if let Err(error) = &flushed {
+                    self.note_io(&StoreError::from(error.clone()));
+                }
                 for (queued, applied) in batch.into_iter().zip(outcomes) {
                     // A caller that gave up waiting no longer needs its outcome.
                     let _ = queued
@@ -297,7 +328,7 @@ impl SledStore {
         let first_seq = writer.next_seq;
         let written = RefCell::new(Vec::new());
         let t = &self.trees;
-        let (result, appended) = (
+        let committed = (
             &t.sessions,
             &t.by_user,
             &t.by_expiry,
@@ -325,7 +356,8 @@ impl SledStore {
                     )
                 },
             )
-            .map_err(from_tx)?;
+            .map_err(from_tx);
+        let (result, appended) = self.watch_io(committed)?;
         // Still under the writer lock: the cache sees commits in their order.
         self.cache.apply(written.into_inner());
         writer.next_seq += appended;
@@ -340,7 +372,7 @@ impl SledStore {
         // must never see an event (or a cursor) that a crash could take back.
         let durable = commit == Commit::Durable || last_seq.is_some();
         if durable && self.durability == Durability::Sync {
-            self.group_commit.flush(&self.db).await?;
+            self.watch_io(self.group_commit.flush(&self.db).await)?;
         }
         self.publish(last_seq);
         Ok(())
@@ -539,7 +571,7 @@ fn abort(error: StoreError) -> TxError {
 fn from_tx(error: TransactionError<StoreError>) -> StoreError {
     match error {
         TransactionError::Abort(error) => error,
-        TransactionError::Storage(error) => StoreError::Engine(error),
+        TransactionError::Storage(error) => StoreError::from(error),
     }
 }
 
@@ -1008,6 +1040,10 @@ impl SessionStore for SledStore {
     async fn flush(&self) -> Result<(), StoreError> {
         self.db.flush_async().await?;
         Ok(())
+    }
+
+    fn write_fault(&self) -> watch::Receiver<Option<String>> {
+        self.fault.subscribe()
     }
 
     async fn sync(&self) -> Result<(), StoreError> {
