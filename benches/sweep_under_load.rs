@@ -10,11 +10,11 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use sessiond::clock::ManualClock;
 use sessiond::config::Config;
 use sessiond::proto::session::v1::session_service_client::SessionServiceClient;
 use sessiond::proto::session::v1::StartRequest;
 use sessiond::server;
-use sessiond::session::clock::ManualClock;
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 

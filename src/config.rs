@@ -105,16 +105,8 @@ impl std::str::FromStr for LogFormat {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        parse_keyword(s)
+        crate::keyword::parse_keyword(s)
     }
-}
-
-/// A flag's keyword (`sync`, `redis`, `json`…) read as the config file reads it, so a
-/// flag and the file accept the same words and name the same choices when refusing one.
-pub fn parse_keyword<T: serde::de::DeserializeOwned>(word: &str) -> Result<T, String> {
-    use serde::de::IntoDeserializer;
-    T::deserialize(word.into_deserializer())
-        .map_err(|error: serde::de::value::Error| error.to_string())
 }
 
 /// The config file, as written.

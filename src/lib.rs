@@ -6,7 +6,9 @@
 
 pub mod admin;
 pub mod api;
+pub mod clock;
 pub mod config;
+pub mod keyword;
 pub mod layers;
 pub mod metrics;
 pub mod proto;

@@ -12,10 +12,10 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::server::HealthReporter;
 
 use crate::api::SessionApi;
+use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, TlsConfig};
 use crate::layers::{CallLimitsLayer, CallLogLayer, CallerAuthLayer, ClientFaultsLayer};
 use crate::proto::session::v1::session_service_server::SessionServiceServer;
-use crate::session::clock::{Clock, SystemClock};
 use crate::session::manager::Signer;
 use crate::session::{SessionError, SessionManager};
 use crate::signing::{KeyFiles, KeyRing, KeyVault, SigningError};

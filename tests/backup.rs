@@ -11,8 +11,8 @@ use std::process::Command;
 
 use common::{backend, Backend, TestServer};
 use futures::StreamExt;
+use sessiond::clock::Clock;
 use sessiond::proto::session::v1::BackupRequest;
-use sessiond::session::clock::Clock;
 use support::*;
 use tonic::Code;
 

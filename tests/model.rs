@@ -10,7 +10,7 @@ use std::time::Duration;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
-use sessiond::session::clock::ManualClock;
+use sessiond::clock::ManualClock;
 use sessiond::session::manager::{LogoutTarget, ManagerSettings, Snapshot, StartParams};
 use sessiond::session::policy::{GroupPolicy, Policies, SessionLimitAction, SessionState};
 use sessiond::session::token::{Token, TokenKind};

@@ -44,7 +44,7 @@ impl std::str::FromStr for LogCalls {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        crate::config::parse_keyword(s)
+        crate::keyword::parse_keyword(s)
     }
 }
 

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::access::GroupAccess;
-use super::clock::{millis, Clock};
 use super::policy::{GroupPolicy, Policies, SessionLimitAction, SessionState, DEFAULT_GROUP};
 use super::token::{new_nonce, Secret, SecretHash, Token, TokenKind, RETIRED_DIGEST_LEN};
 use super::SessionError;
+use crate::clock::{millis, Clock};
 use crate::metrics;
 use crate::signing::KeyRing;
 use crate::store::{

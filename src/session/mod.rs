@@ -3,7 +3,6 @@
 
 pub mod access;
 pub mod backup;
-pub mod clock;
 pub mod error;
 pub mod manager;
 pub mod policy;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::clock::millis;
+use crate::clock::millis;
 use crate::store::{SessionRecord, StoredState};
 
 /// The group every session belongs to unless Start names another.

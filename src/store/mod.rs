@@ -68,7 +68,7 @@ impl FromStr for Durability {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        crate::config::parse_keyword(s)
+        crate::keyword::parse_keyword(s)
     }
 }
 
@@ -87,7 +87,7 @@ impl FromStr for StoreKind {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        crate::config::parse_keyword(s)
+        crate::keyword::parse_keyword(s)
     }
 }
 

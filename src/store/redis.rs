@@ -44,7 +44,7 @@ use super::{
     Commit, ConsistencyReport, Decision, Event, EventKind, EventsAfter, RecordDecision, SessionId,
     SessionRecord, SessionStore, StoreError, StoredEvent, UserDecision,
 };
-use crate::session::clock::Clock;
+use crate::clock::Clock;
 use crate::signing::{KeyVault, SigningError};
 
 /// Hash-tag shards. Fixed for the life of a deployment: session ids carry theirs.

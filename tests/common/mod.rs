@@ -11,10 +11,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use sessiond::clock::ManualClock;
 use sessiond::config::Config;
 use sessiond::proto::session::v1::session_service_client::SessionServiceClient;
 use sessiond::server::{self, RunningServer};
-use sessiond::session::clock::ManualClock;
 use sessiond::store::redis::RedisStore;
 use sessiond::store::sled::SledStore;
 use sessiond::store::{Durability, SessionStore, StoreKind};

@@ -17,7 +17,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use sessiond::session::clock::{Clock, SystemClock};
+use sessiond::clock::{Clock, SystemClock};
 
 use crate::cli::Cli;
 use crate::client::Target;
