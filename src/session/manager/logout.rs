@@ -1,0 +1,116 @@
+//! Ending sessions: Logout of one session, of every session of its user (but one), or
+//! of every session of a named user.
+
+use super::*;
+
+impl SessionManager {
+    /// Ends one session, or every active session of its user; returns how many it ended.
+    /// With `all_for_user`, the session `except` (if any) stays active.
+    pub async fn logout(
+        &self,
+        access: &GroupAccess,
+        target: LogoutTarget,
+        all_for_user: bool,
+        except: Option<SessionId>,
+    ) -> Result<u32, SessionError> {
+        let now = self.clock.now_ms();
+        let is_token = matches!(target, LogoutTarget::Token(_));
+        let (session_id, record) = match target {
+            LogoutTarget::Token(token) => {
+                let presented = token.secret.hash();
+                let record = self
+                    .store
+                    .get(token.session_id)
+                    .await?
+                    .filter(|record| presented.matches(&record.session_token_hash))
+                    .ok_or(SessionError::Unauthenticated)?;
+                (token.session_id, record)
+            }
+            LogoutTarget::Id(id) => {
+                let record =
+                    self.store.get(id).await?.ok_or_else(|| {
+                        SessionError::NotFound(format!("no session with id {id}"))
+                    })?;
+                (id, record)
+            }
+        };
+        access.check(&record.group)?;
+        if all_for_user {
+            // An ended session's token still proves nothing about the user now.
+            if is_token && self.state_of(&record, now) != SessionState::Active {
+                return Err(SessionError::Unauthenticated);
+            }
+            return self.revoke_all(access, &record.user_id, except, now).await;
+        }
+        let mut count = 0;
+        self.store
+            .update(session_id, Commit::Durable, &mut |record| {
+                if self.state_of(record, now) == SessionState::Active {
+                    count = 1;
+                    Decision::Put(
+                        Box::new(revoked(record)),
+                        Some(event(EventKind::Revoked, now)),
+                    )
+                } else {
+                    count = 0;
+                    Decision::Keep
+                }
+            })
+            .await?;
+        count_revoked("logout", count as usize);
+        Ok(count)
+    }
+
+    pub(super) async fn revoke_all(
+        &self,
+        access: &GroupAccess,
+        user_id: &str,
+        except: Option<SessionId>,
+        now_ms: u64,
+    ) -> Result<u32, SessionError> {
+        let except = except.map(|id| id.as_bytes().to_vec());
+        let mut count = 0;
+        self.store
+            .update_user(user_id, &mut |records| {
+                let ended: Vec<(SessionRecord, Event)> = records
+                    .iter()
+                    .filter(|record| self.state_of(record, now_ms) == SessionState::Active)
+                    .filter(|record| except.as_ref() != Some(&record.session_id))
+                    .filter(|record| access.allows(&record.group))
+                    .map(|record| (revoked(record), event(EventKind::Revoked, now_ms)))
+                    .collect();
+                count = u32::try_from(ended.len()).unwrap_or(u32::MAX);
+                ended
+            })
+            .await?;
+        count_revoked("logout", count as usize);
+        Ok(count)
+    }
+
+    /// Our user id of `user`; NOT_FOUND for an external id no session was started with.
+    pub async fn resolve_user(&self, user: UserRef) -> Result<String, SessionError> {
+        match user {
+            UserRef::Id(user_id) => Ok(user_id),
+            UserRef::External(external) => self
+                .store
+                .user_of_external(&external)
+                .await?
+                .ok_or_else(|| {
+                    SessionError::NotFound(format!(
+                        "no session was started for external user {external:?}"
+                    ))
+                }),
+        }
+    }
+
+    /// Ends every active session of a user (admin form of Logout with all_for_user).
+    pub async fn logout_user(
+        &self,
+        access: &GroupAccess,
+        user: UserRef,
+    ) -> Result<u32, SessionError> {
+        let user_id = self.resolve_user(user).await?;
+        self.revoke_all(access, &user_id, None, self.clock.now_ms())
+            .await
+    }
+}

@@ -1,0 +1,334 @@
+//! Applies the session rules over a `SessionStore`: every call reads, decides with the
+//! rules of `policy`, and writes in one atomic store step.
+
+mod attributes;
+mod extension;
+mod listing;
+mod logout;
+mod rotation;
+mod start;
+mod sweep;
+mod validation;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::access::GroupAccess;
+use super::policy::{GroupPolicy, Policies, SessionLimitAction, SessionState, DEFAULT_GROUP};
+use super::token::{new_nonce, Secret, SecretHash, Token, TokenKind, RETIRED_DIGEST_LEN};
+use super::SessionError;
+use crate::clock::{millis, Clock};
+use crate::metrics;
+use crate::signing::KeyRing;
+use crate::store::{
+    Commit, Decision, Event, EventKind, SessionId, SessionRecord, SessionStore, StoredState,
+};
+
+/// Pause between two sweeper batches.
+const SWEEP_PAUSE: Duration = Duration::from_millis(5);
+
+/// How many rotated-away refresh secrets a session remembers for reuse detection
+/// (2 KiB of digests at most); an older one is simply refused.
+const RETIRED_REFRESH_SECRETS: usize = 128;
+
+/// What Start needs, validated for shape by the API layer.
+#[derive(Debug, Clone, Default)]
+pub struct StartParams {
+    pub user_id: String,
+    /// None: the default group.
+    pub group: Option<String>,
+    /// None: the group's lifespan.
+    pub ttl: Option<Duration>,
+    pub metadata: BTreeMap<String, String>,
+    pub attributes: BTreeMap<String, String>,
+    /// Empty: no scope.
+    pub scope: String,
+    pub token_attributes: BTreeMap<String, String>,
+    /// Also sign an ID token.
+    pub issue_id_token: bool,
+    /// Empty: none.
+    pub external_user_id: String,
+}
+
+/// A user, by our id or by the caller's.
+#[derive(Debug, Clone)]
+pub enum UserRef {
+    Id(String),
+    External(String),
+}
+
+/// What UpdateAttributes changes; removals apply before additions.
+#[derive(Debug, Clone, Default)]
+pub struct AttributeChanges {
+    pub set: BTreeMap<String, String>,
+    pub remove: Vec<String>,
+    pub token_set: BTreeMap<String, String>,
+    pub token_remove: Vec<String>,
+}
+
+/// A session as of one moment.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub record: SessionRecord,
+    pub state: SessionState,
+    /// Until the session ends (expiry or idle timeout), from the moment of the call.
+    pub expires_in: Duration,
+    /// Until when a caller following WatchSessions may cache this answer.
+    pub cache_until_ms: u64,
+}
+
+/// A session with a fresh token pair, from Start or Refresh.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub session: Snapshot,
+    pub session_token: String,
+    pub refresh_token: String,
+    /// A signed access token, when the group issues them.
+    pub access_token: Option<AccessToken>,
+    /// A signed ID token, when asked for and the group issues access tokens.
+    pub id_token: Option<String>,
+}
+
+/// A signed JWT and how long it is valid.
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    pub jwt: String,
+    pub expires_in: Duration,
+}
+
+/// Signs access and ID tokens: the key ring and the `iss` claim.
+pub struct Signer {
+    pub keys: Arc<KeyRing>,
+    pub issuer: String,
+}
+
+/// The result of Extend.
+#[derive(Debug, Clone)]
+pub struct Extension {
+    pub session: Snapshot,
+    pub extended: bool,
+}
+
+/// One page of a user's sessions.
+#[derive(Debug, Clone)]
+pub struct SessionPage {
+    /// Newest first.
+    pub sessions: Vec<Snapshot>,
+    /// Where the next page starts (before this session), if there may be one.
+    pub next: Option<SessionId>,
+}
+
+/// Which session a Logout names.
+#[derive(Debug, Clone)]
+pub enum LogoutTarget {
+    Token(Token),
+    Id(SessionId),
+}
+
+/// Settings of the rules that are not per group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManagerSettings {
+    /// Whoami persists `last_access_at` at most this often per session (or per half the
+    /// idle timeout, if that is shorter).
+    pub touch_interval: Duration,
+    /// Longest Whoami's `cache_until` hint reaches past now.
+    pub whoami_cache_max: Duration,
+    /// How long the event log keeps an event.
+    pub event_retention: Duration,
+}
+
+impl Default for ManagerSettings {
+    fn default() -> Self {
+        ManagerSettings {
+            touch_interval: Duration::from_secs(60),
+            whoami_cache_max: Duration::from_secs(300),
+            event_retention: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// The session rules, bound to a store, the group policies and a clock.
+pub struct SessionManager {
+    pub(super) store: Arc<dyn SessionStore>,
+    policies: Policies,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) settings: ManagerSettings,
+    /// Turns true at shutdown: watchers end their streams.
+    pub(super) closing: tokio::sync::watch::Sender<bool>,
+    pub(super) signer: Option<Signer>,
+}
+
+/// A fresh pair of secrets, made before a store step (which may re-run) uses them.
+struct TokenPair {
+    session: Secret,
+    refresh: Secret,
+}
+
+impl TokenPair {
+    fn generate() -> Result<TokenPair, SessionError> {
+        Ok(TokenPair {
+            session: Secret::generate()?,
+            refresh: Secret::generate()?,
+        })
+    }
+
+    fn issue(self, session: Snapshot) -> Result<Issued, SessionError> {
+        let session_id = session_id_of(&session.record)?;
+        Ok(Issued {
+            session_token: Token {
+                session_id,
+                secret: self.session,
+            }
+            .encode(TokenKind::Session),
+            refresh_token: Token {
+                session_id,
+                secret: self.refresh,
+            }
+            .encode(TokenKind::Refresh),
+            session,
+            access_token: None,
+            id_token: None,
+        })
+    }
+}
+
+fn session_id_of(record: &SessionRecord) -> Result<SessionId, SessionError> {
+    SessionId::from_slice(&record.session_id)
+        .map_err(|_| SessionError::Store(crate::store::StoreError::MalformedKey("session id")))
+}
+
+fn count_revoked(reason: &'static str, count: usize) {
+    if count > 0 {
+        ::metrics::counter!(metrics::SESSIONS_REVOKED, "reason" => reason).increment(count as u64);
+    }
+}
+
+fn revoked(record: &SessionRecord) -> SessionRecord {
+    let mut next = record.clone();
+    next.set_state(StoredState::Revoked);
+    close_grace(&mut next);
+    next
+}
+
+/// Drops the sealed successor: its window closed, or the successor was used.
+fn close_grace(record: &mut SessionRecord) {
+    record.grace_until_ms = 0;
+    record.sealed_successor.clear();
+}
+
+fn event(kind: EventKind, at_ms: u64) -> Event {
+    Event { kind, at_ms }
+}
+
+fn new_session_id(now_ms: u64) -> SessionId {
+    let nanos = u32::try_from((now_ms % 1000) * 1_000_000).unwrap_or(0);
+    SessionId::new_v7(uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        now_ms / 1000,
+        nanos,
+    ))
+}
+
+impl SessionManager {
+    /// Binds the rules to a store.
+    pub fn new(
+        store: Arc<dyn SessionStore>,
+        policies: Policies,
+        clock: Arc<dyn Clock>,
+        settings: ManagerSettings,
+    ) -> SessionManager {
+        SessionManager {
+            store,
+            policies,
+            clock,
+            settings,
+            closing: tokio::sync::watch::Sender::new(false),
+            signer: None,
+        }
+    }
+
+    /// Signs access tokens (for groups with `access_token_ttl`) with `signer`.
+    pub fn with_signer(mut self, signer: Signer) -> SessionManager {
+        self.signer = Some(signer);
+        self
+    }
+
+    /// The public keys of the signer as a JWKS document (empty without a signer).
+    pub async fn jwks(&self) -> serde_json::Value {
+        match &self.signer {
+            Some(signer) => signer.keys.jwks().await,
+            None => serde_json::json!({ "keys": [] }),
+        }
+    }
+
+    /// Signs new tokens with a new key from now on; returns its key id.
+    pub async fn rotate_signing_key(&self) -> Result<String, SessionError> {
+        let signer = self.signer.as_ref().ok_or_else(|| {
+            SessionError::FailedPrecondition("this server signs no tokens".into())
+        })?;
+        let kid = signer.keys.rotate().await?;
+        tracing::info!(kid, "signing key rotated");
+        Ok(kid)
+    }
+
+    /// Adds the access token (and the ID token when asked for) the group issues.
+    fn with_jwts(&self, mut issued: Issued, id_token: bool, now_ms: u64) -> Issued {
+        let record = &issued.session.record;
+        let policy = self.policies.for_record(record);
+        let (Some(signer), Some(ttl)) = (&self.signer, policy.access_token_ttl) else {
+            return issued;
+        };
+        let expires_at_ms = now_ms
+            .saturating_add(millis(ttl))
+            .min(policy.ends_at_ms(record));
+        let mut claims = serde_json::json!({
+            "iss": signer.issuer,
+            "aud": policy.audience.clone().unwrap_or_else(|| record.group.clone()),
+            "sub": record.user_id,
+            "sid": SessionId::from_slice(&record.session_id).map(|id| id.to_string()).unwrap_or_default(),
+            "iat": now_ms / 1000,
+            "exp": expires_at_ms / 1000,
+            "group": record.group,
+            "jti": uuid::Uuid::now_v7().to_string(),
+            "attrs": record.attributes,
+        });
+        issued.access_token = Some(AccessToken {
+            jwt: signer.keys.sign(&claims),
+            expires_in: Duration::from_millis(expires_at_ms.saturating_sub(now_ms)),
+        });
+        if id_token {
+            claims["auth_time"] = serde_json::json!(record.authenticated_at_ms / 1000);
+            claims["jti"] = serde_json::json!(uuid::Uuid::now_v7().to_string());
+            issued.id_token = Some(signer.keys.sign(&claims));
+        }
+        issued
+    }
+
+    /// The store the manager works on.
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.store
+    }
+
+    fn snapshot(&self, record: SessionRecord, now_ms: u64) -> Snapshot {
+        let policy = self.policies.for_record(&record);
+        let ends_at_ms = policy.ends_at_ms(&record);
+        Snapshot {
+            state: policy.state_at(&record, now_ms),
+            expires_in: Duration::from_millis(ends_at_ms.saturating_sub(now_ms)),
+            cache_until_ms: ends_at_ms
+                .min(now_ms.saturating_add(millis(self.settings.whoami_cache_max))),
+            record,
+        }
+    }
+
+    fn policy_of(&self, group: &str) -> Result<&GroupPolicy, SessionError> {
+        self.policies.get(group).ok_or_else(|| {
+            SessionError::invalid("group", format!("names no configured group ({group:?})"))
+        })
+    }
+
+    fn state_of(&self, record: &SessionRecord, now_ms: u64) -> SessionState {
+        self.policies.for_record(record).state_at(record, now_ms)
+    }
+}
