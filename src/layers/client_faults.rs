@@ -11,6 +11,18 @@ use tonic::codegen::http::{self, HeaderValue};
 use tower::{Layer, Service};
 
 /// tonic's messages for faults of the caller, with the code they should carry.
+///
+/// tonic gives these faults no type or code of their own, and they happen before any
+/// codec of ours runs, so matching the text is the only hook. The texts mirror tonic
+/// 0.14.9: `src/server/grpc.rs` (`Status::internal("Missing request message.")` in
+/// `map_request_unary`) and `src/codec/decode.rs` (`StreamingInner::decode_chunk`: the
+/// compression flag and the length limit; `poll_frame`: "Unexpected EOF decoding
+/// stream."). If a tonic upgrade rewords one, these tests fail loudly (INTERNAL or
+/// OUT_OF_RANGE instead of the code below): `tests/hostile_input.rs`
+/// (`a_request_without_a_message_is_invalid_argument`,
+/// `a_truncated_request_frame_is_invalid_argument`,
+/// `an_unknown_compression_flag_is_invalid_argument`) and `tests/auth.rs` (the
+/// `max_request_bytes` test).
 const CLIENT_FAULTS: [(&str, tonic::Code); 4] = [
     ("Missing request message", tonic::Code::InvalidArgument),
     (
