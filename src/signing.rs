@@ -3,6 +3,7 @@
 //! shares (Redis). Generated on first start, rotated on request. New tokens use the
 //! newest key a server knows; every key stays in the JWKS, which is read fresh from the
 //! vault, so tokens signed by any server before a rotation verify until they expire.
+//! Encoding, signing and the JWK format are `jsonwebtoken`'s; the vault is ours.
 
 use std::path::PathBuf;
 use std::sync::RwLock;
@@ -10,8 +11,12 @@ use std::sync::RwLock;
 use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use ring::rand::SystemRandom;
-use ring::signature::{Ed25519KeyPair, KeyPair};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, KeyAlgorithm,
+    OctetKeyPairParameters, OctetKeyPairType, PublicKeyUse,
+};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
 /// Why keys could not be loaded, made or used.
@@ -89,9 +94,37 @@ impl KeyVault for KeyFiles {
     }
 }
 
+/// One key: what signs with it, and its public half as published.
 struct SigningKey {
     kid: String,
-    pair: Ed25519KeyPair,
+    encoding: EncodingKey,
+    jwk: Jwk,
+}
+
+impl SigningKey {
+    /// The key in `pkcs8` (Ed25519, PKCS#8 v1 or v2), with its JWK (RFC 8037 OKP).
+    fn from_pkcs8(kid: String, pkcs8: &[u8]) -> Result<SigningKey, SigningError> {
+        let pair = ed25519_dalek::SigningKey::from_pkcs8_der(pkcs8)
+            .map_err(|_| SigningError::BadKey(kid.clone()))?;
+        let jwk = Jwk {
+            common: CommonParameters {
+                public_key_use: Some(PublicKeyUse::Signature),
+                key_algorithm: Some(KeyAlgorithm::EdDSA),
+                key_id: Some(kid.clone()),
+                ..Default::default()
+            },
+            algorithm: AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
+                key_type: OctetKeyPairType::OctetKeyPair,
+                curve: EllipticCurve::Ed25519,
+                x: URL_SAFE_NO_PAD.encode(pair.verifying_key().as_bytes()),
+            }),
+        };
+        Ok(SigningKey {
+            kid,
+            encoding: EncodingKey::from_ed_der(pkcs8),
+            jwk,
+        })
+    }
 }
 
 /// The signing keys known to this server, newest last, over their vault.
@@ -136,9 +169,7 @@ impl KeyRing {
             if keys.iter().any(|key| key.kid == kid) {
                 continue;
             }
-            let pair = Ed25519KeyPair::from_pkcs8(&pkcs8)
-                .map_err(|_| SigningError::BadKey(kid.clone()))?;
-            keys.push(SigningKey { kid, pair });
+            keys.push(SigningKey::from_pkcs8(kid, &pkcs8)?);
         }
         // Key ids are UUID v7: their order is their age.
         keys.sort_by(|a, b| a.kid.cmp(&b.kid));
@@ -147,10 +178,13 @@ impl KeyRing {
 
     /// Makes a new key the one that signs; returns its key id.
     pub async fn rotate(&self) -> Result<String, SigningError> {
-        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).map_err(|_| SigningError::Randomness)?;
+        let pkcs8 = ed25519_dalek::SigningKey::from_bytes(&seed)
+            .to_pkcs8_der()
             .map_err(|_| SigningError::Randomness)?;
         let kid = uuid::Uuid::now_v7().simple().to_string();
-        self.vault.save(&kid, pkcs8.as_ref()).await?;
+        self.vault.save(&kid, pkcs8.as_bytes()).await?;
         self.reload().await?;
         Ok(kid)
     }
@@ -162,17 +196,13 @@ impl KeyRing {
         let Some(key) = keys.last() else {
             return String::new();
         };
-        let header = json!({"alg": "EdDSA", "typ": "JWT", "kid": key.kid});
-        let signing_input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
-        let signature = key.pair.sign(signing_input.as_bytes());
-        format!(
-            "{signing_input}.{}",
-            URL_SAFE_NO_PAD.encode(signature.as_ref())
-        )
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(key.kid.clone());
+        // Cannot fail: the key parsed when it was loaded, and a JSON value serializes.
+        jsonwebtoken::encode(&header, claims, &key.encoding).unwrap_or_else(|error| {
+            tracing::error!(%error, kid = key.kid, "cannot sign a token");
+            String::new()
+        })
     }
 
     /// The public keys as a JWKS document (RFC 7517, OKP keys of RFC 8037), with every
@@ -181,28 +211,13 @@ impl KeyRing {
         if let Err(error) = self.reload().await {
             tracing::warn!(%error, "cannot reload signing keys; serving the known ones");
         }
-        let keys: Vec<Value> = self
-            .read()
-            .iter()
-            .map(|key| {
-                json!({
-                    "kty": "OKP",
-                    "crv": "Ed25519",
-                    "x": URL_SAFE_NO_PAD.encode(key.pair.public_key().as_ref()),
-                    "kid": key.kid,
-                    "alg": "EdDSA",
-                    "use": "sig",
-                })
-            })
-            .collect();
+        let keys: Vec<Jwk> = self.read().iter().map(|key| key.jwk.clone()).collect();
         json!({ "keys": keys })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use ring::signature::{UnparsedPublicKey, ED25519};
-
     use super::*;
 
     async fn ring_in(dir: &std::path::Path) -> KeyRing {
@@ -211,31 +226,14 @@ mod tests {
     }
 
     async fn verify(ring: &KeyRing, token: &str) -> Option<Value> {
-        let (signing_input, signature) = token.rsplit_once('.')?;
-        let header: Value = serde_json::from_slice(
-            &URL_SAFE_NO_PAD
-                .decode(signing_input.split('.').next()?)
-                .ok()?,
-        )
-        .ok()?;
-        let jwks = ring.jwks().await;
-        let jwk = jwks["keys"]
-            .as_array()?
-            .iter()
-            .find(|key| key["kid"] == header["kid"])?;
-        let public = URL_SAFE_NO_PAD.decode(jwk["x"].as_str()?).ok()?;
-        UnparsedPublicKey::new(&ED25519, public)
-            .verify(
-                signing_input.as_bytes(),
-                &URL_SAFE_NO_PAD.decode(signature).ok()?,
-            )
-            .ok()?;
-        serde_json::from_slice(
-            &URL_SAFE_NO_PAD
-                .decode(signing_input.split('.').nth(1)?)
-                .ok()?,
-        )
-        .ok()
+        let kid = jsonwebtoken::decode_header(token).ok()?.kid?;
+        let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(ring.jwks().await).ok()?;
+        let key = jsonwebtoken::DecodingKey::from_jwk(jwks.find(&kid)?).ok()?;
+        let mut validation = jsonwebtoken::Validation::new(Algorithm::EdDSA);
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        let data = jsonwebtoken::decode::<Value>(token, &key, &validation).ok()?;
+        Some(data.claims)
     }
 
     #[tokio::test]
