@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::Parser;
 use serde::Deserialize;
 
+use crate::api::quotas::QuotaSettings;
 use crate::api::validate::Limits;
 use crate::layers::auth::{CallerConfig, CallerConfigError, Callers};
 use crate::layers::call_log::{CallLogSettings, LogCalls};
@@ -135,6 +136,8 @@ struct FileConfig {
     #[serde(default)]
     limits: Limits,
     #[serde(default)]
+    quotas: QuotaSettings,
+    #[serde(default)]
     groups: BTreeMap<String, GroupPolicy>,
 }
 
@@ -188,6 +191,8 @@ pub struct Config {
     pub watch_stall_timeout: Duration,
     pub sweeper: SweeperConfig,
     pub limits: Limits,
+    /// Token buckets on Start and Refresh per caller, user and session (none: off).
+    pub quotas: QuotaSettings,
     pub policies: Policies,
 }
 
@@ -278,6 +283,7 @@ impl Config {
             watch_stall_timeout: file.watch_stall_timeout.unwrap_or(Duration::from_secs(10)),
             sweeper: file.sweeper,
             limits: file.limits,
+            quotas: file.quotas,
             policies: Policies::new(file.groups),
         };
         config.validate()?;
@@ -321,6 +327,9 @@ impl Config {
             if let Some(problem) = self.redis.problem() {
                 return Err(ConfigError::Invalid(problem));
             }
+        }
+        if let Some(problem) = self.quotas.problem() {
+            return Err(ConfigError::Invalid(problem));
         }
         if self.limits.max_user_id_bytes == 0 || self.limits.max_user_id_bytes > 4096 {
             return Err(ConfigError::Invalid(

@@ -11,6 +11,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::server::HealthReporter;
 
+use crate::api::quotas::Quotas;
 use crate::api::SessionApi;
 use crate::config::{Config, TlsConfig};
 use crate::layers::{CallLimitsLayer, CallLogLayer, CallerAuthLayer, ClientFaultsLayer};
@@ -106,6 +107,7 @@ pub async fn start(
         }
     };
     let keys = Arc::new(KeyRing::open(vault).await?);
+    let quotas = Arc::new(Quotas::new(&config.quotas, &clock));
     let manager = Arc::new(
         SessionManager::new(
             store,
@@ -131,7 +133,8 @@ pub async fn start(
         manager.clone(),
         config.limits.clone(),
         config.watch_stall_timeout,
-    );
+    )
+    .with_quotas(quotas.clone());
     let (stopping, mut stop_serving) = watch::channel(false);
     // Outermost first: every call is logged and counted, even a shed or refused one,
     // with its code as the caller sees it (after tonic's client faults are re-labelled);
@@ -181,6 +184,8 @@ pub async fn start(
             let _ = stop_serving.wait_for(|stop| *stop).await;
         },
     ));
+    // Ends by itself at stop; nothing to flush.
+    tokio::spawn(quotas.forget_idle_forever(stopping.subscribe()));
     let sweeping = tokio::spawn(sweep_forever(
         manager.clone(),
         keys.clone(),
