@@ -13,6 +13,7 @@ use crate::api::quotas::QuotaSettings;
 use crate::api::validate::Limits;
 use crate::layers::auth::{CallerConfig, CallerConfigError, Callers};
 use crate::layers::call_log::{CallLogSettings, LogCalls};
+use crate::layers::connections::ConnectionSettings;
 use crate::session::manager::ManagerSettings;
 use crate::session::policy::{GroupPolicy, Policies};
 use crate::store::redis::RedisConfig;
@@ -138,6 +139,8 @@ struct FileConfig {
     #[serde(default)]
     quotas: QuotaSettings,
     #[serde(default)]
+    connections: ConnectionSettings,
+    #[serde(default)]
     groups: BTreeMap<String, GroupPolicy>,
 }
 
@@ -193,6 +196,9 @@ pub struct Config {
     pub limits: Limits,
     /// Token buckets on Start and Refresh per caller, user and session (none: off).
     pub quotas: QuotaSettings,
+    /// Bounds on client connections: how many, how long to the first call, idle time,
+    /// keepalive, streams per connection.
+    pub connections: ConnectionSettings,
     pub policies: Policies,
 }
 
@@ -284,6 +290,7 @@ impl Config {
             sweeper: file.sweeper,
             limits: file.limits,
             quotas: file.quotas,
+            connections: file.connections,
             policies: Policies::new(file.groups),
         };
         config.validate()?;
@@ -327,6 +334,9 @@ impl Config {
             if let Some(problem) = self.redis.problem() {
                 return Err(ConfigError::Invalid(problem));
             }
+        }
+        if let Some(problem) = self.connections.problem() {
+            return Err(ConfigError::Invalid(problem));
         }
         if let Some(problem) = self.quotas.problem() {
             return Err(ConfigError::Invalid(problem));
