@@ -150,19 +150,32 @@ async fn health_check(send: &mut h2::client::SendRequest<Bytes>, addr: SocketAdd
     );
 }
 
+/// A raw HTTP/2 connection to `server` that has made one call; the connection future is
+/// handed back unpolled, so the client answers nothing (not even PINGs) until polled.
+async fn h2_after_one_call(
+    server: &TestServer,
+) -> (
+    h2::client::SendRequest<Bytes>,
+    h2::client::Connection<TcpStream, Bytes>,
+) {
+    let addr = addr_of(server);
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let (mut send, mut connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
+    tokio::select! {
+        ended = &mut connection => panic!("the connection ended during a call: {ended:?}"),
+        () = health_check(&mut send, addr) => {}
+    }
+    (send, connection)
+}
+
 #[tokio::test]
 async fn a_connection_idle_after_its_calls_is_closed() {
     let server = TestServer::with_config("[connections]\nidle_timeout = \"300ms\"\n").await;
-    let addr = addr_of(&server);
-    let tcp = TcpStream::connect(addr).await.expect("connect");
-    let (mut send, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
-    let driving = tokio::spawn(connection);
-    health_check(&mut send, addr).await;
+    let (send, connection) = h2_after_one_call(&server).await;
     // The client keeps its handle, so only the server can end the connection.
-    tokio::time::timeout(HANG_GUARD, driving)
+    tokio::time::timeout(HANG_GUARD, connection)
         .await
         .expect("the server closes the idle connection")
-        .expect("connection task")
         .ok();
     drop(send);
 }
@@ -180,4 +193,37 @@ async fn a_connection_with_a_stream_open_is_not_idle() {
     start_session(&mut client, "ada").await;
     let started = next_session_events(&mut events, 1).await;
     assert_eq!(started.len(), 1, "the watch outlived the idle timeout");
+}
+
+#[tokio::test]
+async fn a_client_whose_idle_connection_was_closed_calls_again() {
+    let server = TestServer::with_config("[connections]\nidle_timeout = \"300ms\"\n").await;
+    let mut client = server.client().await;
+    let started = start_session(&mut client, "ada").await;
+    // Longer than idle_timeout: the server closes the client's connection meanwhile.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    whoami_ok(&mut client, &started.session_token).await;
+}
+
+#[tokio::test]
+async fn the_server_advertises_its_streams_per_connection() {
+    let server = TestServer::with_config("[connections]\nmax_concurrent_streams = 7\n").await;
+    let (_send, connection) = h2_after_one_call(&server).await;
+    assert_eq!(connection.max_concurrent_send_streams(), 7);
+}
+
+#[tokio::test]
+async fn a_peer_that_stops_answering_pings_is_let_go() {
+    let server = TestServer::with_config(
+        "[connections]\nidle_timeout = \"1h\"\nkeepalive_interval = \"200ms\"\nkeepalive_timeout = \"200ms\"\n",
+    )
+    .await;
+    let (send, connection) = h2_after_one_call(&server).await;
+    // Longer than interval + timeout, with the PING unanswered: the client is not polled.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::timeout(HANG_GUARD, connection)
+        .await
+        .expect("the server closed the connection")
+        .ok();
+    drop(send);
 }
