@@ -413,6 +413,28 @@ mod tests {
     }
 
     #[test]
+    fn connection_bounds_and_quotas_are_checked() {
+        let config = Config::from_toml_str(
+            "[connections]\nidle_timeout = \"90s\"\n\
+             [quotas]\nstart_per_user = { calls = 5, per = \"1m\" }",
+        )
+        .expect("valid");
+        assert_eq!(config.connections.idle_timeout, Duration::from_secs(90));
+        assert_eq!(config.connections.max_connections, 4096, "the rest default");
+        assert!(config.quotas.start_per_user.is_some());
+        assert!(
+            config.quotas.start_per_caller.is_none(),
+            "quotas default off"
+        );
+        for refused in [
+            "[connections]\nmax_connections = 0",
+            "[quotas]\nstart_per_user = { calls = 0, per = \"1m\" }",
+        ] {
+            assert!(Config::from_toml_str(refused).is_err(), "{refused}");
+        }
+    }
+
+    #[test]
     fn unknown_settings_are_refused() {
         assert!(Config::from_toml_str("listne = \"127.0.0.1:1\"").is_err());
     }
