@@ -82,7 +82,7 @@ impl ConnectionSettings {
 
 /// The calls of one connection, shared by its IO and its calls.
 #[derive(Debug)]
-pub struct ConnectionCalls {
+struct ConnectionCalls {
     accepted: Instant,
     in_flight: AtomicUsize,
     /// When a call last started or ended, in ms after `accepted`; [`NO_CALL_YET`] before.
