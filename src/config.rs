@@ -9,9 +9,11 @@ use std::time::Duration;
 use clap::Parser;
 use serde::Deserialize;
 
+use crate::api::quotas::QuotaSettings;
 use crate::api::validate::Limits;
 use crate::layers::auth::{CallerConfig, CallerConfigError, Callers};
 use crate::layers::call_log::{CallLogSettings, LogCalls};
+use crate::layers::connections::ConnectionSettings;
 use crate::session::manager::ManagerSettings;
 use crate::session::policy::{GroupPolicy, Policies};
 use crate::store::redis::RedisConfig;
@@ -144,6 +146,10 @@ struct FileConfig {
     #[serde(default)]
     limits: Limits,
     #[serde(default)]
+    quotas: QuotaSettings,
+    #[serde(default)]
+    connections: ConnectionSettings,
+    #[serde(default)]
     groups: BTreeMap<String, GroupPolicy>,
 }
 
@@ -197,6 +203,11 @@ pub struct Config {
     pub watch_stall_timeout: Duration,
     pub sweeper: SweeperConfig,
     pub limits: Limits,
+    /// Token buckets on Start and Refresh per caller, user and session (none: off).
+    pub quotas: QuotaSettings,
+    /// Bounds on client connections: how many, how long to the first call, idle time,
+    /// keepalive, streams per connection.
+    pub connections: ConnectionSettings,
     pub policies: Policies,
 }
 
@@ -287,6 +298,8 @@ impl Config {
             watch_stall_timeout: file.watch_stall_timeout.unwrap_or(Duration::from_secs(10)),
             sweeper: file.sweeper,
             limits: file.limits,
+            quotas: file.quotas,
+            connections: file.connections,
             policies: Policies::new(file.groups),
         };
         config.validate()?;
@@ -330,6 +343,12 @@ impl Config {
             if let Some(problem) = self.redis.problem() {
                 return Err(ConfigError::Invalid(problem));
             }
+        }
+        if let Some(problem) = self.connections.problem() {
+            return Err(ConfigError::Invalid(problem));
+        }
+        if let Some(problem) = self.quotas.problem() {
+            return Err(ConfigError::Invalid(problem));
         }
         if self.limits.max_user_id_bytes == 0 || self.limits.max_user_id_bytes > 4096 {
             return Err(ConfigError::Invalid(
@@ -400,6 +419,28 @@ mod tests {
             "{open}\n[[callers]]\nname = \"edge\"\ncert_subject = \"edge\"\ncalls = [\"Whoami\"]"
         );
         assert!(Config::from_toml_str(&with_caller).is_ok());
+    }
+
+    #[test]
+    fn connection_bounds_and_quotas_are_checked() {
+        let config = Config::from_toml_str(
+            "[connections]\nidle_timeout = \"90s\"\n\
+             [quotas]\nstart_per_user = { calls = 5, per = \"1m\" }",
+        )
+        .expect("valid");
+        assert_eq!(config.connections.idle_timeout, Duration::from_secs(90));
+        assert_eq!(config.connections.max_connections, 4096, "the rest default");
+        assert!(config.quotas.start_per_user.is_some());
+        assert!(
+            config.quotas.start_per_caller.is_none(),
+            "quotas default off"
+        );
+        for refused in [
+            "[connections]\nmax_connections = 0",
+            "[quotas]\nstart_per_user = { calls = 0, per = \"1m\" }",
+        ] {
+            assert!(Config::from_toml_str(refused).is_err(), "{refused}");
+        }
     }
 
     #[test]

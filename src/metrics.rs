@@ -33,6 +33,12 @@ pub const STORE_WRITE_FAULTS: &str = "sessiond_store_write_faults_total";
 /// Time a durable write waits for its (shared) flush, seconds.
 pub const STORE_FLUSH_SECONDS: &str = "sessiond_store_flush_duration_seconds";
 
+/// Client connections open.
+pub const CONNECTIONS_OPEN: &str = "sessiond_connections_open";
+/// Connections the server closed, by `reason`: max_connections (at accept),
+/// handshake_timeout or idle_timeout.
+pub const CONNECTIONS_CLOSED: &str = "sessiond_connections_closed_total";
+
 /// The process-wide Prometheus recorder, installed on first use.
 pub fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -67,6 +73,11 @@ fn describe() {
     describe_counter!(REFRESH_REUSE, "rotated refresh tokens presented again");
     describe_counter!(SWEEPER_RUNS, "sweeper passes");
     describe_histogram!(SWEEPER_BATCH, "sessions deleted per sweeper pass");
+    describe_gauge!(CONNECTIONS_OPEN, "client connections open");
+    describe_counter!(
+        CONNECTIONS_CLOSED,
+        "connections closed by the server's connection bounds, by reason"
+    );
     describe_histogram!(
         STORE_FLUSH_SECONDS,
         Unit::Seconds,

@@ -11,10 +11,14 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::server::HealthReporter;
 
+use crate::api::quotas::Quotas;
 use crate::api::SessionApi;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, TlsConfig};
-use crate::layers::{CallLimitsLayer, CallLogLayer, CallerAuthLayer, ClientFaultsLayer};
+use crate::layers::{
+    BoundedIncoming, CallLimitsLayer, CallLogLayer, CallTrackingLayer, CallerAuthLayer,
+    ClientFaultsLayer,
+};
 use crate::proto::session::v1::session_service_server::SessionServiceServer;
 use crate::session::manager::Signer;
 use crate::session::{SessionError, SessionManager};
@@ -108,6 +112,7 @@ pub async fn start(
         }
     };
     let keys = Arc::new(KeyRing::open(vault).await?);
+    let quotas = Arc::new(Quotas::new(&config.quotas, &clock));
     let manager = Arc::new(
         SessionManager::new(
             store,
@@ -133,13 +138,16 @@ pub async fn start(
         manager.clone(),
         config.limits.clone(),
         config.watch_stall_timeout,
-    );
+    )
+    .with_quotas(quotas.clone());
     let (stopping, mut stop_serving) = watch::channel(false);
-    // Outermost first: every call is logged and counted, even a shed or refused one,
-    // with its code as the caller sees it (after tonic's client faults are re-labelled);
-    // shedding comes before authentication so overload costs no hashing; the caller
-    // reaches the handlers through the request's extensions.
+    // Outermost first: every call counts as in flight on its connection (which is then
+    // not idle) until its answer ends; every call is logged and counted, even a shed or
+    // refused one, with its code as the caller sees it (after tonic's client faults are
+    // re-labelled); shedding comes before authentication so overload costs no hashing;
+    // the caller reaches the handlers through the request's extensions.
     let layers = tower::ServiceBuilder::new()
+        .layer(CallTrackingLayer)
         .layer(CallLogLayer::new(config.call_log))
         .layer(ClientFaultsLayer)
         .layer(CallLimitsLayer::new(
@@ -148,7 +156,11 @@ pub async fn start(
         ))
         .layer(CallerAuthLayer::new(config.callers.clone()))
         .into_inner();
-    let mut builder = Server::builder();
+    let connections = &config.connections;
+    let mut builder = Server::builder()
+        .http2_keepalive_interval(Some(connections.keepalive_interval))
+        .http2_keepalive_timeout(Some(connections.keepalive_timeout))
+        .max_concurrent_streams(connections.max_concurrent_streams);
     if let Some(tls) = &config.tls {
         builder = builder.tls_config(server_tls(tls)?)?;
     } else if config.callers.uses_api_keys() && !config.listen.ip().is_loopback() {
@@ -177,12 +189,17 @@ pub async fn start(
     let serving = tokio::spawn(router.serve_with_incoming_shutdown(
         // Without TCP_NODELAY an answer that follows a flush waits for the client's
         // delayed ACK (~40 ms): tonic sets it only on listeners it binds itself.
-        TcpIncoming::from(listener).with_nodelay(Some(true)),
+        BoundedIncoming::new(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            connections.clone(),
+        ),
         async move {
             // An error means the sender is gone: stop then too.
             let _ = stop_serving.wait_for(|stop| *stop).await;
         },
     ));
+    // Ends by itself at stop; nothing to flush.
+    tokio::spawn(quotas.forget_idle_forever(stopping.subscribe()));
     let sweeping = tokio::spawn(sweep_forever(
         manager.clone(),
         keys.clone(),

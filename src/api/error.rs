@@ -1,6 +1,7 @@
 //! The one mapping from session errors to gRPC statuses.
 
-use tonic::Status;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::session::SessionError;
 use crate::store::StoreError;
@@ -12,6 +13,15 @@ impl From<SessionError> for Status {
             SessionError::Unauthenticated => Status::unauthenticated(error.to_string()),
             SessionError::NotFound(message) => Status::not_found(message),
             SessionError::FailedPrecondition(message) => Status::failed_precondition(message),
+            SessionError::OverQuota {
+                message,
+                retry_after,
+            } => Status::with_error_details(
+                Code::ResourceExhausted,
+                message,
+                // google.rpc.RetryInfo: gRPC clients and proxies read it to back off.
+                ErrorDetails::with_retry_info(Some(retry_after)),
+            ),
             SessionError::OutOfRange(message) => Status::out_of_range(message),
             SessionError::Unavailable(message) => Status::unavailable(message),
             SessionError::PermissionDenied(message) => Status::permission_denied(message),

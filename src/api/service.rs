@@ -10,6 +10,7 @@ use futures::{Stream, StreamExt};
 use tonic::{Extensions, Request, Response, Status};
 
 use super::convert::{timestamp, whole_seconds};
+use super::quotas::Quotas;
 use super::validate::{self, Limits};
 use crate::layers::auth::{Caller, Permission};
 use crate::proto::session::v1 as pb;
@@ -39,6 +40,7 @@ pub struct SessionApi {
     manager: Arc<SessionManager>,
     limits: Limits,
     watch_stall_timeout: Duration,
+    quotas: Arc<Quotas>,
 }
 
 impl SessionApi {
@@ -53,7 +55,13 @@ impl SessionApi {
             manager,
             limits,
             watch_stall_timeout,
+            quotas: Arc::default(),
         }
+    }
+
+    /// Holds Start and Refresh to `quotas` (by default there are none).
+    pub fn with_quotas(self, quotas: Arc<Quotas>) -> SessionApi {
+        SessionApi { quotas, ..self }
     }
 
     async fn inner_watch_sessions(
@@ -81,7 +89,7 @@ impl SessionApi {
 
     async fn inner_start(
         &self,
-        access: &GroupAccess,
+        extensions: &Extensions,
         request: pb::StartRequest,
     ) -> Result<Issued, SessionError> {
         let params = StartParams {
@@ -102,19 +110,28 @@ impl SessionApi {
                     .user_id("external_user_id", request.external_user_id)?,
             },
         };
-        self.manager.start(access, params).await
+        self.quotas
+            .admit_start(extensions.get::<Caller>(), &params.user_id)?;
+        self.manager.start(access(extensions), params).await
     }
 
     async fn inner_refresh(
         &self,
-        access: &GroupAccess,
+        extensions: &Extensions,
         request: pb::RefreshRequest,
     ) -> Result<Issued, SessionError> {
         let token = validate::token("refresh_token", TokenKind::Refresh, &request.refresh_token)?;
+        self.quotas
+            .admit_refresh(extensions.get::<Caller>(), token.session_id)?;
         let scope = self.limits.scope(request.scope)?;
         let expected_scope = Some(scope.as_str()).filter(|scope| !scope.is_empty());
         self.manager
-            .refresh(access, token, expected_scope, request.issue_id_token)
+            .refresh(
+                access(extensions),
+                token,
+                expected_scope,
+                request.issue_id_token,
+            )
             .await
     }
 
@@ -349,7 +366,7 @@ impl SessionService for SessionApi {
         request: Request<pb::StartRequest>,
     ) -> Result<Response<pb::StartResponse>, Status> {
         let (_, extensions, request) = request.into_parts();
-        let issued = self.inner_start(access(&extensions), request).await?;
+        let issued = self.inner_start(&extensions, request).await?;
         Ok(Response::new(issued.into()))
     }
 
@@ -358,7 +375,7 @@ impl SessionService for SessionApi {
         request: Request<pb::RefreshRequest>,
     ) -> Result<Response<pb::RefreshResponse>, Status> {
         let (_, extensions, request) = request.into_parts();
-        let issued = self.inner_refresh(access(&extensions), request).await?;
+        let issued = self.inner_refresh(&extensions, request).await?;
         Ok(Response::new(issued.into()))
     }
 

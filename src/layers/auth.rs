@@ -12,10 +12,11 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tonic::codegen::http;
-use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+use tonic::transport::server::TlsConnectInfo;
 use tonic::Status;
 use tower::{Layer, Service};
 
+use super::connections::ConnectionInfo;
 use crate::session::GroupAccess;
 
 /// A call a caller may be allowed to make.
@@ -254,7 +255,7 @@ fn decode_hex(hex: &str) -> Option<[u8; 32]> {
 fn client_cert_subject<B>(request: &http::Request<B>) -> Option<String> {
     let certs = request
         .extensions()
-        .get::<TlsConnectInfo<TcpConnectInfo>>()?
+        .get::<TlsConnectInfo<ConnectionInfo>>()?
         .peer_certs()?;
     let (_, cert) = x509_parser::parse_x509_certificate(certs.first()?.as_ref()).ok()?;
     let name = cert.subject().iter_common_name().next()?.as_str().ok()?;

@@ -3,9 +3,11 @@
 pub mod auth;
 pub mod call_log;
 pub mod client_faults;
+pub mod connections;
 pub mod limits;
 
 pub use auth::CallerAuthLayer;
 pub use call_log::CallLogLayer;
 pub use client_faults::ClientFaultsLayer;
+pub use connections::{BoundedIncoming, CallTrackingLayer};
 pub use limits::CallLimitsLayer;

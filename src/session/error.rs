@@ -21,6 +21,12 @@ pub enum SessionError {
     /// A limit refuses the call (e.g. the user's maximum of active sessions).
     #[error("{0}")]
     ResourceExhausted(String),
+    /// A quota refuses the call for now; `retry_after` says when it would pass.
+    #[error("{message}")]
+    OverQuota {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     /// A cursor points before what the event log still keeps.
     #[error("{0}")]
     OutOfRange(String),

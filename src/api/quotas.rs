@@ -1,0 +1,333 @@
+//! Quotas on Start and Refresh: token buckets per caller, per user (Start) and per
+//! session (Refresh), on the server's clock; a call over one fails RESOURCE_EXHAUSTED
+//! with how long to wait. Every quota is off unless configured.
+//!
+//! They are checked here, at the gRPC edge, and not in a tower layer: the user id is in
+//! Start's body and the session id inside Refresh's token, which only the handlers
+//! decode. The caller's bucket is checked first, so a flooding caller is refused before
+//! it can add keys to the per-user or per-session maps.
+
+use std::hash::Hash;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
+use serde::Deserialize;
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+use crate::layers::auth::Caller;
+use crate::session::SessionError;
+use crate::store::SessionId;
+
+/// How often keys whose bucket has refilled are dropped, bounding the maps' memory.
+const FORGET_IDLE_EVERY: Duration = Duration::from_secs(10);
+
+/// One token bucket as configured: `calls` per `per`, in bursts of up to `burst`
+/// (default: `calls`), e.g. `{ calls = 20, per = "1m", burst = 5 }`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rate {
+    pub calls: u32,
+    #[serde(with = "humantime_serde")]
+    pub per: Duration,
+    #[serde(default)]
+    pub burst: Option<u32>,
+}
+
+impl Rate {
+    /// The governor quota; None when a number is 0 or `per / calls` rounds to nothing.
+    fn quota(&self) -> Option<Quota> {
+        let calls = NonZeroU32::new(self.calls)?;
+        let burst = NonZeroU32::new(self.burst.unwrap_or(self.calls))?;
+        Some(Quota::with_period(self.per / calls.get())?.allow_burst(burst))
+    }
+}
+
+/// The `[quotas]` table: which buckets exist (none by default).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotaSettings {
+    /// Start calls of each caller (one anonymous caller when no callers are configured).
+    pub start_per_caller: Option<Rate>,
+    /// Start calls for each `user_id`, whoever calls.
+    pub start_per_user: Option<Rate>,
+    /// Refresh calls of each caller.
+    pub refresh_per_caller: Option<Rate>,
+    /// Refresh calls naming each session, failed ones included.
+    pub refresh_per_session: Option<Rate>,
+}
+
+impl QuotaSettings {
+    /// What makes a configured rate unusable, if anything.
+    pub fn problem(&self) -> Option<&'static str> {
+        let rates = [
+            self.start_per_caller,
+            self.start_per_user,
+            self.refresh_per_caller,
+            self.refresh_per_session,
+        ];
+        rates
+            .iter()
+            .flatten()
+            .any(|rate| rate.quota().is_none())
+            .then_some(
+                "quotas: calls and burst must be at least 1, and per long enough for a \
+                 nanosecond per call",
+            )
+    }
+}
+
+/// The server's clock as governor reads it: time since the epoch.
+#[derive(Clone)]
+struct ServerClock(Arc<dyn Clock>);
+
+impl governor::clock::Clock for ServerClock {
+    type Instant = Duration;
+
+    fn now(&self) -> Duration {
+        Duration::from_millis(self.0.now_ms())
+    }
+}
+
+/// One keyed token bucket and the words that explain a refusal.
+struct Bucket<K: Hash + Eq + Clone> {
+    limiter: RateLimiter<K, DefaultKeyedStateStore<K>, ServerClock, NoOpMiddleware<Duration>>,
+    clock: ServerClock,
+    rate: Rate,
+    /// "Start calls of this caller", "Refresh calls of this session"...
+    what: &'static str,
+}
+
+impl<K: Hash + Eq + Clone> Bucket<K> {
+    fn new(rate: Option<Rate>, clock: &Arc<dyn Clock>, what: &'static str) -> Option<Bucket<K>> {
+        let rate = rate?;
+        // Checked when the config was read; a rate that slipped past stays off.
+        let quota = rate.quota()?;
+        let clock = ServerClock(clock.clone());
+        Some(Bucket {
+            limiter: RateLimiter::new(quota, DefaultKeyedStateStore::default(), clock.clone()),
+            clock,
+            rate,
+            what,
+        })
+    }
+
+    fn admit(&self, key: &K) -> Result<(), SessionError> {
+        use governor::clock::Clock as _;
+        self.limiter.check_key(key).map_err(|not_until| {
+            let retry_after = not_until.wait_time_from(self.clock.now());
+            SessionError::OverQuota {
+                message: format!(
+                    "over quota: {} exceed {} per {}; retry in {} ms",
+                    self.what,
+                    self.rate.calls,
+                    humantime_serde::re::humantime::format_duration(self.rate.per),
+                    retry_after.as_millis().max(1)
+                ),
+                retry_after,
+            }
+        })
+    }
+}
+
+/// A bucket of any key type, as the pruning sees it.
+trait ForgetIdle {
+    /// Drops the keys whose bucket is full again (they are as good as new).
+    fn forget_idle(&self);
+}
+
+impl<K: Hash + Eq + Clone> ForgetIdle for Bucket<K> {
+    fn forget_idle(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
+}
+
+/// Every configured bucket.
+#[derive(Default)]
+pub struct Quotas {
+    start_per_caller: Option<Bucket<String>>,
+    start_per_user: Option<Bucket<String>>,
+    refresh_per_caller: Option<Bucket<String>>,
+    refresh_per_session: Option<Bucket<SessionId>>,
+}
+
+/// The key of a caller's buckets: its name, or "" for the one anonymous caller.
+fn caller_key(caller: Option<&Caller>) -> String {
+    caller
+        .map(|caller| caller.name().to_owned())
+        .unwrap_or_default()
+}
+
+impl Quotas {
+    /// The buckets `settings` asks for, on `clock`.
+    pub fn new(settings: &QuotaSettings, clock: &Arc<dyn Clock>) -> Quotas {
+        Quotas {
+            start_per_caller: Bucket::new(
+                settings.start_per_caller,
+                clock,
+                "Start calls of this caller",
+            ),
+            start_per_user: Bucket::new(
+                settings.start_per_user,
+                clock,
+                "Start calls for this user",
+            ),
+            refresh_per_caller: Bucket::new(
+                settings.refresh_per_caller,
+                clock,
+                "Refresh calls of this caller",
+            ),
+            refresh_per_session: Bucket::new(
+                settings.refresh_per_session,
+                clock,
+                "Refresh calls of this session",
+            ),
+        }
+    }
+
+    /// Takes a Start of `user_id` by `caller` from their buckets, or says when to retry.
+    pub fn admit_start(&self, caller: Option<&Caller>, user_id: &str) -> Result<(), SessionError> {
+        if let Some(bucket) = &self.start_per_caller {
+            bucket.admit(&caller_key(caller))?;
+        }
+        if let Some(bucket) = &self.start_per_user {
+            bucket.admit(&user_id.to_owned())?;
+        }
+        Ok(())
+    }
+
+    /// Takes a Refresh of `session_id` by `caller` from their buckets, or says when to
+    /// retry.
+    pub fn admit_refresh(
+        &self,
+        caller: Option<&Caller>,
+        session_id: SessionId,
+    ) -> Result<(), SessionError> {
+        if let Some(bucket) = &self.refresh_per_caller {
+            bucket.admit(&caller_key(caller))?;
+        }
+        if let Some(bucket) = &self.refresh_per_session {
+            bucket.admit(&session_id)?;
+        }
+        Ok(())
+    }
+
+    /// Drops the keys whose bucket is full again (they are as good as new).
+    pub fn forget_idle(&self) {
+        let buckets: [Option<&dyn ForgetIdle>; 4] = [
+            self.start_per_caller.as_ref().map(|b| b as &dyn ForgetIdle),
+            self.start_per_user.as_ref().map(|b| b as &dyn ForgetIdle),
+            self.refresh_per_caller
+                .as_ref()
+                .map(|b| b as &dyn ForgetIdle),
+            self.refresh_per_session
+                .as_ref()
+                .map(|b| b as &dyn ForgetIdle),
+        ];
+        for bucket in buckets.into_iter().flatten() {
+            bucket.forget_idle();
+        }
+    }
+
+    /// Forgets idle keys every few seconds until `stopping` turns true.
+    pub async fn forget_idle_forever(self: Arc<Self>, mut stopping: watch::Receiver<bool>) {
+        let mut ticks = tokio::time::interval(FORGET_IDLE_EVERY);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => self.forget_idle(),
+                _ = stopping.wait_for(|stop| *stop) => return,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn rate(calls: u32, per: Duration) -> Rate {
+        Rate {
+            calls,
+            per,
+            burst: None,
+        }
+    }
+
+    fn quotas(settings: QuotaSettings) -> (Arc<ManualClock>, Quotas) {
+        let clock = Arc::new(ManualClock::new(1_767_225_600_000));
+        let dyn_clock: Arc<dyn Clock> = clock.clone();
+        (clock, Quotas::new(&settings, &dyn_clock))
+    }
+
+    #[test]
+    fn a_user_over_its_rate_is_told_when_to_retry_and_admitted_then() {
+        let (clock, quotas) = quotas(QuotaSettings {
+            start_per_user: Some(rate(2, Duration::from_secs(60))),
+            ..QuotaSettings::default()
+        });
+        quotas.admit_start(None, "ada").expect("first");
+        quotas.admit_start(None, "ada").expect("second");
+        let Err(SessionError::OverQuota { retry_after, .. }) = quotas.admit_start(None, "ada")
+        else {
+            panic!("the third Start within a minute is over quota");
+        };
+        assert_eq!(retry_after, Duration::from_secs(30));
+        quotas
+            .admit_start(None, "bob")
+            .expect("another user has its own bucket");
+        clock.advance(retry_after);
+        quotas
+            .admit_start(None, "ada")
+            .expect("admitted after the wait");
+    }
+
+    #[test]
+    fn no_settings_no_limit() {
+        let (_, quotas) = quotas(QuotaSettings::default());
+        for _ in 0..10_000 {
+            quotas
+                .admit_start(None, "ada")
+                .expect("no quota configured");
+        }
+    }
+
+    #[test]
+    fn idle_keys_are_forgotten_once_their_bucket_refills() {
+        let (clock, quotas) = quotas(QuotaSettings {
+            refresh_per_session: Some(rate(1, Duration::from_secs(1))),
+            ..QuotaSettings::default()
+        });
+        let bucket = quotas.refresh_per_session.as_ref().expect("configured");
+        for _ in 0..100 {
+            quotas
+                .admit_refresh(None, uuid::Uuid::now_v7())
+                .expect("one each");
+        }
+        assert_eq!(bucket.limiter.len(), 100);
+        clock.advance(Duration::from_secs(2));
+        quotas.forget_idle();
+        assert_eq!(bucket.limiter.len(), 0);
+    }
+
+    #[test]
+    fn impossible_rates_are_refused() {
+        let zero = QuotaSettings {
+            start_per_user: Some(rate(0, Duration::from_secs(1))),
+            ..QuotaSettings::default()
+        };
+        assert!(zero.problem().is_some());
+        let too_fine = QuotaSettings {
+            start_per_caller: Some(rate(10, Duration::from_nanos(1))),
+            ..QuotaSettings::default()
+        };
+        assert!(too_fine.problem().is_some());
+        assert!(QuotaSettings::default().problem().is_none());
+    }
+}
