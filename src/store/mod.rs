@@ -6,7 +6,6 @@ pub mod keys;
 pub mod record;
 pub mod redis;
 pub mod sled;
-mod sled_cache;
 
 use std::str::FromStr;
 

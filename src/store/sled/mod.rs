@@ -1,0 +1,316 @@
+//! The embedded default backend: sled trees (see `keys` for their layouts), every change
+//! one multi-tree transaction that also appends its events. Here: the store, opening it
+//! and its read path; by concern beside it: `batch` (queued single-record changes), `tx`
+//! (transactions), `durability` (flushes, disk faults), `events`, `sweep`, `check`,
+//! `backup`, `cache` (the read cache).
+
+use std::cell::RefCell;
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use prost::Message;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::Transactional;
+use tokio::sync::{oneshot, watch, Notify};
+
+mod backup;
+mod batch;
+mod cache;
+mod check;
+mod durability;
+mod events;
+mod sweep;
+mod tx;
+
+use batch::*;
+use durability::*;
+use tx::*;
+
+use super::keys;
+use super::{
+    Commit, ConsistencyReport, Decision, Durability, Event, EventKind, EventsAfter, RecordDecision,
+    SessionId, SessionRecord, SessionStore, StoreError, StoredEvent, UserDecision,
+};
+use cache::{CachedRecord, RecordCache};
+
+/// Sessions in a sled database on local disk.
+pub struct SledStore {
+    db: sled::Db,
+    trees: Trees,
+    durability: Durability,
+    group_commit: GroupCommit,
+    /// Held across every writing transaction: it hands out event sequence numbers in
+    /// commit order (so a watcher never sees seq 7 before seq 6 exists), and, since sled
+    /// transactions cannot scan, keeps a user's index from changing between the scan
+    /// and the transaction of `update_user`. Transactions take microseconds; flushes
+    /// happen outside it.
+    writer: Mutex<Writer>,
+    /// Fired whenever the writer lock is released: queued changes may need a leader.
+    writer_released: Notify,
+    /// Single-record changes waiting for the next batched transaction.
+    queue: Mutex<Vec<Queued>>,
+    /// The newest event seq that watchers may read.
+    head: watch::Sender<u64>,
+    /// Session records stored, kept in step by every insert and delete.
+    stored: AtomicU64,
+    /// Recently used records, kept in step with every commit (see `sled_cache`).
+    cache: RecordCache,
+    /// The first failed disk write: sled stays failed after one (see `write_fault`).
+    fault: watch::Sender<Option<String>>,
+}
+
+struct Trees {
+    sessions: sled::Tree,
+    by_user: sled::Tree,
+    by_expiry: sled::Tree,
+    by_grace: sled::Tree,
+    events: sled::Tree,
+    meta: sled::Tree,
+    by_external: sled::Tree,
+}
+
+struct Writer {
+    next_seq: u64,
+}
+
+impl SledStore {
+    /// Opens (or creates) the database in `dir`.
+    pub fn open(dir: &Path, durability: Durability) -> Result<SledStore, StoreError> {
+        let db = open_db(dir)?;
+        let trees = Trees {
+            sessions: db.open_tree("sessionid_session")?,
+            by_user: db.open_tree("userid_sessionids")?,
+            by_expiry: db.open_tree("expiresat_sessionid")?,
+            by_grace: db.open_tree("graceuntil_sessionid")?,
+            events: db.open_tree("seq_event")?,
+            meta: db.open_tree("meta")?,
+            by_external: db.open_tree("extuserid_userid")?,
+        };
+        let last_event = match trees.events.last()? {
+            Some((key, _)) => keys::decode_u64(&key, "event")?,
+            None => 0,
+        };
+        let pruned_through = match trees.meta.get(keys::EVENTS_PRUNED_THROUGH)? {
+            Some(value) => keys::decode_u64(&value, "meta")?,
+            None => 0,
+        };
+        let head = last_event.max(pruned_through);
+        Ok(SledStore {
+            stored: AtomicU64::new(trees.sessions.len() as u64),
+            trees,
+            db,
+            durability,
+            group_commit: GroupCommit::default(),
+            writer: Mutex::new(Writer { next_seq: head + 1 }),
+            writer_released: Notify::new(),
+            queue: Mutex::new(Vec::new()),
+            head: watch::Sender::new(head),
+            cache: RecordCache::new(READ_CACHE_RECORDS),
+            fault: watch::Sender::new(None),
+        })
+    }
+
+    /// A session's record as stored, from the cache or else from sled (then cached).
+    fn read_record(&self, id: SessionId) -> Result<Option<CachedRecord>, StoreError> {
+        if let Some(cached) = self.cache.get(&id) {
+            return Ok(Some(cached));
+        }
+        let version = self.cache.version();
+        let Some(bytes) = self.trees.sessions.get(keys::session_key(id))? else {
+            return Ok(None);
+        };
+        let cached = CachedRecord {
+            record: Arc::new(decode(id, &bytes)?),
+            bytes,
+        };
+        self.cache.fill(id, cached.clone(), version);
+        Ok(Some(cached))
+    }
+
+    /// Adds `added` and takes `removed` from the stored-sessions gauge.
+    fn count_stored(&self, added: u64, removed: u64) {
+        let now = if added >= removed {
+            self.stored.fetch_add(added - removed, Ordering::Relaxed) + (added - removed)
+        } else {
+            let taken = removed - added;
+            self.stored
+                .fetch_sub(taken, Ordering::Relaxed)
+                .saturating_sub(taken)
+        };
+        metrics::gauge!(crate::metrics::SESSIONS_STORED).set(now as f64);
+    }
+
+    fn session_ids_of(&self, user_id: &str) -> Result<Vec<SessionId>, StoreError> {
+        self.trees
+            .by_user
+            .scan_prefix(keys::user_prefix(user_id)?)
+            .map(|entry| keys::session_id_of_user_key(&entry?.0))
+            .collect()
+    }
+
+    fn ids_due(
+        tree: &sled::Tree,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, SessionId)>, StoreError> {
+        tree.range(..=keys::expiry_upper_bound(now_ms))
+            .take(limit)
+            .map(|entry| keys::parse_expiry_key(&entry?.0))
+            .collect()
+    }
+}
+
+/// Records the read cache keeps per generation (at most twice this many in all): about
+/// 50 MB at most, room for every session validated often.
+const READ_CACHE_RECORDS: usize = 32_768;
+
+/// How long `open_db` waits for the data dir's lock.
+const LOCK_WAIT: Duration = Duration::from_secs(3);
+
+/// Opens the sled database in `dir`, waiting a moment if its lock is still held: a
+/// store closed in this process lets go of it only once sled's background threads
+/// have dropped their handles, which a busy machine can delay.
+fn open_db(dir: &Path) -> Result<sled::Db, sled::Error> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+        {
+            Err(sled::Error::Io(error))
+                if error.to_string().starts_with("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            opened => return opened,
+        }
+    }
+}
+
+fn decode(id: SessionId, bytes: &[u8]) -> Result<SessionRecord, StoreError> {
+    SessionRecord::decode(bytes).map_err(|source| StoreError::CorruptRecord { id, source })
+}
+
+fn record_id(record: &SessionRecord) -> Result<SessionId, StoreError> {
+    keys::id_from(&record.session_id, "session record")
+}
+
+#[async_trait]
+impl SessionStore for SledStore {
+    async fn get(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(self
+            .read_record(id)?
+            .map(|cached| SessionRecord::clone(&cached.record)))
+    }
+
+    async fn insert(&self, record: &SessionRecord) -> Result<(), StoreError> {
+        self.insert_record(record).await
+    }
+
+    async fn update(
+        &self,
+        id: SessionId,
+        commit: Commit,
+        decide: &mut RecordDecision<'_>,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        self.update_record(id, commit, decide).await
+    }
+
+    async fn update_user(
+        &self,
+        user_id: &str,
+        decide: &mut UserDecision<'_>,
+    ) -> Result<(), StoreError> {
+        self.update_user_records(user_id, decide).await
+    }
+
+    async fn user_of_external(&self, external_user_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .trees
+            .by_external
+            .get(external_user_id.as_bytes())?
+            .map(|user_id| String::from_utf8_lossy(&user_id).into_owned()))
+    }
+
+    async fn list_user(
+        &self,
+        user_id: &str,
+        before: Option<SessionId>,
+        limit: usize,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let first = keys::user_prefix(user_id)?;
+        let end = match before {
+            Some(id) => Bound::Excluded(keys::user_key(user_id, id)?),
+            None => Bound::Included(keys::user_key(user_id, SessionId::max())?),
+        };
+        let mut records = Vec::with_capacity(limit.min(64));
+        for entry in self
+            .trees
+            .by_user
+            .range((Bound::Included(first), end))
+            .rev()
+            .take(limit)
+        {
+            let id = keys::session_id_of_user_key(&entry?.0)?;
+            if let Some(record) = self.get(id).await? {
+                records.push(record);
+            }
+        }
+        Ok(records)
+    }
+
+    async fn remove_expired(&self, now_ms: u64, limit: usize) -> Result<usize, StoreError> {
+        self.remove_expired_due(now_ms, limit).await
+    }
+
+    async fn grace_closed(&self, now_ms: u64, limit: usize) -> Result<Vec<SessionId>, StoreError> {
+        self.grace_closed_ids(now_ms, limit).await
+    }
+
+    async fn events_after(&self, after_seq: u64, limit: usize) -> Result<EventsAfter, StoreError> {
+        self.read_events_after(after_seq, limit).await
+    }
+
+    async fn prune_events(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError> {
+        self.prune_events_before(before_ms, limit).await
+    }
+
+    fn head_seq(&self) -> u64 {
+        *self.head.borrow()
+    }
+
+    fn subscribe_events(&self) -> watch::Receiver<u64> {
+        self.head.subscribe()
+    }
+
+    async fn export_records(
+        &self,
+        after: Option<SessionId>,
+        limit: usize,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        self.records_after(after, limit)
+    }
+
+    async fn check_consistency(&self) -> Result<ConsistencyReport, StoreError> {
+        self.scan_consistency().await
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    fn write_fault(&self) -> watch::Receiver<Option<String>> {
+        self.fault.subscribe()
+    }
+
+    async fn sync(&self) -> Result<(), StoreError> {
+        self.finish(Commit::Durable, None).await
+    }
+}
