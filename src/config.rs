@@ -10,10 +10,12 @@ use clap::Parser;
 use serde::Deserialize;
 
 use crate::api::validate::Limits;
+use crate::gateway::GatewaySettings;
 use crate::layers::auth::{CallerConfig, CallerConfigError, Callers};
 use crate::layers::call_log::{CallLogSettings, LogCalls};
 use crate::session::manager::ManagerSettings;
 use crate::session::policy::{GroupPolicy, Policies};
+use crate::session::revocations::revocation_window;
 use crate::store::redis::RedisConfig;
 use crate::store::{Durability, StoreKind};
 
@@ -136,6 +138,8 @@ struct FileConfig {
     limits: Limits,
     #[serde(default)]
     groups: BTreeMap<String, GroupPolicy>,
+    #[serde(default)]
+    gateway: GatewaySettings,
 }
 
 /// How the background sweeper runs.
@@ -189,6 +193,8 @@ pub struct Config {
     pub sweeper: SweeperConfig,
     pub limits: Limits,
     pub policies: Policies,
+    /// How gateways (ext_authz, forward-auth) find session tokens and what they pass on.
+    pub gateway: GatewaySettings,
 }
 
 /// Why the configuration cannot be used.
@@ -279,6 +285,7 @@ impl Config {
             sweeper: file.sweeper,
             limits: file.limits,
             policies: Policies::new(file.groups),
+            gateway: file.gateway.normalized(),
         };
         config.validate()?;
         Ok(config)
@@ -301,6 +308,15 @@ impl Config {
                     problem,
                 });
             }
+        }
+        if let Some(problem) = self.gateway.problem() {
+            return Err(ConfigError::Invalid(problem));
+        }
+        if self.session.event_retention < revocation_window(&self.policies) {
+            return Err(ConfigError::Invalid(
+                "event_retention must be at least the longest access_token_ttl plus 30s: \
+                 the revocation feed (ListRevocations) reads revocations from the event log",
+            ));
         }
         if self.sweeper.batch_size == 0 {
             return Err(ConfigError::Invalid(

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod api;
 pub mod config;
+pub mod gateway;
 pub mod layers;
 pub mod metrics;
 pub mod proto;

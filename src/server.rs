@@ -13,6 +13,8 @@ use tonic_health::server::HealthReporter;
 
 use crate::api::SessionApi;
 use crate::config::{Config, TlsConfig};
+use crate::gateway::ext_authz::{ExtAuthz, MAX_CHECK_REQUEST_BYTES};
+use crate::gateway::Gatekeeper;
 use crate::layers::{CallLimitsLayer, CallLogLayer, CallerAuthLayer, ClientFaultsLayer};
 use crate::proto::session::v1::session_service_server::SessionServiceServer;
 use crate::session::clock::{Clock, SystemClock};
@@ -22,6 +24,7 @@ use crate::signing::{KeyFiles, KeyRing, KeyVault, SigningError};
 use crate::store::redis::RedisStore;
 use crate::store::sled::SledStore;
 use crate::store::{ConsistencyReport, SessionStore, StoreError, StoreKind};
+use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 
 /// How long a stop waits for connections to drain before it closes them.
 const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(3);
@@ -123,10 +126,12 @@ pub async fn start(
         source,
     })?;
 
+    let gatekeeper = Arc::new(Gatekeeper::new(manager.clone(), config.gateway.clone()));
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<SessionServiceServer<SessionApi>>()
         .await;
+    health.set_serving::<AuthorizationServer<ExtAuthz>>().await;
     let api = SessionApi::new(
         manager.clone(),
         config.limits.clone(),
@@ -171,6 +176,10 @@ pub async fn start(
         .add_service(
             SessionServiceServer::new(api)
                 .max_decoding_message_size(config.limits.max_request_bytes),
+        )
+        .add_service(
+            AuthorizationServer::new(ExtAuthz::new(gatekeeper.clone()))
+                .max_decoding_message_size(MAX_CHECK_REQUEST_BYTES),
         );
     let serving = tokio::spawn(router.serve_with_incoming_shutdown(
         // Without TCP_NODELAY an answer that follows a flush waits for the client's
@@ -197,6 +206,7 @@ pub async fn start(
             let task = tokio::spawn(crate::admin::serve(
                 listener,
                 keys.clone(),
+                gatekeeper,
                 stopping.subscribe(),
             ));
             Some((addr, task))
@@ -289,6 +299,9 @@ impl RunningServer {
     pub async fn stop(self) -> Result<(), ServerError> {
         self.health
             .set_not_serving::<SessionServiceServer<SessionApi>>()
+            .await;
+        self.health
+            .set_not_serving::<AuthorizationServer<ExtAuthz>>()
             .await;
         // Watch streams never end by themselves: end them so the server can drain.
         self.manager.close_watchers();

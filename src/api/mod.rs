@@ -3,6 +3,7 @@
 pub mod codec;
 pub mod convert;
 pub mod error;
+pub mod revocations;
 pub mod service;
 pub mod validate;
 
