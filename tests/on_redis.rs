@@ -12,12 +12,18 @@
 // `support` names `crate::common`, which is this one.
 mod common;
 
+#[path = "ext_authz.rs"]
+mod ext_authz;
+#[path = "forward_auth.rs"]
+mod forward_auth;
 #[path = "lifecycle.rs"]
 mod lifecycle;
 #[path = "list.rs"]
 mod list;
 #[path = "refresh.rs"]
 mod refresh;
+#[path = "revocations.rs"]
+mod revocations;
 #[path = "watch.rs"]
 mod watch;
 
