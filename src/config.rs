@@ -15,7 +15,7 @@ use crate::layers::auth::{CallerConfig, CallerConfigError, Callers};
 use crate::layers::call_log::{CallLogSettings, LogCalls};
 use crate::session::manager::ManagerSettings;
 use crate::session::policy::{GroupPolicy, Policies};
-use crate::session::revocations::revocation_window;
+use crate::session::revocations::retention_covers_the_feed;
 use crate::store::redis::RedisConfig;
 use crate::store::{Durability, StoreKind};
 
@@ -312,7 +312,7 @@ impl Config {
         if let Some(problem) = self.gateway.problem() {
             return Err(ConfigError::Invalid(problem));
         }
-        if self.session.event_retention < revocation_window(&self.policies) {
+        if !retention_covers_the_feed(&self.policies, self.session.event_retention) {
             return Err(ConfigError::Invalid(
                 "event_retention must be at least the longest access_token_ttl plus 30s: \
                  the revocation feed (ListRevocations) reads revocations from the event log",

@@ -6,9 +6,8 @@ use std::sync::Arc;
 
 use tonic::{Code, Status};
 
-pub use super::credentials::RequestHeaders;
 use super::credentials::{self, Credential};
-use super::GatewaySettings;
+use super::{GatewaySettings, RequestHeaders};
 use crate::api::validate;
 use crate::session::token::TokenKind;
 use crate::session::{GroupAccess, SessionError, SessionManager};

@@ -9,5 +9,6 @@ pub mod forward_auth;
 pub mod gatekeeper;
 pub mod settings;
 
-pub use gatekeeper::{Gatekeeper, Grant, Refusal, RequestHeaders};
+pub use credentials::RequestHeaders;
+pub use gatekeeper::{Gatekeeper, Grant, Refusal};
 pub use settings::GatewaySettings;

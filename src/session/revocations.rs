@@ -30,6 +30,15 @@ pub fn revocation_window(policies: &Policies) -> Duration {
         .saturating_add(SIGNING_MARGIN)
 }
 
+/// Whether an event log kept for `event_retention` holds every revocation the feed must
+/// list (always, when no group issues access tokens).
+pub fn retention_covers_the_feed(policies: &Policies, event_retention: Duration) -> bool {
+    let issues_access_tokens = policies
+        .iter()
+        .any(|(_, policy)| policy.access_token_ttl.is_some());
+    !issues_access_tokens || event_retention >= revocation_window(policies)
+}
+
 /// A session whose access tokens must not be honoured until `not_after_ms`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Revocation {
