@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -24,7 +25,6 @@ use crate::signing::{KeyFiles, KeyRing, KeyVault, SigningError};
 use crate::store::redis::RedisStore;
 use crate::store::sled::SledStore;
 use crate::store::{ConsistencyReport, SessionStore, StoreError, StoreKind};
-use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 
 /// How long a stop waits for connections to drain before it closes them.
 const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(3);
