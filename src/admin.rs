@@ -1,5 +1,5 @@
-//! The admin HTTP port (off by default): Prometheus metrics at `/metrics` and the token
-//! signing keys at `/.well-known/jwks.json`.
+//! The admin HTTP port (off by default): Prometheus metrics at `/metrics`, the token
+//! signing keys at `/.well-known/jwks.json` and forward-auth for proxies at `/auth`.
 
 use std::sync::Arc;
 
@@ -8,12 +8,14 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::gateway::Gatekeeper;
 use crate::signing::KeyRing;
 
 /// Serves the admin routes on `listener` until `stopping` turns true.
 pub async fn serve(
     listener: TcpListener,
     keys: Arc<KeyRing>,
+    gatekeeper: Arc<Gatekeeper>,
     mut stopping: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let handle = crate::metrics::prometheus();
@@ -27,7 +29,8 @@ pub async fn serve(
                     keys.jwks().await.to_string(),
                 )
             }),
-        );
+        )
+        .merge(crate::gateway::forward_auth::router(gatekeeper));
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = stopping.wait_for(|stop| *stop).await;

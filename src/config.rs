@@ -11,11 +11,13 @@ use serde::Deserialize;
 
 use crate::api::quotas::QuotaSettings;
 use crate::api::validate::Limits;
+use crate::gateway::GatewaySettings;
 use crate::layers::auth::{CallerConfig, CallerConfigError, Callers};
 use crate::layers::call_log::{CallLogSettings, LogCalls};
 use crate::layers::connections::ConnectionSettings;
 use crate::session::manager::ManagerSettings;
 use crate::session::policy::{GroupPolicy, Policies};
+use crate::session::revocations::retention_covers_the_feed;
 use crate::store::redis::RedisConfig;
 use crate::store::{Durability, StoreKind};
 
@@ -151,6 +153,8 @@ struct FileConfig {
     connections: ConnectionSettings,
     #[serde(default)]
     groups: BTreeMap<String, GroupPolicy>,
+    #[serde(default)]
+    gateway: GatewaySettings,
 }
 
 /// How the background sweeper runs.
@@ -209,6 +213,8 @@ pub struct Config {
     /// keepalive, streams per connection.
     pub connections: ConnectionSettings,
     pub policies: Policies,
+    /// How gateways (ext_authz, forward-auth) find session tokens and what they pass on.
+    pub gateway: GatewaySettings,
 }
 
 /// Why the configuration cannot be used.
@@ -301,6 +307,7 @@ impl Config {
             quotas: file.quotas,
             connections: file.connections,
             policies: Policies::new(file.groups),
+            gateway: file.gateway.normalized(),
         };
         config.validate()?;
         Ok(config)
@@ -323,6 +330,15 @@ impl Config {
                     problem,
                 });
             }
+        }
+        if let Some(problem) = self.gateway.problem() {
+            return Err(ConfigError::Invalid(problem));
+        }
+        if !retention_covers_the_feed(&self.policies, self.session.event_retention) {
+            return Err(ConfigError::Invalid(
+                "event_retention must be at least the longest access_token_ttl plus 30s: \
+                 the revocation feed (ListRevocations) reads revocations from the event log",
+            ));
         }
         if self.sweeper.batch_size == 0 {
             return Err(ConfigError::Invalid(

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod gateway;
 pub mod keyword;
 pub mod layers;
 pub mod metrics;

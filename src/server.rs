@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -15,6 +16,8 @@ use crate::api::quotas::Quotas;
 use crate::api::SessionApi;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, TlsConfig};
+use crate::gateway::ext_authz::{ExtAuthz, MAX_CHECK_REQUEST_BYTES};
+use crate::gateway::Gatekeeper;
 use crate::layers::{
     BoundedIncoming, CallLimitsLayer, CallLogLayer, CallTrackingLayer, CallerAuthLayer,
     ClientFaultsLayer,
@@ -130,10 +133,12 @@ pub async fn start(
         source,
     })?;
 
+    let gatekeeper = Arc::new(Gatekeeper::new(manager.clone(), config.gateway.clone()));
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<SessionServiceServer<SessionApi>>()
         .await;
+    health.set_serving::<AuthorizationServer<ExtAuthz>>().await;
     let api = SessionApi::new(
         manager.clone(),
         config.limits.clone(),
@@ -185,6 +190,10 @@ pub async fn start(
         .add_service(
             SessionServiceServer::new(api)
                 .max_decoding_message_size(config.limits.max_request_bytes),
+        )
+        .add_service(
+            AuthorizationServer::new(ExtAuthz::new(gatekeeper.clone()))
+                .max_decoding_message_size(MAX_CHECK_REQUEST_BYTES),
         );
     let serving = tokio::spawn(router.serve_with_incoming_shutdown(
         // Without TCP_NODELAY an answer that follows a flush waits for the client's
@@ -216,6 +225,7 @@ pub async fn start(
             let task = tokio::spawn(crate::admin::serve(
                 listener,
                 keys.clone(),
+                gatekeeper,
                 stopping.subscribe(),
             ));
             Some((addr, task))
@@ -326,6 +336,9 @@ impl RunningServer {
     pub async fn stop(self) -> Result<(), ServerError> {
         self.health
             .set_not_serving::<SessionServiceServer<SessionApi>>()
+            .await;
+        self.health
+            .set_not_serving::<AuthorizationServer<ExtAuthz>>()
             .await;
         // Watch streams never end by themselves: end them so the server can drain.
         self.manager.close_watchers();

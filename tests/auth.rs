@@ -11,22 +11,14 @@ use rcgen::{
 };
 use sessiond::proto::session::v1::session_service_client::SessionServiceClient;
 use sessiond::proto::session::v1::{LogoutRequest, StartRequest, WhoamiRequest};
-use sha2::{Digest, Sha256};
 use support::*;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
-use tonic::{Code, Request};
+use tonic::Code;
 
 const LOGIN_KEY: &str = "login-key-7c1f";
 const EDGE_KEY: &str = "edge-key-91ab";
 const ADMIN_KEY: &str = "admin-key-3e55";
 const PARTNER_KEY: &str = "partner-key-0d42";
-
-fn sha256_hex(key: &str) -> String {
-    Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 fn callers_toml() -> String {
     format!(
@@ -60,15 +52,6 @@ groups = ["partner"]
         sha256_hex(ADMIN_KEY),
         sha256_hex(PARTNER_KEY)
     )
-}
-
-fn with_key<T>(message: T, key: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {key}").parse().expect("ascii key"),
-    );
-    request
 }
 
 async fn start_as(client: &mut Client, key: &str, request: StartRequest) -> StartResponseResult {

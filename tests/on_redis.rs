@@ -14,12 +14,18 @@ mod common;
 
 #[path = "backup.rs"]
 mod backup;
+#[path = "ext_authz.rs"]
+mod ext_authz;
+#[path = "forward_auth.rs"]
+mod forward_auth;
 #[path = "lifecycle.rs"]
 mod lifecycle;
 #[path = "list.rs"]
 mod list;
 #[path = "refresh.rs"]
 mod refresh;
+#[path = "revocations.rs"]
+mod revocations;
 #[path = "watch.rs"]
 mod watch;
 

@@ -6,7 +6,9 @@
 //!
 //! Left out, as sled-only by nature: crash.rs (SIGKILLs the binary and opens its sled
 //! dir), model.rs (drives `SledStore` directly), no_secret_leaks.rs, bench_smoke.rs,
-//! python_client.rs and sessionctl.rs (the binary and clients, not the store).
+//! python_client.rs and sessionctl.rs (the binary and clients, not the store), and
+//! forward_auth.rs (nginx in front of the gatekeeper that ext_authz.rs tests here; it
+//! runs on standalone Redis in tests/on_redis.rs).
 #![cfg(redis_tests)]
 // Each included file declares its own `mod common; mod support;` (a file loaded with
 // #[path] resolves them from tests/, like a mod.rs), so they are compiled once per file.
@@ -24,6 +26,8 @@ mod auth;
 mod enrichment;
 #[path = "errors.rs"]
 mod errors;
+#[path = "ext_authz.rs"]
+mod ext_authz;
 #[path = "extend.rs"]
 mod extend;
 #[path = "hostile_input.rs"]
@@ -46,6 +50,8 @@ mod races;
 mod refresh;
 #[path = "refresh_grace.rs"]
 mod refresh_grace;
+#[path = "revocations.rs"]
+mod revocations;
 #[path = "watch.rs"]
 mod watch;
 

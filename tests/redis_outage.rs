@@ -1,10 +1,12 @@
 //! A Redis outage under load: with its Redis gone, a real `sessiond` answers every call
-//! UNAVAILABLE (and answers, rather than hanging), keeps serving health, and works again
+//! UNAVAILABLE (and answers, rather than hanging), lets no gateway request pass (ext_authz
+//! fails UNAVAILABLE, forward-auth answers 503), keeps serving health, and works again
 //! once Redis is back, without a restart. The test runs a Redis server of its own
 //! (standalone, in memory, on a free loopback port) so it can kill it.
 #![cfg(redis_tests)]
 
 mod common;
+mod plain_http;
 mod support;
 
 use std::io::{Read, Write};
@@ -13,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use support::*;
 use tokio::task::JoinSet;
 use tonic::{Code, Status};
@@ -128,13 +131,14 @@ async fn a_redis_outage_fails_calls_unavailable_and_sessiond_recovers_without_re
     let redis_dir = dir.path().join("redis");
     std::fs::create_dir(&redis_dir).expect("redis dir");
     let port = free_port();
+    let admin = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
     let redis = RedisServer::start(port, &redis_dir);
 
     let config = dir.path().join("sessiond.toml");
     std::fs::write(
         &config,
         format!(
-            "store = \"redis\"\n\n[redis]\nurls = [\"redis://127.0.0.1:{port}\"]\n\
+            "store = \"redis\"\nmetrics_listen = \"{admin}\"\n\n[redis]\nurls = [\"redis://127.0.0.1:{port}\"]\n\
              key_prefix = \"outage\"\nconnect_timeout = \"1s\"\nresponse_timeout = \"1s\"\n"
         ),
     )
@@ -246,6 +250,20 @@ async fn a_redis_outage_fails_calls_unavailable_and_sessiond_recovers_without_re
     .await
     .expect("health answers during the outage");
     check.unwrap_or_else(|s| panic!("health check during the outage: {s:?}"));
+
+    // Gateways: sessiond cannot decide, so nothing passes; Envoy's failure_mode_allow
+    // and status_on_error decide what its client sees.
+    let bearer = format!("Bearer {}", lost.session_token);
+    let mut envoy = AuthorizationClient::new(sessiond.channel().await);
+    let checked = tokio::time::timeout(
+        Daemon::CALL_TIMEOUT,
+        envoy.check(check_request(&[("authorization", &bearer)])),
+    )
+    .await
+    .expect("ext_authz answers during the outage");
+    assert_code(checked, Code::Unavailable);
+    let forward = plain_http::get(admin, "/auth", &[("authorization", &bearer)]).await;
+    assert_eq!(forward.status, 503, "{forward:?}");
 
     // Redis back (empty: it kept nothing), on the same port: sessiond works again.
     let _redis = RedisServer::start(port, &redis_dir);

@@ -4,6 +4,7 @@ pub mod codec;
 pub mod convert;
 pub mod error;
 pub mod quotas;
+pub mod revocations;
 pub mod service;
 pub mod validate;
 

@@ -22,7 +22,7 @@ use crate::session::{GroupAccess, SessionError, SessionManager};
 
 /// What a caller may do, as the auth layer left it in the request's extensions; no
 /// entry means no callers are configured and every caller may do everything.
-fn access(extensions: &Extensions) -> &GroupAccess {
+pub(crate) fn access(extensions: &Extensions) -> &GroupAccess {
     static ALL: GroupAccess = GroupAccess::All;
     extensions
         .get::<Caller>()
@@ -457,6 +457,15 @@ impl SessionService for SessionApi {
     ) -> Result<Response<pb::RotateSigningKeyResponse>, Status> {
         let kid = self.manager.rotate_signing_key().await?;
         Ok(Response::new(pb::RotateSigningKeyResponse { kid }))
+    }
+
+    async fn list_revocations(
+        &self,
+        request: Request<pb::ListRevocationsRequest>,
+    ) -> Result<Response<pb::ListRevocationsResponse>, Status> {
+        Ok(Response::new(
+            super::revocations::list_revocations(&self.manager, request.into_inner()).await?,
+        ))
     }
 
     async fn list_user_sessions(

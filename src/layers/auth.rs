@@ -37,10 +37,13 @@ pub enum Permission {
     RotateSigningKey,
     /// An online backup: every session record and the signing keys.
     Backup,
+    ListRevocations,
+    /// Envoy's `envoy.service.auth.v3.Authorization/Check` (ext_authz).
+    ExtAuthz,
 }
 
 impl Permission {
-    const ALL: [Permission; 13] = [
+    const ALL: [Permission; 15] = [
         Permission::Start,
         Permission::Refresh,
         Permission::Extend,
@@ -54,6 +57,8 @@ impl Permission {
         Permission::UpdateAttributes,
         Permission::RotateSigningKey,
         Permission::Backup,
+        Permission::ListRevocations,
+        Permission::ExtAuthz,
     ];
 
     fn name(self) -> &'static str {
@@ -71,6 +76,8 @@ impl Permission {
             Permission::UpdateAttributes => "UpdateAttributes",
             Permission::RotateSigningKey => "RotateSigningKey",
             Permission::Backup => "Backup",
+            Permission::ListRevocations => "ListRevocations",
+            Permission::ExtAuthz => "ExtAuthz",
         }
     }
 
@@ -107,7 +114,7 @@ pub enum CallerConfigError {
     BadKeyHash(String),
     #[error("caller {0:?}: needs api_key_sha256 or cert_subject")]
     NoCredential(String),
-    #[error("caller {caller:?}: unknown call {call:?} (known: Start, Refresh, Extend, Whoami, Logout, LogoutAll, RefreshAllForUser, ListUserSessions, WatchSessions, Reauthenticate, UpdateAttributes, RotateSigningKey, *)")]
+    #[error("caller {caller:?}: unknown call {call:?} (known: Start, Refresh, Extend, Whoami, Logout, LogoutAll, RefreshAllForUser, ListUserSessions, WatchSessions, Reauthenticate, UpdateAttributes, RotateSigningKey, ListRevocations, ExtAuthz, *)")]
     UnknownCall { caller: String, call: String },
     #[error("two callers share the credential of {0:?}")]
     Duplicate(String),
@@ -262,6 +269,9 @@ fn client_cert_subject<B>(request: &http::Request<B>) -> Option<String> {
     Some(name.to_owned())
 }
 
+/// Envoy's ext_authz call, served beside `SessionService`.
+const EXT_AUTHZ_CHECK: &str = "/envoy.service.auth.v3.Authorization/Check";
+
 /// The permission a gRPC path needs; None for services open to everyone.
 fn permission_for(path: &str) -> Result<Option<Permission>, Status> {
     // Health, reflection and the public keys are for everyone.
@@ -270,6 +280,9 @@ fn permission_for(path: &str) -> Result<Option<Permission>, Status> {
         || path == "/session.v1.SessionService/GetJwks"
     {
         return Ok(None);
+    }
+    if path == EXT_AUTHZ_CHECK {
+        return Ok(Some(Permission::ExtAuthz));
     }
     let method = path.rsplit('/').next().unwrap_or_default();
     Permission::parse(method)
@@ -431,6 +444,15 @@ mod tests {
                 "{method} has no permission, so configured callers could never call it"
             );
         }
+    }
+
+    #[test]
+    fn envoy_check_needs_the_ext_authz_permission() {
+        assert_eq!(
+            permission_for(EXT_AUTHZ_CHECK).ok(),
+            Some(Some(Permission::ExtAuthz))
+        );
+        assert!(Callers::new(&[caller(&["ExtAuthz", "ListRevocations"])]).is_ok());
     }
 
     #[test]

@@ -23,6 +23,16 @@ impl GroupAccess {
         }
     }
 
+    /// The groups within reach of both.
+    pub fn within(&self, other: &GroupAccess) -> GroupAccess {
+        match (self, other) {
+            (GroupAccess::All, reach) | (reach, GroupAccess::All) => reach.clone(),
+            (GroupAccess::Only(these), GroupAccess::Only(those)) => {
+                GroupAccess::Only(these.intersection(those).cloned().collect())
+            }
+        }
+    }
+
     /// `Ok` when `group` is within reach, else the error that says so.
     pub fn check(&self, group: &str) -> Result<(), SessionError> {
         if self.allows(group) {

@@ -4,8 +4,10 @@
 pub mod access;
 pub mod backup;
 pub mod error;
+pub mod jwt;
 pub mod manager;
 pub mod policy;
+pub mod revocations;
 pub mod token;
 pub mod watch;
 

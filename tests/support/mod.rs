@@ -662,3 +662,50 @@ impl Drop for Daemon {
         let _ = self.child.wait();
     }
 }
+
+/// The hex SHA-256 of an API key, as `api_key_sha256` in `[[callers]]` wants it.
+pub fn sha256_hex(key: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `message` with the API key `key` in its `authorization` metadata.
+pub fn with_key<T>(message: T, key: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {key}").parse().expect("ascii key"),
+    );
+    request
+}
+
+// --- Gateways --------------------------------------------------------------------------
+
+/// A CheckRequest as Envoy sends it for a request with these headers.
+pub fn check_request(
+    headers: &[(&str, &str)],
+) -> envoy_types::pb::envoy::service::auth::v3::CheckRequest {
+    let headers = headers
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+        .collect();
+    use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
+    use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
+    CheckRequest {
+        attributes: Some(AttributeContext {
+            request: Some(Request {
+                http: Some(HttpRequest {
+                    method: "GET".into(),
+                    path: "/orders".into(),
+                    headers,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    }
+}

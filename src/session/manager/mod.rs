@@ -151,7 +151,7 @@ impl Default for ManagerSettings {
 /// The session rules, bound to a store, the group policies and a clock.
 pub struct SessionManager {
     pub(super) store: Arc<dyn SessionStore>,
-    policies: Policies,
+    pub(super) policies: Policies,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) settings: ManagerSettings,
     /// Turns true at shutdown: watchers end their streams.
@@ -275,33 +275,16 @@ impl SessionManager {
     /// Adds the access token (and the ID token when asked for) the group issues.
     fn with_jwts(&self, mut issued: Issued, id_token: bool, now_ms: u64) -> Issued {
         let record = &issued.session.record;
-        let policy = self.policies.for_record(record);
-        let (Some(signer), Some(ttl)) = (&self.signer, policy.access_token_ttl) else {
+        let Some((signer, mut claims, access_token)) = self.signed_access_token(record, now_ms)
+        else {
             return issued;
         };
-        let expires_at_ms = now_ms
-            .saturating_add(millis(ttl))
-            .min(policy.ends_at_ms(record));
-        let mut claims = serde_json::json!({
-            "iss": signer.issuer,
-            "aud": policy.audience.clone().unwrap_or_else(|| record.group.clone()),
-            "sub": record.user_id,
-            "sid": SessionId::from_slice(&record.session_id).map(|id| id.to_string()).unwrap_or_default(),
-            "iat": now_ms / 1000,
-            "exp": expires_at_ms / 1000,
-            "group": record.group,
-            "jti": uuid::Uuid::now_v7().to_string(),
-            "attrs": record.attributes,
-        });
-        issued.access_token = Some(AccessToken {
-            jwt: signer.keys.sign(&claims),
-            expires_in: Duration::from_millis(expires_at_ms.saturating_sub(now_ms)),
-        });
         if id_token {
             claims["auth_time"] = serde_json::json!(record.authenticated_at_ms / 1000);
             claims["jti"] = serde_json::json!(uuid::Uuid::now_v7().to_string());
             issued.id_token = Some(signer.keys.sign(&claims));
         }
+        issued.access_token = Some(access_token);
         issued
     }
 
