@@ -25,7 +25,7 @@ pub fn toolchain_available(suite: &str, programs: &[&str], install: &str) -> boo
     let missing = missing.join(", ");
     assert!(
         std::env::var_os("CI").is_none(),
-        "{missing} not on PATH: CI needs it for {suite} ({install})"
+        "{missing} not on PATH: CI needs them for {suite} ({install})"
     );
     eprintln!(
         "\n*** SKIPPED {suite}: {missing} not on PATH, so this client was NOT tested. \

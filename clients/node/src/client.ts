@@ -115,7 +115,7 @@ export class SessionClient {
     const request = create(StartRequestSchema, {
       ...rest,
       userId,
-      ttlSeconds: ttlSeconds === undefined ? undefined : BigInt(ttlSeconds),
+      ttlSeconds: int64(ttlSeconds),
     });
     return mappingErrors(() => this.stub.start(request, this.#unary()));
   }
@@ -145,10 +145,7 @@ export class SessionClient {
    * group's lifespan). `extended` is false outside the group's extend window.
    */
   extend(sessionId: string, keepAliveSeconds?: number): Promise<ExtendResponse> {
-    const request = create(ExtendRequestSchema, {
-      sessionId,
-      keepAliveSeconds: keepAliveSeconds === undefined ? undefined : BigInt(keepAliveSeconds),
-    });
+    const request = create(ExtendRequestSchema, { sessionId, keepAliveSeconds: int64(keepAliveSeconds) });
     return mappingErrors(() => this.stub.extend(request, this.#unary()));
   }
 
@@ -160,10 +157,7 @@ export class SessionClient {
 
   /** Extends every active session of `userId` by Extend's rules (NOT_FOUND: none). */
   refreshAllForUser(userId: string, keepAliveSeconds?: number): Promise<RefreshAllForUserResponse> {
-    const request = create(RefreshAllForUserRequestSchema, {
-      userId,
-      keepAliveSeconds: keepAliveSeconds === undefined ? undefined : BigInt(keepAliveSeconds),
-    });
+    const request = create(RefreshAllForUserRequestSchema, { userId, keepAliveSeconds: int64(keepAliveSeconds) });
     return mappingErrors(() => this.stub.refreshAllForUser(request, this.#unary()));
   }
 
@@ -203,4 +197,9 @@ export class SessionClient {
   #unary(): { timeoutMs?: number } {
     return this.timeoutMs > 0 ? { timeoutMs: this.timeoutMs } : {};
   }
+}
+
+/** `seconds` as an int64 field's value; unset stays unset. */
+function int64(seconds: number | undefined): bigint | undefined {
+  return seconds === undefined ? undefined : BigInt(seconds);
 }

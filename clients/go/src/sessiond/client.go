@@ -88,11 +88,7 @@ type RefreshOptions struct {
 // the old token coming back is theft: the session is revoked and the call fails
 // Unauthenticated.
 func (c *Client) Refresh(ctx context.Context, refreshToken string, options RefreshOptions) (*sessionpb.RefreshResponse, error) {
-	request := &sessionpb.RefreshRequest{
-		RefreshToken: refreshToken,
-		Scope:        options.Scope,
-		IssueIdToken: options.IssueIDToken,
-	}
+	request := &sessionpb.RefreshRequest{RefreshToken: refreshToken, Scope: options.Scope, IssueIdToken: options.IssueIDToken}
 	return call(ctx, c, c.Stub.Refresh, request)
 }
 
