@@ -1,6 +1,7 @@
 //! Client suites in other languages (Python, TypeScript, Go) run against an in-process
 //! server: is their toolchain there, the server they call, and running their commands.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -27,7 +28,10 @@ pub fn toolchain_available(suite: &str, programs: &[&str], install: &str) -> boo
         std::env::var_os("CI").is_none(),
         "{missing} not on PATH: CI needs them for {suite} ({install})"
     );
-    eprintln!(
+    // Straight to stderr, past the test harness's capture (which eprintln! goes through),
+    // so a plain `cargo test` shows it.
+    let _ = writeln!(
+        std::io::stderr(),
         "\n*** SKIPPED {suite}: {missing} not on PATH, so this client was NOT tested. \
          {install} to run it. ***\n"
     );
