@@ -8,6 +8,8 @@
 //! prefix of its own.
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
+pub mod foreign_client;
+
 use std::sync::Arc;
 use std::time::Duration;
 
