@@ -13,6 +13,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 mod cli;
+mod prepare;
 mod report;
 mod stats;
 mod workload;
@@ -143,7 +144,7 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
         Some(key) => Auth::api_key(key)?,
         None => Auth::default(),
     };
-    let prepared = workload::prepare(
+    let prepared = prepare::prepare(
         &channels,
         &auth,
         &run_tag,
@@ -375,7 +376,7 @@ async fn measure_reference(
     let mut workers = workload::workers(
         &channels,
         &Auth::default(),
-        workload::Prepared::default(),
+        prepare::Prepared::default(),
         concurrency,
         run_tag,
     );
@@ -398,7 +399,7 @@ async fn measure_reference(
 fn write_ghz_data(
     path: &std::path::Path,
     call: &str,
-    prepared: &workload::Prepared,
+    prepared: &prepare::Prepared,
 ) -> Result<bool, BoxError> {
     let kind = CallKind::from_name(call).ok_or("--ghz-data needs --call")?;
     let data = prepared.ghz_data(kind).ok_or_else(|| {

@@ -1,12 +1,11 @@
-//! The calls, the state they need (prepared sessions and users), the workers that make
-//! them and the phases that run the workers until a deadline or a call count.
+//! The calls, the workers that make them and the phases that run the workers until a
+//! deadline or a call count (what they need is made in `prepare`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::ValueEnum;
-use futures::{StreamExt, TryStreamExt};
 use sessiond::proto::session::v1::session_service_client::SessionServiceClient;
 use sessiond::proto::session::v1::{
     ExtendRequest, RefreshAllForUserRequest, RefreshRequest, StartRequest, WhoamiRequest,
@@ -19,6 +18,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
+use crate::prepare::Prepared;
 use crate::stats::PhaseStats;
 use crate::BoxError;
 
@@ -130,12 +130,12 @@ fn gcd(a: u32, b: u32) -> u32 {
 /// One prepared session: its id and current tokens. Refresh replaces the tokens.
 #[derive(Debug, Clone)]
 pub struct Slot {
-    session_id: String,
-    session_token: String,
-    refresh_token: String,
+    pub(crate) session_id: String,
+    pub(crate) session_token: String,
+    pub(crate) refresh_token: String,
     /// A Refresh failed, so which refresh token is current is unknown: presenting the
     /// old one could be reuse. The slot is not used again.
-    broken: bool,
+    pub(crate) broken: bool,
 }
 
 /// The credentials every SessionService call carries (health and reflection need none).
@@ -156,7 +156,7 @@ impl Auth {
     }
 
     /// `message` as a request with the credentials attached.
-    fn request<T>(&self, message: T) -> Request<T> {
+    pub(crate) fn request<T>(&self, message: T) -> Request<T> {
         let mut request = Request::new(message);
         if let Some(bearer) = &self.bearer {
             request
@@ -376,7 +376,7 @@ impl Worker {
 }
 
 /// Awaits a call, giving up after `timeout` with DEADLINE_EXCEEDED.
-async fn bounded<T>(
+pub(crate) async fn bounded<T>(
     timeout: Duration,
     call: impl std::future::Future<Output = Result<tonic::Response<T>, Status>>,
 ) -> Result<tonic::Response<T>, Status> {
@@ -409,130 +409,11 @@ pub async fn health_check(
 }
 
 /// A Start like a login: one user id, a device in the metadata.
-fn start_request(user_id: String) -> StartRequest {
+pub(crate) fn start_request(user_id: String) -> StartRequest {
     StartRequest {
         user_id,
         metadata: [("device".to_owned(), "sessiond-bench".to_owned())].into(),
         ..Default::default()
-    }
-}
-
-/// What the calls need, made before any timing.
-#[derive(Default)]
-pub struct Prepared {
-    /// Sessions for whoami/refresh/extend, in start order.
-    pub slots: Vec<Slot>,
-    /// Users with `sessions_per_user` sessions each, for refresh-all.
-    pub users: Vec<String>,
-    /// Start calls made.
-    pub starts: u64,
-    /// How long preparing took.
-    pub elapsed: Duration,
-}
-
-/// Starts `sessions` sessions and `users` × `sessions_per_user` more, `concurrency` at a
-/// time, over the channels round-robin. The first failure stops everything.
-#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
-pub async fn prepare(
-    channels: &[Channel],
-    auth: &Auth,
-    run_tag: &str,
-    sessions: u64,
-    users: u64,
-    sessions_per_user: u64,
-    concurrency: usize,
-    timeout: Duration,
-) -> Result<Prepared, BoxError> {
-    let began = Instant::now();
-    let start = |user_id: String, channel: &Channel| {
-        let channel = channel.clone();
-        async move {
-            let mut client = SessionServiceClient::new(channel);
-            let request = auth.request(start_request(user_id.clone()));
-            let response = bounded(timeout, client.start(request))
-                .await
-                .map_err(|status| {
-                    format!(
-                        "preparing: Start for {user_id} failed: {} ({})",
-                        crate::stats::code_name(status.code()),
-                        status.message()
-                    )
-                })?
-                .into_inner();
-            let session_id = response
-                .session
-                .map(|session| session.session_id)
-                .ok_or_else(|| format!("preparing: Start for {user_id} returned no session"))?;
-            Ok::<Slot, BoxError>(Slot {
-                session_id,
-                session_token: response.session_token,
-                refresh_token: response.refresh_token,
-                broken: false,
-            })
-        }
-    };
-
-    // `cycle` over an empty slice is empty: no channel, nothing prepared (and no panic).
-    let slots: Vec<Slot> = futures::stream::iter((0..sessions).zip(channels.iter().cycle()))
-        .map(|(i, channel)| start(format!("bench-{run_tag}-u{i}"), channel))
-        .buffered(concurrency.max(1))
-        .try_collect()
-        .await?;
-
-    let user_ids: Vec<String> = (0..users)
-        .map(|u| format!("bench-{run_tag}-r{u}"))
-        .collect();
-    let per_user = usize::try_from(sessions_per_user).unwrap_or(usize::MAX);
-    let user_sessions = user_ids
-        .iter()
-        .flat_map(|user| std::iter::repeat_n(user, per_user))
-        .zip(channels.iter().cycle());
-    futures::stream::iter(user_sessions)
-        .map(|(user, channel)| start(user.clone(), channel))
-        .buffer_unordered(concurrency.max(1))
-        .try_for_each(|_| async { Ok(()) })
-        .await?;
-
-    Ok(Prepared {
-        slots,
-        users: user_ids,
-        starts: sessions + users * sessions_per_user,
-        elapsed: began.elapsed(),
-    })
-}
-
-impl Prepared {
-    /// The ghz data array for `kind`: one request message per prepared session (or
-    /// user). None for calls that need nothing prepared.
-    pub fn ghz_data(&self, kind: CallKind) -> Option<Vec<serde_json::Value>> {
-        let field = |name: &str, value: &str| serde_json::json!({ name: value });
-        match kind {
-            CallKind::Whoami => Some(
-                self.slots
-                    .iter()
-                    .map(|slot| field("session_token", &slot.session_token))
-                    .collect(),
-            ),
-            CallKind::Refresh => Some(
-                self.slots
-                    .iter()
-                    .map(|slot| field("refresh_token", &slot.refresh_token))
-                    .collect(),
-            ),
-            CallKind::Extend => Some(
-                self.slots
-                    .iter()
-                    .map(|slot| field("session_id", &slot.session_id))
-                    .collect(),
-            ),
-            CallKind::RefreshAll => Some(
-                self.users
-                    .iter()
-                    .map(|user| field("user_id", user))
-                    .collect(),
-            ),
-            CallKind::Start | CallKind::Health => None,
-        }
     }
 }
 
