@@ -678,7 +678,10 @@ async fn step(
             }
             let (id, text) =
                 issued.session_tokens[token.index(issued.session_tokens.len())].clone();
-            let actual = match m.whoami(&access, parse(TokenKind::Session, &text)).await {
+            let actual = match m
+                .whoami(&access, parse(TokenKind::Session, &text), None)
+                .await
+            {
                 Ok(snapshot) => Answer::Session(View::from(&snapshot)),
                 Err(error) => Answer::Failed(error.into()),
             };
@@ -691,7 +694,7 @@ async fn step(
             let (id, text) =
                 issued.refresh_tokens[token.index(issued.refresh_tokens.len())].clone();
             match m
-                .refresh(&access, parse(TokenKind::Refresh, &text), None, false)
+                .refresh(&access, parse(TokenKind::Refresh, &text), None, false, None)
                 .await
             {
                 Ok(new) => {

@@ -14,6 +14,8 @@ mod common;
 
 #[path = "backup.rs"]
 mod backup;
+#[path = "client_context.rs"]
+mod client_context;
 #[path = "lifecycle.rs"]
 mod lifecycle;
 #[path = "list.rs"]

@@ -20,6 +20,8 @@ mod support;
 mod access_tokens;
 #[path = "auth.rs"]
 mod auth;
+#[path = "client_context.rs"]
+mod client_context;
 #[path = "enrichment.rs"]
 mod enrichment;
 #[path = "errors.rs"]

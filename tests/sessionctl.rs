@@ -481,3 +481,40 @@ async fn backup_writes_a_verified_file() {
         "no partial file left"
     );
 }
+
+#[tokio::test]
+async fn start_with_a_client_shows_it_in_whoami_and_list() {
+    let test = TestServer::start().await;
+    let started = sessionctl(
+        &test,
+        &[
+            "start",
+            "alice",
+            "--ip",
+            "192.0.2.1",
+            "--user-agent",
+            "Firefox/140",
+            "--device-label",
+            "laptop",
+            "--json",
+        ],
+    )
+    .await
+    .json();
+    assert_eq!(text(&started, "/session/client/ip"), "192.0.2.1");
+    let token = text(&started, "/session_token");
+
+    let whoami = sessionctl(&test, &["whoami", token, "--ip", "192.0.2.9", "--json"])
+        .await
+        .json();
+    assert_eq!(text(&whoami, "/session/last_ip"), "192.0.2.9");
+    assert_eq!(text(&whoami, "/session/last_user_agent"), "Firefox/140");
+
+    let run = sessionctl(&test, &["list", "alice"]).await;
+    let out = run.ok();
+    assert!(
+        out.contains("LAST IP") && out.contains("192.0.2.9"),
+        "{out}"
+    );
+    assert!(out.contains("laptop"), "{out}");
+}

@@ -55,6 +55,17 @@ impl From<Snapshot> for pb::Session {
             aal: record.aal,
             token_attributes: record.token_attributes.into_iter().collect(),
             external_user_id: record.external_user_id,
+            client: record.client.map(|client| pb::ClientContext {
+                ip: client.ip,
+                user_agent: client.user_agent,
+                device_id: client.device_id,
+                device_label: client.device_label,
+            }),
+            last_ip: record.last_ip,
+            last_user_agent: record.last_user_agent,
+            last_seen_at: (record.last_seen_at_ms > 0)
+                .then(|| timestamp(record.last_seen_at_ms))
+                .flatten(),
         }
     }
 }

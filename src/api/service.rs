@@ -101,6 +101,7 @@ impl SessionApi {
                     .limits
                     .user_id("external_user_id", request.external_user_id)?,
             },
+            client: self.limits.client(request.client)?,
         };
         self.manager.start(access, params).await
     }
@@ -113,8 +114,15 @@ impl SessionApi {
         let token = validate::token("refresh_token", TokenKind::Refresh, &request.refresh_token)?;
         let scope = self.limits.scope(request.scope)?;
         let expected_scope = Some(scope.as_str()).filter(|scope| !scope.is_empty());
+        let client = self.limits.client(request.client)?;
         self.manager
-            .refresh(access, token, expected_scope, request.issue_id_token)
+            .refresh(
+                access,
+                token,
+                expected_scope,
+                request.issue_id_token,
+                client.as_ref(),
+            )
             .await
     }
 
@@ -138,7 +146,8 @@ impl SessionApi {
         request: pb::WhoamiRequest,
     ) -> Result<pb::WhoamiResponse, SessionError> {
         let token = validate::token("session_token", TokenKind::Session, &request.session_token)?;
-        let session = self.manager.whoami(access, token).await?;
+        let client = self.limits.client(request.client)?;
+        let session = self.manager.whoami(access, token, client.as_ref()).await?;
         Ok(pb::WhoamiResponse {
             expires_in_seconds: whole_seconds(session.expires_in),
             cache_until: timestamp(session.cache_until_ms),

@@ -13,7 +13,7 @@ use std::str::FromStr;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-pub use record::{EventKind, SessionRecord, StoredEvent, StoredState};
+pub use record::{ClientContext, EventKind, SessionRecord, StoredEvent, StoredState};
 
 /// Session ids are UUID v7: unique, and sorted by creation time.
 pub type SessionId = uuid::Uuid;

@@ -61,6 +61,32 @@ pub struct SessionRecord {
     /// The user's id in the caller's system; empty: none.
     #[prost(string, tag = "21")]
     pub external_user_id: String,
+    /// The client the session was started from (None: none given).
+    #[prost(message, optional, tag = "22")]
+    pub client: Option<ClientContext>,
+    /// The IP address (canonical text) the session was last seen from; empty: unknown.
+    #[prost(string, tag = "23")]
+    pub last_ip: String,
+    /// The user agent the session was last seen with; empty: unknown.
+    #[prost(string, tag = "24")]
+    pub last_user_agent: String,
+    /// When `last_ip` / `last_user_agent` were last recorded (0: never).
+    #[prost(uint64, tag = "25")]
+    pub last_seen_at_ms: u64,
+}
+
+/// The end user's client as the caller saw it.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct ClientContext {
+    /// Canonical text form of an IPv4 or IPv6 address; empty: unknown.
+    #[prost(string, tag = "1")]
+    pub ip: String,
+    #[prost(string, tag = "2")]
+    pub user_agent: String,
+    #[prost(string, tag = "3")]
+    pub device_id: String,
+    #[prost(string, tag = "4")]
+    pub device_label: String,
 }
 
 /// One entry of the session event log.

@@ -90,6 +90,8 @@ pub enum Command {
             value_name = "SESSION_TOKEN"
         )]
         session_token: String,
+        #[command(flatten)]
+        client: ClientArgs,
     },
     /// Trade a refresh token for a new token pair; the old pair stops working.
     Refresh {
@@ -100,6 +102,8 @@ pub enum Command {
             value_name = "REFRESH_TOKEN"
         )]
         refresh_token: String,
+        #[command(flatten)]
+        client: ClientArgs,
     },
     /// Push one session's expiry out (keep-alive).
     Extend {
@@ -147,6 +151,41 @@ pub struct StartArgs {
     /// Enrichment data, e.g. role=admin (repeatable).
     #[arg(long = "attr", value_name = "KEY=VALUE", value_parser = key_value)]
     attributes: Vec<(String, String)>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// The end user's client, as `start`, `whoami` and `refresh` pass it on.
+#[derive(Args)]
+pub struct ClientArgs {
+    /// The end user's IP address (IPv4 or IPv6).
+    #[arg(long, value_name = "IP")]
+    ip: Option<String>,
+    /// The end user's User-Agent.
+    #[arg(long, value_name = "TEXT")]
+    user_agent: Option<String>,
+    /// A stable id of the device (start only).
+    #[arg(long, value_name = "ID")]
+    device_id: Option<String>,
+    /// A readable name of the device (start only).
+    #[arg(long, value_name = "TEXT")]
+    device_label: Option<String>,
+}
+
+impl ClientArgs {
+    /// The client context, or None when no flag of it was given.
+    fn into_context(self) -> Option<pb::ClientContext> {
+        let given = self.ip.is_some()
+            || self.user_agent.is_some()
+            || self.device_id.is_some()
+            || self.device_label.is_some();
+        given.then(|| pb::ClientContext {
+            ip: self.ip.unwrap_or_default(),
+            user_agent: self.user_agent.unwrap_or_default(),
+            device_id: self.device_id.unwrap_or_default(),
+            device_label: self.device_label.unwrap_or_default(),
+        })
+    }
 }
 
 /// Flags of `logout`: at most one of the token and the id (neither: the token from the
@@ -193,8 +232,8 @@ pub struct ListArgs {
 /// A request ready to send: what the command line asked for, fully resolved. No
 /// `Debug`, like every type here that holds a token: nothing can print one by accident.
 pub enum Call {
-    /// `start`.
-    Start(pb::StartRequest),
+    /// `start` (boxed: the largest request by far).
+    Start(Box<pb::StartRequest>),
     /// `whoami`.
     Whoami(pb::WhoamiRequest),
     /// `refresh`.
@@ -220,19 +259,28 @@ impl Command {
     /// The request this command sends. Reads stdin for a "-" token; fails on bad input.
     pub fn into_call(self) -> Result<Call, CtlError> {
         Ok(match self {
-            Command::Start(args) => Call::Start(pb::StartRequest {
+            Command::Start(args) => Call::Start(Box::new(pb::StartRequest {
                 user_id: args.user_id,
                 group: args.group.unwrap_or_default(),
                 ttl_seconds: args.ttl,
                 metadata: into_map("--meta", args.metadata)?,
                 attributes: into_map("--attr", args.attributes)?,
+                client: args.client.into_context(),
                 ..Default::default()
-            }),
-            Command::Whoami { session_token } => Call::Whoami(pb::WhoamiRequest {
+            })),
+            Command::Whoami {
+                session_token,
+                client,
+            } => Call::Whoami(pb::WhoamiRequest {
                 session_token: secret(session_token, "session token")?,
+                client: client.into_context(),
             }),
-            Command::Refresh { refresh_token } => Call::Refresh(pb::RefreshRequest {
+            Command::Refresh {
+                refresh_token,
+                client,
+            } => Call::Refresh(pb::RefreshRequest {
                 refresh_token: secret(refresh_token, "refresh token")?,
+                client: client.into_context(),
                 ..Default::default()
             }),
             Command::Extend {

@@ -113,7 +113,7 @@ impl Api {
     pub async fn send(&mut self, call: Call) -> Result<Answer, CtlError> {
         Ok(match call {
             Call::Start(message) => {
-                let request = self.request(message);
+                let request = self.request(*message);
                 Answer::Start(answer(self.timeout, self.client.start(request)).await?)
             }
             Call::Whoami(message) => {

@@ -171,7 +171,31 @@ fn session_json(session: &pb::Session) -> Value {
         "ttl_seconds": session.ttl_seconds,
         "metadata": sorted(&session.metadata),
         "attributes": sorted(&session.attributes),
+        "client": session.client.as_ref().map(|client| json!({
+            "ip": client.ip,
+            "user_agent": client.user_agent,
+            "device_id": client.device_id,
+            "device_label": client.device_label,
+        })),
+        "last_ip": session.last_ip,
+        "last_user_agent": session.last_user_agent,
+        "last_seen_at": session.last_seen_at.as_ref().map(|at| rfc3339(at, true)),
     })
+}
+
+/// The device a session runs on, for people: its label, else its id, else "-".
+fn device(session: &pb::Session) -> String {
+    session
+        .client
+        .as_ref()
+        .map(|client| [&client.device_label, &client.device_id])
+        .and_then(|names| names.into_iter().find(|name| !name.is_empty()).cloned())
+        .unwrap_or_else(|| "-".to_owned())
+}
+
+/// Text of a field that may be empty: "-" when it is.
+fn or_dash(text: &str) -> String {
+    if text.is_empty() { "-" } else { text }.to_owned()
 }
 
 /// A session as `key: value` pairs, every field, in proto order.
@@ -204,6 +228,14 @@ fn session_pairs(session: Option<&pb::Session>, now_seconds: i64) -> Vec<(&'stat
         ("ttl_seconds", seconds(session.ttl_seconds)),
         ("metadata", pairs_text(&session.metadata)),
         ("attributes", pairs_text(&session.attributes)),
+        ("device", device(session)),
+        (
+            "client_ip",
+            or_dash(session.client.as_ref().map_or("", |client| &client.ip)),
+        ),
+        ("last_ip", or_dash(&session.last_ip)),
+        ("last_user_agent", or_dash(&session.last_user_agent)),
+        ("last_seen_at", moment(session.last_seen_at.as_ref(), None)),
     ]
 }
 
@@ -226,6 +258,8 @@ fn session_table(sessions: &[pb::Session], now_seconds: i64) -> String {
                     }
                     _ => "-".to_owned(),
                 },
+                device(session),
+                or_dash(&session.last_ip),
                 truncate(&pairs_text(&session.metadata), METADATA_COLUMN_CHARS),
             ]
         })
@@ -239,6 +273,8 @@ fn session_table(sessions: &[pb::Session], now_seconds: i64) -> String {
             "LAST ACCESS",
             "EXPIRES",
             "EXPIRES IN",
+            "DEVICE",
+            "LAST IP",
             "METADATA",
         ],
         rows,

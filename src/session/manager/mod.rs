@@ -6,6 +6,7 @@ mod extension;
 mod listing;
 mod logout;
 mod rotation;
+mod sighting;
 mod start;
 mod sweep;
 mod validation;
@@ -22,7 +23,8 @@ use crate::clock::{millis, Clock};
 use crate::metrics;
 use crate::signing::KeyRing;
 use crate::store::{
-    Commit, Decision, Event, EventKind, SessionId, SessionRecord, SessionStore, StoredState,
+    ClientContext, Commit, Decision, Event, EventKind, SessionId, SessionRecord, SessionStore,
+    StoredState,
 };
 
 /// Pause between two sweeper batches.
@@ -49,6 +51,8 @@ pub struct StartParams {
     pub issue_id_token: bool,
     /// Empty: none.
     pub external_user_id: String,
+    /// The client the session is started from, if the caller said.
+    pub client: Option<ClientContext>,
 }
 
 /// A user, by our id or by the caller's.

@@ -15,6 +15,7 @@ impl SessionManager {
         token: Token,
         expected_scope: Option<&str>,
         issue_id_token: bool,
+        client: Option<&ClientContext>,
     ) -> Result<Issued, SessionError> {
         enum Outcome {
             Forbidden,
@@ -56,6 +57,7 @@ impl SessionManager {
                     }
                     outcome = Outcome::Rotated;
                     let mut next = self.rotated(record, &tokens, now);
+                    sighting::record_sighting(&mut next, client, now);
                     let grace = millis(self.policies.for_record(record).refresh_grace);
                     if grace > 0 {
                         next.grace_until_ms = now.saturating_add(grace);

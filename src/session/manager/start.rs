@@ -26,7 +26,7 @@ impl SessionManager {
         let tokens = TokenPair::generate()?;
         let now = self.clock.now_ms();
         let max_expires_at_ms = now.saturating_add(millis(policy.max_lifetime));
-        let record = SessionRecord {
+        let mut record = SessionRecord {
             session_id: self
                 .store
                 .place_session_id(new_session_id(now), &params.user_id)
@@ -52,7 +52,13 @@ impl SessionManager {
             aal: String::new(),
             token_attributes: params.token_attributes,
             external_user_id: params.external_user_id,
+            client: None,
+            last_ip: String::new(),
+            last_user_agent: String::new(),
+            last_seen_at_ms: 0,
         };
+        sighting::record_sighting(&mut record, params.client.as_ref(), now);
+        record.client = params.client;
         let mut evicted = 0;
         let mut refused = false;
         match policy.max_sessions_per_user {
