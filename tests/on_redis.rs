@@ -16,6 +16,8 @@ mod common;
 mod backup;
 #[path = "client_context.rs"]
 mod client_context;
+#[path = "end_reasons.rs"]
+mod end_reasons;
 #[path = "lifecycle.rs"]
 mod lifecycle;
 #[path = "list.rs"]

@@ -22,6 +22,8 @@ mod access_tokens;
 mod auth;
 #[path = "client_context.rs"]
 mod client_context;
+#[path = "end_reasons.rs"]
+mod end_reasons;
 #[path = "enrichment.rs"]
 mod enrichment;
 #[path = "errors.rs"]

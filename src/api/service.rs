@@ -17,15 +17,17 @@ use crate::proto::session::v1::session_service_server::SessionService;
 use crate::session::manager::{AttributeChanges, Issued, StartParams};
 use crate::session::token::TokenKind;
 use crate::session::watch::WatchRequest;
-use crate::session::{GroupAccess, SessionError, SessionManager};
+use crate::session::{Acting, SessionError, SessionManager};
 
-/// What a caller may do, as the auth layer left it in the request's extensions; no
-/// entry means no callers are configured and every caller may do everything.
-fn access(extensions: &Extensions) -> &GroupAccess {
-    static ALL: GroupAccess = GroupAccess::All;
+/// Who calls and what it may do, as the auth layer left it in the request's
+/// extensions; no entry means no callers are configured: "anonymous", every group.
+fn access(extensions: &Extensions) -> Acting<'_> {
     extensions
         .get::<Caller>()
-        .map_or(&ALL, |caller| caller.access())
+        .map_or(Acting::ANONYMOUS, |caller| Acting {
+            access: caller.access(),
+            actor: caller.name(),
+        })
 }
 
 fn may_logout_all(extensions: &Extensions) -> bool {
@@ -81,7 +83,7 @@ impl SessionApi {
 
     async fn inner_start(
         &self,
-        access: &GroupAccess,
+        access: Acting<'_>,
         request: pb::StartRequest,
     ) -> Result<Issued, SessionError> {
         let params = StartParams {
@@ -108,7 +110,7 @@ impl SessionApi {
 
     async fn inner_refresh(
         &self,
-        access: &GroupAccess,
+        access: Acting<'_>,
         request: pb::RefreshRequest,
     ) -> Result<Issued, SessionError> {
         let token = validate::token("refresh_token", TokenKind::Refresh, &request.refresh_token)?;
@@ -128,7 +130,7 @@ impl SessionApi {
 
     async fn inner_extend(
         &self,
-        access: &GroupAccess,
+        access: Acting<'_>,
         request: pb::ExtendRequest,
     ) -> Result<pb::ExtendResponse, SessionError> {
         let session_id = validate::session_id("session_id", &request.session_id)?;
@@ -142,7 +144,7 @@ impl SessionApi {
 
     async fn inner_whoami(
         &self,
-        access: &GroupAccess,
+        access: Acting<'_>,
         request: pb::WhoamiRequest,
     ) -> Result<pb::WhoamiResponse, SessionError> {
         let token = validate::token("session_token", TokenKind::Session, &request.session_token)?;
@@ -199,7 +201,7 @@ impl SessionApi {
 
     async fn inner_refresh_all_for_user(
         &self,
-        access: &GroupAccess,
+        access: Acting<'_>,
         request: pb::RefreshAllForUserRequest,
     ) -> Result<pb::RefreshAllForUserResponse, SessionError> {
         let user = self
@@ -219,7 +221,7 @@ impl SessionApi {
 
     async fn inner_reauthenticate(
         &self,
-        access: &GroupAccess,
+        access: Acting<'_>,
         request: pb::ReauthenticateRequest,
     ) -> Result<pb::ReauthenticateResponse, SessionError> {
         let target = validate::session_target(&request.session_token, &request.session_id)?;
@@ -233,7 +235,7 @@ impl SessionApi {
 
     async fn inner_update_attributes(
         &self,
-        access: &GroupAccess,
+        access: Acting<'_>,
         request: pb::UpdateAttributesRequest,
     ) -> Result<pb::UpdateAttributesResponse, SessionError> {
         let session_id = validate::session_id("session_id", &request.session_id)?;
@@ -259,7 +261,7 @@ impl SessionApi {
 
     async fn inner_list_user_sessions(
         &self,
-        access: &GroupAccess,
+        access: Acting<'_>,
         request: pb::ListUserSessionsRequest,
     ) -> Result<pb::ListUserSessionsResponse, SessionError> {
         let user_id = self.limits.user_id("user_id", request.user_id)?;

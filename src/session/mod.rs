@@ -9,6 +9,6 @@ pub mod policy;
 pub mod token;
 pub mod watch;
 
-pub use access::GroupAccess;
+pub use access::{Acting, GroupAccess};
 pub use error::SessionError;
 pub use manager::SessionManager;

@@ -41,7 +41,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use super::{
-    Commit, ConsistencyReport, Decision, Event, EventKind, EventsAfter, RecordDecision, SessionId,
+    Commit, ConsistencyReport, Decision, Event, EventsAfter, RecordDecision, SessionId,
     SessionRecord, SessionStore, StoreError, StoredEvent, UserDecision,
 };
 use crate::clock::Clock;
@@ -372,14 +372,8 @@ impl Plan {
         self.step("R", key, [member.into_bytes()]);
     }
 
-    fn event(&mut self, session_id: &[u8], user_id: &str, event: Event) {
-        let stored = StoredEvent {
-            seq: 0,
-            kind: event.kind as i32,
-            session_id: session_id.to_vec(),
-            user_id: user_id.to_owned(),
-            at_ms: event.at_ms,
-        };
+    fn event(&mut self, session_id: &[u8], user_id: &str, event: &Event) {
+        let stored = event.stored(0, session_id, user_id);
         self.args.push(b"E".to_vec());
         self.args.push(stored.encode_to_vec());
     }
@@ -632,33 +626,34 @@ impl RedisStore {
             .collect::<Result<Vec<_>, _>>()?;
         let ids: Vec<SessionId> = due.iter().map(|(id, _)| *id).collect();
         let stored = self.records(&ids).await?;
-        let expired = Event {
-            kind: EventKind::Expired,
-            at_ms: now_ms,
-        };
         let mut plan = Plan::new(&self.keys, shard);
         let mut removed = 0;
         for ((id, user_id), bytes) in due.iter().zip(&stored) {
             let key = self.keys.session(*id);
             plan.check_value(key.clone(), bytes.as_deref());
-            let grace = match bytes {
-                Some(bytes) => {
-                    let record = decode(*id, bytes)?;
-                    if record.expires_at_ms > now_ms {
-                        continue;
-                    }
-                    record.grace_until_ms
-                }
-                // Redis's own expiry was first: only the indexes are left.
-                None => 1,
-            };
+            let record = bytes
+                .as_deref()
+                .map(|bytes| decode(*id, bytes))
+                .transpose()?;
+            if record
+                .as_ref()
+                .is_some_and(|record| record.expires_at_ms > now_ms)
+            {
+                continue;
+            }
+            // None: Redis's own expiry was first, only the indexes are left.
+            let grace = record.as_ref().map_or(1, |record| record.grace_until_ms);
             plan.delete(key);
             plan.zrem(self.keys.user(user_id), id_hex(*id));
             plan.zrem(self.keys.expiry(shard), expiry_member(*id, user_id));
             if grace > 0 {
                 plan.zrem(self.keys.grace(shard), id_hex(*id));
             }
-            plan.event(id.as_bytes(), user_id, expired);
+            plan.event(
+                id.as_bytes(),
+                user_id,
+                &Event::expired(record.as_ref(), now_ms),
+            );
             removed += 1;
         }
         if removed == 0 || !self.run(plan).await? {
@@ -793,14 +788,7 @@ impl SessionStore for RedisStore {
         let mut plan = Plan::new(&self.keys, shard_of(id));
         plan.check_value(self.keys.session(id), None);
         self.plan_put(&mut plan, None, record)?;
-        plan.event(
-            &record.session_id,
-            &record.user_id,
-            Event {
-                kind: EventKind::Started,
-                at_ms: record.created_at_ms,
-            },
-        );
+        plan.event(&record.session_id, &record.user_id, &Event::started(record));
         if self.run(plan).await? {
             Ok(())
         } else {
@@ -827,7 +815,7 @@ impl SessionStore for RedisStore {
                     let mut plan = Plan::new(&self.keys, shard_of(id));
                     plan.check_value(key.clone(), Some(&bytes));
                     self.plan_put(&mut plan, Some(&current), &next)?;
-                    if let Some(event) = event {
+                    if let Some(event) = &event {
                         plan.event(&next.session_id, &next.user_id, event);
                     }
                     if self.run(plan).await? {
@@ -874,7 +862,7 @@ impl SessionStore for RedisStore {
                     plan.check_value(self.keys.session(record_id(next)?), None);
                 }
                 self.plan_put(&mut plan, old, next)?;
-                plan.event(&next.session_id, &next.user_id, *event);
+                plan.event(&next.session_id, &next.user_id, event);
             }
             if self.run(plan).await? {
                 return Ok(());

@@ -20,8 +20,8 @@ mod backup;
 use super::keys;
 use super::sled_cache::{CachedRecord, RecordCache};
 use super::{
-    Commit, ConsistencyReport, Decision, Durability, Event, EventKind, EventsAfter, RecordDecision,
-    SessionId, SessionRecord, SessionStore, StoreError, StoredEvent, UserDecision,
+    Commit, ConsistencyReport, Decision, Durability, Event, EventsAfter, RecordDecision, SessionId,
+    SessionRecord, SessionStore, StoreError, StoredEvent, UserDecision,
 };
 
 /// Sessions in a sled database on local disk.
@@ -672,11 +672,7 @@ impl Tx<'_> {
             let (record, event) = match change {
                 Change::Insert(record) => {
                     self.put(None, record)?;
-                    let started = Event {
-                        kind: EventKind::Started,
-                        at_ms: record.created_at_ms,
-                    };
-                    (record, Some(started))
+                    (record, Some(Event::started(record)))
                 }
                 Change::Replace {
                     old,
@@ -690,12 +686,12 @@ impl Tx<'_> {
                         continue;
                     }
                     self.put(Some(old), next)?;
-                    (next, *event)
+                    (next, event.clone())
                 }
             };
             outcomes.push(Applied::Done(match event {
                 Some(event) => {
-                    self.log(seq, record, event)?;
+                    self.log(seq, record, &event)?;
                     seq += 1;
                     Some(seq - 1)
                 }
@@ -706,14 +702,8 @@ impl Tx<'_> {
     }
 
     /// Appends the event of `record` at `seq`.
-    fn log(&self, seq: u64, record: &SessionRecord, event: Event) -> Result<(), TxError> {
-        let entry = StoredEvent {
-            seq,
-            kind: event.kind as i32,
-            session_id: record.session_id.clone(),
-            user_id: record.user_id.clone(),
-            at_ms: event.at_ms,
-        };
+    fn log(&self, seq: u64, record: &SessionRecord, event: &Event) -> Result<(), TxError> {
+        let entry = event.stored(seq, &record.session_id, &record.user_id);
         self.events
             .insert(&keys::event_key(seq)[..], entry.encode_to_vec())?;
         Ok(())
@@ -810,7 +800,7 @@ impl SessionStore for SledStore {
                         .find(|record| record.session_id == next.session_id);
                     added += u64::from(old.is_none());
                     tx.put(old, next)?;
-                    tx.log(seq, next, *event)?;
+                    tx.log(seq, next, event)?;
                 }
                 Ok(((!puts.is_empty(), added), puts.len() as u64))
             })?
@@ -862,17 +852,14 @@ impl SessionStore for SledStore {
         if due.is_empty() {
             return Ok(0);
         }
-        let expired = Event {
-            kind: EventKind::Expired,
-            at_ms: now_ms,
-        };
         let (removed, last_seq) = self.write(|tx, first_seq| {
             let mut removed = 0;
             for &(expires_at_ms, id) in &due {
                 match tx.get(id)? {
                     Some(record) if record.expires_at_ms <= now_ms => {
                         tx.delete(&record)?;
-                        tx.log(first_seq + removed, &record, expired)?;
+                        let expired = Event::expired(Some(&record), now_ms);
+                        tx.log(first_seq + removed, &record, &expired)?;
                         removed += 1;
                     }
                     // Extended since the scan: its new entry stays, the stale one goes.

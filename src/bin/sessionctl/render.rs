@@ -180,6 +180,8 @@ fn session_json(session: &pb::Session) -> Value {
         "last_ip": session.last_ip,
         "last_user_agent": session.last_user_agent,
         "last_seen_at": session.last_seen_at.as_ref().map(|at| rfc3339(at, true)),
+        "end_reason": end_reason_name(session.end_reason),
+        "started_by": session.started_by,
     })
 }
 
@@ -236,6 +238,8 @@ fn session_pairs(session: Option<&pb::Session>, now_seconds: i64) -> Vec<(&'stat
         ("last_ip", or_dash(&session.last_ip)),
         ("last_user_agent", or_dash(&session.last_user_agent)),
         ("last_seen_at", moment(session.last_seen_at.as_ref(), None)),
+        ("end_reason", end_reason_name(session.end_reason)),
+        ("started_by", or_dash(&session.started_by)),
     ]
 }
 
@@ -279,6 +283,18 @@ fn session_table(sessions: &[pb::Session], now_seconds: i64) -> String {
         ],
         rows,
     )
+}
+
+/// "LOGOUT", "IDLE_TIMEOUT", ...; "-" while the session is active.
+fn end_reason_name(reason: i32) -> String {
+    match pb::EndReason::try_from(reason) {
+        Ok(pb::EndReason::Unspecified) => "-".to_owned(),
+        Ok(known) => known
+            .as_str_name()
+            .trim_start_matches("END_REASON_")
+            .to_owned(),
+        Err(_) => format!("UNKNOWN({reason})"),
+    }
 }
 
 /// "ACTIVE", "REVOKED", "EXPIRED"; "UNSPECIFIED" or "UNKNOWN(n)" for what the server

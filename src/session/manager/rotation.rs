@@ -11,7 +11,7 @@ impl SessionManager {
     /// one, and the token stays usable.
     pub async fn refresh(
         &self,
-        access: &GroupAccess,
+        access: Acting<'_>,
         token: Token,
         expected_scope: Option<&str>,
         issue_id_token: bool,
@@ -67,16 +67,17 @@ impl SessionManager {
                             nonce,
                         );
                     }
-                    Decision::Put(Box::new(next), Some(event(EventKind::Refreshed, now)))
+                    Decision::Put(
+                        Box::new(next),
+                        Some(event(EventKind::Refreshed, now, access.actor)),
+                    )
                 } else if let Some(successor) = replayed {
                     outcome = Outcome::Replayed(successor);
                     Decision::Keep
                 } else if reused {
                     outcome = Outcome::Reused;
-                    Decision::Put(
-                        Box::new(revoked(record)),
-                        Some(event(EventKind::ReuseDetected, now)),
-                    )
+                    let (next, event) = ended(record, EndReason::RefreshReuse, now, access.actor);
+                    Decision::Put(Box::new(next), Some(event))
                 } else {
                     outcome = Outcome::Refused;
                     Decision::Keep

@@ -7,7 +7,7 @@ impl SessionManager {
     /// Opens a session: ACTIVE, with a fresh token pair.
     pub async fn start(
         &self,
-        access: &GroupAccess,
+        access: Acting<'_>,
         params: StartParams,
     ) -> Result<Issued, SessionError> {
         let group = params.group.unwrap_or_else(|| DEFAULT_GROUP.to_owned());
@@ -56,6 +56,8 @@ impl SessionManager {
             last_ip: String::new(),
             last_user_agent: String::new(),
             last_seen_at_ms: 0,
+            end_reason: EndReason::Unspecified as i32,
+            started_by: access.actor.to_owned(),
         };
         sighting::record_sighting(&mut record, params.client.as_ref(), now);
         record.client = params.client;
@@ -81,10 +83,10 @@ impl SessionManager {
                         let mut puts: Vec<(SessionRecord, Event)> = active
                             .iter()
                             .take(excess)
-                            .map(|r| (revoked(r), event(EventKind::Revoked, now)))
+                            .map(|r| ended(r, EndReason::LimitEvicted, now, access.actor))
                             .collect();
                         evicted = puts.len();
-                        puts.push((record.clone(), event(EventKind::Started, now)));
+                        puts.push((record.clone(), Event::started(&record)));
                         puts
                     })
                     .await?

@@ -8,7 +8,7 @@ impl SessionManager {
     /// Validates a session token; touches `last_access_at` at most once per interval.
     pub async fn whoami(
         &self,
-        access: &GroupAccess,
+        access: Acting<'_>,
         token: Token,
         client: Option<&ClientContext>,
     ) -> Result<Snapshot, SessionError> {
