@@ -24,6 +24,8 @@ mod lifecycle;
 mod list;
 #[path = "refresh.rs"]
 mod refresh;
+#[path = "revoke_user.rs"]
+mod revoke_user;
 #[path = "watch.rs"]
 mod watch;
 

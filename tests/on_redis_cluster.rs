@@ -50,6 +50,8 @@ mod races;
 mod refresh;
 #[path = "refresh_grace.rs"]
 mod refresh_grace;
+#[path = "revoke_user.rs"]
+mod revoke_user;
 #[path = "watch.rs"]
 mod watch;
 

@@ -518,3 +518,29 @@ async fn start_with_a_client_shows_it_in_whoami_and_list() {
     );
     assert!(out.contains("laptop"), "{out}");
 }
+
+#[tokio::test]
+async fn revoke_user_ends_the_sessions_authenticated_before_not_before() {
+    let test = TestServer::start().await;
+    let started = start(&test, "alice").await;
+    let run = sessionctl(
+        &test,
+        &[
+            "revoke-user",
+            "alice",
+            "--not-before",
+            "2026-01-01T00:00:01Z",
+        ],
+    )
+    .await;
+    assert!(run.ok().contains("revoked 1"), "{}", run.stdout);
+    let token = text(&started, "/session_token");
+    let whoami = sessionctl(&test, &["whoami", token]).await;
+    assert_eq!(whoami.code, Some(1));
+    let bad = sessionctl(
+        &test,
+        &["revoke-user", "alice", "--not-before", "yesterday"],
+    )
+    .await;
+    assert_eq!(bad.code, Some(2));
+}

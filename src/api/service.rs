@@ -259,6 +259,22 @@ impl SessionApi {
         })
     }
 
+    async fn inner_revoke_user_sessions(
+        &self,
+        access: Acting<'_>,
+        request: pb::RevokeUserSessionsRequest,
+    ) -> Result<pb::RevokeUserSessionsResponse, SessionError> {
+        let user = self
+            .limits
+            .user_ref(request.user_id, request.external_user_id)?;
+        let not_before = validate::moment("not_before", request.not_before)?;
+        let revoked_count = self
+            .manager
+            .revoke_user_before(access, user, not_before)
+            .await?;
+        Ok(pb::RevokeUserSessionsResponse { revoked_count })
+    }
+
     async fn inner_list_user_sessions(
         &self,
         access: Acting<'_>,
@@ -460,6 +476,17 @@ impl SessionService for SessionApi {
         let (_, extensions, request) = request.into_parts();
         Ok(Response::new(
             self.inner_list_user_sessions(access(&extensions), request)
+                .await?,
+        ))
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        request: Request<pb::RevokeUserSessionsRequest>,
+    ) -> Result<Response<pb::RevokeUserSessionsResponse>, Status> {
+        let (_, extensions, request) = request.into_parts();
+        Ok(Response::new(
+            self.inner_revoke_user_sessions(access(&extensions), request)
                 .await?,
         ))
     }

@@ -252,6 +252,23 @@ fn printable(field: &'static str, value: String, max_bytes: usize) -> Result<Str
     Ok(value)
 }
 
+/// A required moment, as milliseconds since the epoch (before 1970: refused).
+pub fn moment(
+    field: &'static str,
+    value: Option<prost_types::Timestamp>,
+) -> Result<u64, SessionError> {
+    let value = value.ok_or_else(|| SessionError::invalid(field, "must be set"))?;
+    let seconds = u64::try_from(value.seconds)
+        .map_err(|_| SessionError::invalid(field, "must not be before 1970"))?;
+    let nanos = u64::try_from(value.nanos)
+        .ok()
+        .filter(|nanos| *nanos < 1_000_000_000)
+        .ok_or_else(|| SessionError::invalid(field, "has nanos outside 0..1e9"))?;
+    Ok(seconds
+        .saturating_mul(1000)
+        .saturating_add(nanos / 1_000_000))
+}
+
 /// An optional positive number of seconds.
 pub fn seconds(field: &'static str, value: Option<i64>) -> Result<Option<Duration>, SessionError> {
     match value {

@@ -36,10 +36,12 @@ pub enum Permission {
     RotateSigningKey,
     /// An online backup: every session record and the signing keys.
     Backup,
+    /// Ends every session of a user authenticated before a moment.
+    RevokeUserSessions,
 }
 
 impl Permission {
-    const ALL: [Permission; 13] = [
+    const ALL: [Permission; 14] = [
         Permission::Start,
         Permission::Refresh,
         Permission::Extend,
@@ -53,6 +55,7 @@ impl Permission {
         Permission::UpdateAttributes,
         Permission::RotateSigningKey,
         Permission::Backup,
+        Permission::RevokeUserSessions,
     ];
 
     fn name(self) -> &'static str {
@@ -70,6 +73,7 @@ impl Permission {
             Permission::UpdateAttributes => "UpdateAttributes",
             Permission::RotateSigningKey => "RotateSigningKey",
             Permission::Backup => "Backup",
+            Permission::RevokeUserSessions => "RevokeUserSessions",
         }
     }
 
@@ -106,7 +110,7 @@ pub enum CallerConfigError {
     BadKeyHash(String),
     #[error("caller {0:?}: needs api_key_sha256 or cert_subject")]
     NoCredential(String),
-    #[error("caller {caller:?}: unknown call {call:?} (known: Start, Refresh, Extend, Whoami, Logout, LogoutAll, RefreshAllForUser, ListUserSessions, WatchSessions, Reauthenticate, UpdateAttributes, RotateSigningKey, *)")]
+    #[error("caller {caller:?}: unknown call {call:?} (known: Start, Refresh, Extend, Whoami, Logout, LogoutAll, RefreshAllForUser, ListUserSessions, WatchSessions, Reauthenticate, UpdateAttributes, RotateSigningKey, Backup, RevokeUserSessions, *)")]
     UnknownCall { caller: String, call: String },
     #[error("two callers share the credential of {0:?}")]
     Duplicate(String),

@@ -125,6 +125,18 @@ pub enum Command {
     },
     /// List a user's sessions, newest first.
     List(ListArgs),
+    /// End every session of a user authenticated before a moment (credentials changed).
+    RevokeUser {
+        /// The user (or, with --external, the user's external id).
+        user_id: String,
+        /// USER_ID is the external user id given to Start.
+        #[arg(long)]
+        external: bool,
+        /// Sessions authenticated before this RFC 3339 moment end
+        /// (e.g. 2026-01-01T12:00:00Z).
+        #[arg(long, value_name = "TIME", value_parser = rfc3339_moment)]
+        not_before: prost_types::Timestamp,
+    },
     /// Take an online backup of the whole store (sled) into a file, verified before it
     /// gets its name; restore it with `sessiond restore FILE --data-dir DIR`.
     Backup {
@@ -253,6 +265,8 @@ pub enum Call {
     },
     /// `backup`: where to write the file.
     Backup { out: PathBuf },
+    /// `revoke-user`.
+    RevokeUser(pb::RevokeUserSessionsRequest),
 }
 
 impl Command {
@@ -323,11 +337,31 @@ impl Command {
                 all_pages: args.all_pages,
             },
             Command::Backup { out } => Call::Backup { out },
+            Command::RevokeUser {
+                user_id,
+                external,
+                not_before,
+            } => Call::RevokeUser(pb::RevokeUserSessionsRequest {
+                user_id: if external {
+                    String::new()
+                } else {
+                    user_id.clone()
+                },
+                external_user_id: if external { user_id } else { String::new() },
+                not_before: Some(not_before),
+            }),
         })
     }
 }
 
 /// A `KEY=VALUE` argument split at its first "=" (the value may hold more of them).
+/// An RFC 3339 moment as a protobuf timestamp.
+fn rfc3339_moment(arg: &str) -> Result<prost_types::Timestamp, String> {
+    let at = humantime_serde::re::humantime::parse_rfc3339_weak(arg)
+        .map_err(|error| format!("not an RFC 3339 time ({error})"))?;
+    Ok(prost_types::Timestamp::from(at))
+}
+
 fn key_value(arg: &str) -> Result<(String, String), String> {
     match arg.split_once('=') {
         Some(("", _)) => Err("the key before \"=\" is empty".to_owned()),

@@ -139,6 +139,12 @@ impl Api {
             }
             Call::List { request, all_pages } => Answer::List(self.list(request, all_pages).await?),
             Call::Backup { out } => Answer::Backup(self.backup(&out).await?),
+            Call::RevokeUser(message) => {
+                let request = self.request(message);
+                let response = answer(self.timeout, self.client.revoke_user_sessions(request));
+                let revoked_count = response.await?.revoked_count;
+                Answer::Logout(pb::LogoutResponse { revoked_count })
+            }
         })
     }
 

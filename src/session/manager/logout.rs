@@ -132,4 +132,27 @@ impl SessionManager {
         )
         .await
     }
+
+    /// Ends every active session of a user authenticated before `not_before_ms` (the
+    /// user's credentials changed); returns how many it ended.
+    pub async fn revoke_user_before(
+        &self,
+        access: Acting<'_>,
+        user: UserRef,
+        not_before_ms: u64,
+    ) -> Result<u32, SessionError> {
+        let user_id = self.resolve_user(user).await?;
+        let before = |record: &SessionRecord| record.authenticated_at_ms < not_before_ms;
+        let count = self
+            .revoke_where(
+                access,
+                &user_id,
+                EndReason::UserNotBefore,
+                &before,
+                self.clock.now_ms(),
+            )
+            .await?;
+        tracing::info!(%user_id, not_before_ms, count, actor = access.actor, "user sessions revoked by not_before");
+        Ok(count)
+    }
 }
