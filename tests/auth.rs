@@ -97,6 +97,7 @@ async fn a_caller_makes_only_its_own_calls() {
         with_key(
             WhoamiRequest {
                 session_token: started.session_token.clone(),
+                client: None,
             },
             key,
         )
@@ -174,6 +175,7 @@ async fn a_caller_limited_to_groups_cannot_touch_others() {
         with_key(
             WhoamiRequest {
                 session_token: token.to_owned(),
+                client: None,
             },
             PARTNER_KEY,
         )
@@ -349,7 +351,8 @@ async fn a_client_certificate_names_the_caller() {
         .into_inner();
     assert!(edge
         .whoami(WhoamiRequest {
-            session_token: started.session_token.clone()
+            session_token: started.session_token.clone(),
+            client: None,
         })
         .await
         .is_ok());

@@ -339,6 +339,7 @@ async fn configured_callers_need_the_ext_authz_permission_and_keep_their_groups(
         .whoami(with_key(
             WhoamiRequest {
                 session_token: plain.session_token,
+                ..Default::default()
             },
             "app-key",
         ))

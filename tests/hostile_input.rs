@@ -134,6 +134,7 @@ impl Harness {
                 with_key(
                     WhoamiRequest {
                         session_token: token.to_owned(),
+                        client: None,
                     },
                     key,
                 )
@@ -956,6 +957,7 @@ async fn answers(
     let session_token = token_for("st_", id, secret);
     let whoami_request = WhoamiRequest {
         session_token: session_token.clone(),
+        client: None,
     };
     let refresh_request = RefreshRequest {
         refresh_token: token_for("rt_", id, secret),

@@ -14,7 +14,7 @@ use sessiond::clock::ManualClock;
 use sessiond::session::manager::{LogoutTarget, ManagerSettings, Snapshot, StartParams};
 use sessiond::session::policy::{GroupPolicy, Policies, SessionLimitAction, SessionState};
 use sessiond::session::token::{Token, TokenKind};
-use sessiond::session::{GroupAccess, SessionError, SessionManager};
+use sessiond::session::{Acting, SessionError, SessionManager};
 use sessiond::store::sled::SledStore;
 use sessiond::store::{Durability, SessionId};
 
@@ -598,7 +598,7 @@ impl System {
         loop {
             let page = self
                 .manager
-                .list_user_sessions(&GroupAccess::All, user, page_size, before, include_inactive)
+                .list_user_sessions(Acting::ANONYMOUS, user, page_size, before, include_inactive)
                 .await
                 .expect("list succeeds");
             assert!(page.sessions.len() <= page_size, "page over its size");
@@ -638,7 +638,7 @@ async fn step(
     issued: &mut Issued,
     op: &Op,
 ) -> (Answer, Answer) {
-    let access = GroupAccess::All;
+    let access = Acting::ANONYMOUS;
     let m = &system.manager;
     match op {
         Op::Start { user, group, ttl_s } => {
@@ -648,7 +648,7 @@ async fn step(
                 ttl: secs(*ttl_s),
                 ..Default::default()
             };
-            match m.start(&access, params).await {
+            match m.start(access, params).await {
                 Ok(new) => {
                     let view = View::from(&new.session);
                     issued.sessions.push(view.id);
@@ -678,7 +678,10 @@ async fn step(
             }
             let (id, text) =
                 issued.session_tokens[token.index(issued.session_tokens.len())].clone();
-            let actual = match m.whoami(&access, parse(TokenKind::Session, &text)).await {
+            let actual = match m
+                .whoami(access, parse(TokenKind::Session, &text), None)
+                .await
+            {
                 Ok(snapshot) => Answer::Session(View::from(&snapshot)),
                 Err(error) => Answer::Failed(error.into()),
             };
@@ -691,7 +694,7 @@ async fn step(
             let (id, text) =
                 issued.refresh_tokens[token.index(issued.refresh_tokens.len())].clone();
             match m
-                .refresh(&access, parse(TokenKind::Refresh, &text), None, false)
+                .refresh(access, parse(TokenKind::Refresh, &text), None, false, None)
                 .await
             {
                 Ok(new) => {
@@ -720,7 +723,7 @@ async fn step(
                 return (Answer::Nothing, Answer::Nothing);
             }
             let id = issued.sessions[session.index(issued.sessions.len())];
-            let actual = match m.extend(&access, id, secs(*keep_alive_s)).await {
+            let actual = match m.extend(access, id, secs(*keep_alive_s)).await {
                 Ok(extension) => {
                     Answer::Extended(View::from(&extension.session), extension.extended)
                 }
@@ -743,7 +746,7 @@ async fn step(
                 let (id, text) =
                     issued.session_tokens[target.index(issued.session_tokens.len())].clone();
                 let token = LogoutTarget::Token(parse(TokenKind::Session, &text));
-                let actual = match m.logout(&access, token, *all_for_user, except).await {
+                let actual = match m.logout(access, token, *all_for_user, except).await {
                     Ok(count) => Answer::Count(u64::from(count)),
                     Err(error) => Answer::Failed(error.into()),
                 };
@@ -751,7 +754,7 @@ async fn step(
             } else {
                 let id = issued.sessions[target.index(issued.sessions.len())];
                 let actual = match m
-                    .logout(&access, LogoutTarget::Id(id), *all_for_user, except)
+                    .logout(access, LogoutTarget::Id(id), *all_for_user, except)
                     .await
                 {
                     Ok(count) => Answer::Count(u64::from(count)),
@@ -762,7 +765,7 @@ async fn step(
         }
         Op::RefreshAll { user, keep_alive_s } => {
             let actual = match m
-                .refresh_all_for_user(&access, USERS[*user], secs(*keep_alive_s))
+                .refresh_all_for_user(access, USERS[*user], secs(*keep_alive_s))
                 .await
             {
                 Ok(snapshots) => {

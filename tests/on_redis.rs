@@ -14,6 +14,10 @@ mod common;
 
 #[path = "backup.rs"]
 mod backup;
+#[path = "client_context.rs"]
+mod client_context;
+#[path = "end_reasons.rs"]
+mod end_reasons;
 #[path = "ext_authz.rs"]
 mod ext_authz;
 #[path = "forward_auth.rs"]
@@ -26,6 +30,8 @@ mod list;
 mod refresh;
 #[path = "revocations.rs"]
 mod revocations;
+#[path = "revoke_user.rs"]
+mod revoke_user;
 #[path = "watch.rs"]
 mod watch;
 

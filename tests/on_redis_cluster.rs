@@ -22,6 +22,10 @@ mod support;
 mod access_tokens;
 #[path = "auth.rs"]
 mod auth;
+#[path = "client_context.rs"]
+mod client_context;
+#[path = "end_reasons.rs"]
+mod end_reasons;
 #[path = "enrichment.rs"]
 mod enrichment;
 #[path = "errors.rs"]
@@ -52,6 +56,8 @@ mod refresh;
 mod refresh_grace;
 #[path = "revocations.rs"]
 mod revocations;
+#[path = "revoke_user.rs"]
+mod revoke_user;
 #[path = "watch.rs"]
 mod watch;
 

@@ -481,3 +481,66 @@ async fn backup_writes_a_verified_file() {
         "no partial file left"
     );
 }
+
+#[tokio::test]
+async fn start_with_a_client_shows_it_in_whoami_and_list() {
+    let test = TestServer::start().await;
+    let started = sessionctl(
+        &test,
+        &[
+            "start",
+            "alice",
+            "--ip",
+            "192.0.2.1",
+            "--user-agent",
+            "Firefox/140",
+            "--device-label",
+            "laptop",
+            "--json",
+        ],
+    )
+    .await
+    .json();
+    assert_eq!(text(&started, "/session/client/ip"), "192.0.2.1");
+    let token = text(&started, "/session_token");
+
+    let whoami = sessionctl(&test, &["whoami", token, "--ip", "192.0.2.9", "--json"])
+        .await
+        .json();
+    assert_eq!(text(&whoami, "/session/last_ip"), "192.0.2.9");
+    assert_eq!(text(&whoami, "/session/last_user_agent"), "Firefox/140");
+
+    let run = sessionctl(&test, &["list", "alice"]).await;
+    let out = run.ok();
+    assert!(
+        out.contains("LAST IP") && out.contains("192.0.2.9"),
+        "{out}"
+    );
+    assert!(out.contains("laptop"), "{out}");
+}
+
+#[tokio::test]
+async fn revoke_user_ends_the_sessions_authenticated_before_not_before() {
+    let test = TestServer::start().await;
+    let started = start(&test, "alice").await;
+    let run = sessionctl(
+        &test,
+        &[
+            "revoke-user",
+            "alice",
+            "--not-before",
+            "2026-01-01T00:00:01Z",
+        ],
+    )
+    .await;
+    assert!(run.ok().contains("revoked 1"), "{}", run.stdout);
+    let token = text(&started, "/session_token");
+    let whoami = sessionctl(&test, &["whoami", token]).await;
+    assert_eq!(whoami.code, Some(1));
+    let bad = sessionctl(
+        &test,
+        &["revoke-user", "alice", "--not-before", "yesterday"],
+    )
+    .await;
+    assert_eq!(bad.code, Some(2));
+}

@@ -6,7 +6,7 @@ use crate::proto::session::v1 as pb;
 use crate::session::manager::Snapshot;
 use crate::session::policy::SessionState;
 use crate::session::watch::WatchItem;
-use crate::store::{EventKind, SessionId};
+use crate::store::{EndReason, EventKind, SessionId};
 
 /// Milliseconds since the epoch as a protobuf timestamp.
 pub fn timestamp(ms: u64) -> Option<Timestamp> {
@@ -55,6 +55,19 @@ impl From<Snapshot> for pb::Session {
             aal: record.aal,
             token_attributes: record.token_attributes.into_iter().collect(),
             external_user_id: record.external_user_id,
+            client: record.client.map(|client| pb::ClientContext {
+                ip: client.ip,
+                user_agent: client.user_agent,
+                device_id: client.device_id,
+                device_label: client.device_label,
+            }),
+            last_ip: record.last_ip,
+            last_user_agent: record.last_user_agent,
+            last_seen_at: (record.last_seen_at_ms > 0)
+                .then(|| timestamp(record.last_seen_at_ms))
+                .flatten(),
+            end_reason: pb::EndReason::from(snapshot.end_reason) as i32,
+            started_by: record.started_by,
         }
     }
 }
@@ -73,6 +86,25 @@ impl From<EventKind> for pb::SessionEventKind {
     }
 }
 
+impl From<EndReason> for pb::EndReason {
+    fn from(reason: EndReason) -> Self {
+        match reason {
+            EndReason::Unspecified => pb::EndReason::Unspecified,
+            EndReason::Logout => pb::EndReason::Logout,
+            EndReason::LogoutAll => pb::EndReason::LogoutAll,
+            EndReason::LogoutOthers => pb::EndReason::LogoutOthers,
+            EndReason::AdminRevoke => pb::EndReason::AdminRevoke,
+            EndReason::BulkRevoke => pb::EndReason::BulkRevoke,
+            EndReason::LimitEvicted => pb::EndReason::LimitEvicted,
+            EndReason::RefreshReuse => pb::EndReason::RefreshReuse,
+            EndReason::IdleTimeout => pb::EndReason::IdleTimeout,
+            EndReason::LifespanEnd => pb::EndReason::LifespanEnd,
+            EndReason::AbsoluteCap => pb::EndReason::AbsoluteCap,
+            EndReason::UserNotBefore => pb::EndReason::UserNotBefore,
+        }
+    }
+}
+
 impl From<WatchItem> for pb::SessionEvent {
     fn from(item: WatchItem) -> Self {
         match item {
@@ -82,8 +114,11 @@ impl From<WatchItem> for pb::SessionEvent {
                 session_id: SessionId::from_slice(&event.session_id)
                     .map(|id| id.to_string())
                     .unwrap_or_default(),
+                end_reason: pb::EndReason::from(event.end_reason()) as i32,
                 user_id: event.user_id,
                 at: timestamp(event.at_ms),
+                actor: event.actor,
+                reason: event.note,
             },
             WatchItem::CaughtUp { cursor } => pb::SessionEvent {
                 cursor,

@@ -18,15 +18,17 @@ use crate::proto::session::v1::session_service_server::SessionService;
 use crate::session::manager::{AttributeChanges, Issued, StartParams};
 use crate::session::token::TokenKind;
 use crate::session::watch::WatchRequest;
-use crate::session::{GroupAccess, SessionError, SessionManager};
+use crate::session::{Acting, SessionError, SessionManager};
 
-/// What a caller may do, as the auth layer left it in the request's extensions; no
-/// entry means no callers are configured and every caller may do everything.
-pub(crate) fn access(extensions: &Extensions) -> &GroupAccess {
-    static ALL: GroupAccess = GroupAccess::All;
+/// Who calls and what it may do, as the auth layer left it in the request's
+/// extensions; no entry means no callers are configured: "anonymous", every group.
+pub(crate) fn access(extensions: &Extensions) -> Acting<'_> {
     extensions
         .get::<Caller>()
-        .map_or(&ALL, |caller| caller.access())
+        .map_or(Acting::ANONYMOUS, |caller| Acting {
+            access: caller.access(),
+            actor: caller.name(),
+        })
 }
 
 fn may_logout_all(extensions: &Extensions) -> bool {
@@ -109,6 +111,7 @@ impl SessionApi {
                     .limits
                     .user_id("external_user_id", request.external_user_id)?,
             },
+            client: self.limits.client(request.client)?,
         };
         self.quotas
             .admit_start(extensions.get::<Caller>(), &params.user_id)?;
@@ -125,19 +128,21 @@ impl SessionApi {
             .admit_refresh(extensions.get::<Caller>(), token.session_id)?;
         let scope = self.limits.scope(request.scope)?;
         let expected_scope = Some(scope.as_str()).filter(|scope| !scope.is_empty());
+        let client = self.limits.client(request.client)?;
         self.manager
             .refresh(
                 access(extensions),
                 token,
                 expected_scope,
                 request.issue_id_token,
+                client.as_ref(),
             )
             .await
     }
 
     async fn inner_extend(
         &self,
-        access: &GroupAccess,
+        access: Acting<'_>,
         request: pb::ExtendRequest,
     ) -> Result<pb::ExtendResponse, SessionError> {
         let session_id = validate::session_id("session_id", &request.session_id)?;
@@ -151,11 +156,12 @@ impl SessionApi {
 
     async fn inner_whoami(
         &self,
-        access: &GroupAccess,
+        access: Acting<'_>,
         request: pb::WhoamiRequest,
     ) -> Result<pb::WhoamiResponse, SessionError> {
         let token = validate::token("session_token", TokenKind::Session, &request.session_token)?;
-        let session = self.manager.whoami(access, token).await?;
+        let client = self.limits.client(request.client)?;
+        let session = self.manager.whoami(access, token, client.as_ref()).await?;
         Ok(pb::WhoamiResponse {
             expires_in_seconds: whole_seconds(session.expires_in),
             cache_until: timestamp(session.cache_until_ms),
@@ -207,7 +213,7 @@ impl SessionApi {
 
     async fn inner_refresh_all_for_user(
         &self,
-        access: &GroupAccess,
+        access: Acting<'_>,
         request: pb::RefreshAllForUserRequest,
     ) -> Result<pb::RefreshAllForUserResponse, SessionError> {
         let user = self
@@ -227,7 +233,7 @@ impl SessionApi {
 
     async fn inner_reauthenticate(
         &self,
-        access: &GroupAccess,
+        access: Acting<'_>,
         request: pb::ReauthenticateRequest,
     ) -> Result<pb::ReauthenticateResponse, SessionError> {
         let target = validate::session_target(&request.session_token, &request.session_id)?;
@@ -241,7 +247,7 @@ impl SessionApi {
 
     async fn inner_update_attributes(
         &self,
-        access: &GroupAccess,
+        access: Acting<'_>,
         request: pb::UpdateAttributesRequest,
     ) -> Result<pb::UpdateAttributesResponse, SessionError> {
         let session_id = validate::session_id("session_id", &request.session_id)?;
@@ -265,9 +271,25 @@ impl SessionApi {
         })
     }
 
+    async fn inner_revoke_user_sessions(
+        &self,
+        access: Acting<'_>,
+        request: pb::RevokeUserSessionsRequest,
+    ) -> Result<pb::RevokeUserSessionsResponse, SessionError> {
+        let user = self
+            .limits
+            .user_ref(request.user_id, request.external_user_id)?;
+        let not_before = validate::moment("not_before", request.not_before)?;
+        let revoked_count = self
+            .manager
+            .revoke_user_before(access, user, not_before)
+            .await?;
+        Ok(pb::RevokeUserSessionsResponse { revoked_count })
+    }
+
     async fn inner_list_user_sessions(
         &self,
-        access: &GroupAccess,
+        access: Acting<'_>,
         request: pb::ListUserSessionsRequest,
     ) -> Result<pb::ListUserSessionsResponse, SessionError> {
         let user_id = self.limits.user_id("user_id", request.user_id)?;
@@ -475,6 +497,17 @@ impl SessionService for SessionApi {
         let (_, extensions, request) = request.into_parts();
         Ok(Response::new(
             self.inner_list_user_sessions(access(&extensions), request)
+                .await?,
+        ))
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        request: Request<pb::RevokeUserSessionsRequest>,
+    ) -> Result<Response<pb::RevokeUserSessionsResponse>, Status> {
+        let (_, extensions, request) = request.into_parts();
+        Ok(Response::new(
+            self.inner_revoke_user_sessions(access(&extensions), request)
                 .await?,
         ))
     }

@@ -7,10 +7,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::Deserialize;
 
+use crate::proto::session::v1 as pb;
 use crate::session::manager::{LogoutTarget, UserRef};
 use crate::session::token::{Token, TokenError, TokenKind};
 use crate::session::SessionError;
-use crate::store::SessionId;
+use crate::store::{ClientContext, SessionId};
 
 /// Size limits on request fields, from the `[limits]` table of the config file.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -35,6 +36,10 @@ pub struct Limits {
     /// Longest a call may run before it answers DEADLINE_EXCEEDED.
     #[serde(with = "humantime_serde")]
     pub call_timeout: Duration,
+    /// Longest `client.user_agent`, in bytes.
+    pub max_user_agent_bytes: usize,
+    /// Longest `client.device_id` and `client.device_label`, in bytes.
+    pub max_device_bytes: usize,
 }
 
 impl Default for Limits {
@@ -49,6 +54,8 @@ impl Default for Limits {
             max_request_bytes: 64 * 1024,
             max_in_flight: 4096,
             call_timeout: Duration::from_secs(10),
+            max_user_agent_bytes: 512,
+            max_device_bytes: 128,
         }
     }
 }
@@ -119,6 +126,38 @@ impl Limits {
             ));
         }
         Ok(value)
+    }
+
+    /// A client context: the ip parsed (and kept in canonical form), the rest printable
+    /// and within the limits. None when the request carries none.
+    pub fn client(
+        &self,
+        value: Option<pb::ClientContext>,
+    ) -> Result<Option<ClientContext>, SessionError> {
+        let Some(value) = value else {
+            return Ok(None);
+        };
+        let ip = match value.ip.as_str() {
+            "" => String::new(),
+            text => text
+                .parse::<std::net::IpAddr>()
+                .map_err(|_| SessionError::invalid("client.ip", "is not an IPv4 or IPv6 address"))?
+                .to_string(),
+        };
+        Ok(Some(ClientContext {
+            ip,
+            user_agent: printable(
+                "client.user_agent",
+                value.user_agent,
+                self.max_user_agent_bytes,
+            )?,
+            device_id: printable("client.device_id", value.device_id, self.max_device_bytes)?,
+            device_label: printable(
+                "client.device_label",
+                value.device_label,
+                self.max_device_bytes,
+            )?,
+        }))
     }
 
     /// A map of `len` entries fits the entry limit.
@@ -200,6 +239,34 @@ impl Limits {
         }
         Ok(value.into_iter().collect())
     }
+}
+
+/// Free text of at most `max_bytes` without control characters.
+fn printable(field: &'static str, value: String, max_bytes: usize) -> Result<String, SessionError> {
+    if value.len() > max_bytes || value.chars().any(char::is_control) {
+        return Err(SessionError::invalid(
+            field,
+            format!("must be at most {max_bytes} bytes without control characters"),
+        ));
+    }
+    Ok(value)
+}
+
+/// A required moment, as milliseconds since the epoch (before 1970: refused).
+pub fn moment(
+    field: &'static str,
+    value: Option<prost_types::Timestamp>,
+) -> Result<u64, SessionError> {
+    let value = value.ok_or_else(|| SessionError::invalid(field, "must be set"))?;
+    let seconds = u64::try_from(value.seconds)
+        .map_err(|_| SessionError::invalid(field, "must not be before 1970"))?;
+    let nanos = u64::try_from(value.nanos)
+        .ok()
+        .filter(|nanos| *nanos < 1_000_000_000)
+        .ok_or_else(|| SessionError::invalid(field, "has nanos outside 0..1e9"))?;
+    Ok(seconds
+        .saturating_mul(1000)
+        .saturating_add(nanos / 1_000_000))
 }
 
 /// An optional positive number of seconds.

@@ -72,7 +72,7 @@ impl Authorization for ExtAuthz {
             .as_ref()
             .and_then(|attributes| attributes.request.as_ref())
             .and_then(|request| request.http.as_ref());
-        let caller = crate::api::service::access(&extensions);
+        let caller = crate::api::service::access(&extensions).access;
         let decision = self.gatekeeper.check(caller, &EnvoyHeaders(http)).await;
         match decision {
             Ok(grant) => Ok(Response::new(allowed(grant))),

@@ -40,10 +40,12 @@ pub enum Permission {
     ListRevocations,
     /// Envoy's `envoy.service.auth.v3.Authorization/Check` (ext_authz).
     ExtAuthz,
+    /// Ends every session of a user authenticated before a moment.
+    RevokeUserSessions,
 }
 
 impl Permission {
-    const ALL: [Permission; 15] = [
+    const ALL: [Permission; 16] = [
         Permission::Start,
         Permission::Refresh,
         Permission::Extend,
@@ -59,6 +61,7 @@ impl Permission {
         Permission::Backup,
         Permission::ListRevocations,
         Permission::ExtAuthz,
+        Permission::RevokeUserSessions,
     ];
 
     fn name(self) -> &'static str {
@@ -78,6 +81,7 @@ impl Permission {
             Permission::Backup => "Backup",
             Permission::ListRevocations => "ListRevocations",
             Permission::ExtAuthz => "ExtAuthz",
+            Permission::RevokeUserSessions => "RevokeUserSessions",
         }
     }
 
@@ -114,7 +118,7 @@ pub enum CallerConfigError {
     BadKeyHash(String),
     #[error("caller {0:?}: needs api_key_sha256 or cert_subject")]
     NoCredential(String),
-    #[error("caller {caller:?}: unknown call {call:?} (known: Start, Refresh, Extend, Whoami, Logout, LogoutAll, RefreshAllForUser, ListUserSessions, WatchSessions, Reauthenticate, UpdateAttributes, RotateSigningKey, ListRevocations, ExtAuthz, *)")]
+    #[error("caller {caller:?}: unknown call {call:?} (known: Start, Refresh, Extend, Whoami, Logout, LogoutAll, RefreshAllForUser, ListUserSessions, WatchSessions, Reauthenticate, UpdateAttributes, RotateSigningKey, Backup, ListRevocations, ExtAuthz, RevokeUserSessions, *)")]
     UnknownCall { caller: String, call: String },
     #[error("two callers share the credential of {0:?}")]
     Duplicate(String),

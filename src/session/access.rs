@@ -49,3 +49,28 @@ impl GroupAccess {
         ))
     }
 }
+
+/// Who makes a call, and which groups it may touch: events name the actor.
+#[derive(Clone, Copy, Debug)]
+pub struct Acting<'a> {
+    /// The groups within reach.
+    pub access: &'a GroupAccess,
+    /// The caller's name ("anonymous" when no callers are configured).
+    pub actor: &'a str,
+}
+
+impl Acting<'static> {
+    /// Every group, as "anonymous": a server without configured callers.
+    pub const ANONYMOUS: Acting<'static> = Acting {
+        access: &GroupAccess::All,
+        actor: "anonymous",
+    };
+}
+
+impl std::ops::Deref for Acting<'_> {
+    type Target = GroupAccess;
+
+    fn deref(&self) -> &GroupAccess {
+        self.access
+    }
+}

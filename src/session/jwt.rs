@@ -51,7 +51,12 @@ impl SessionManager {
         access: &GroupAccess,
         token: Token,
     ) -> Result<(Snapshot, Option<AccessToken>), SessionError> {
-        let session = self.whoami(access, token).await?;
+        // A check logs no event, so no actor is recorded; the caller's groups apply.
+        let acting = super::Acting {
+            access,
+            actor: "gateway",
+        };
+        let session = self.whoami(acting, token, None).await?;
         let access_token = self
             .signed_access_token(&session.record, self.clock.now_ms())
             .map(|(_, _, token)| token);

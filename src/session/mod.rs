@@ -11,6 +11,6 @@ pub mod revocations;
 pub mod token;
 pub mod watch;
 
-pub use access::GroupAccess;
+pub use access::{Acting, GroupAccess};
 pub use error::SessionError;
 pub use manager::SessionManager;

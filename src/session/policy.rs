@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::clock::millis;
-use crate::store::{SessionRecord, StoredState};
+use crate::store::{EndReason, SessionRecord, StoredState};
 
 /// The group every session belongs to unless Start names another.
 pub const DEFAULT_GROUP: &str = "default";
@@ -111,6 +111,22 @@ impl GroupPolicy {
             SessionState::Expired
         } else {
             SessionState::Active
+        }
+    }
+
+    /// Why the session is not active at `now_ms`: its stored reason when revoked, else
+    /// the deadline it passed; Unspecified while it is active.
+    pub fn end_reason_at(&self, record: &SessionRecord, now_ms: u64) -> EndReason {
+        match self.state_at(record, now_ms) {
+            SessionState::Active => EndReason::Unspecified,
+            SessionState::Revoked => record.end_reason(),
+            SessionState::Expired if self.ends_at_ms(record) < record.expires_at_ms => {
+                EndReason::IdleTimeout
+            }
+            SessionState::Expired if record.expires_at_ms >= record.max_expires_at_ms => {
+                EndReason::AbsoluteCap
+            }
+            SessionState::Expired => EndReason::LifespanEnd,
         }
     }
 

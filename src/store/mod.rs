@@ -12,16 +12,70 @@ use std::str::FromStr;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-pub use record::{EventKind, SessionRecord, StoredEvent, StoredState};
+pub use record::{
+    ClientContext, EndReason, EventKind, SessionRecord, StoredEvent, StoredState, SWEEPER_ACTOR,
+};
 
 /// Session ids are UUID v7: unique, and sorted by creation time.
 pub type SessionId = uuid::Uuid;
 
 /// An event a change appends to the session event log, in the same atomic step.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
     pub kind: EventKind,
     pub at_ms: u64,
+    /// Why the session ended (Unspecified for events that end none).
+    pub reason: EndReason,
+    /// Who caused it (a caller's name, "anonymous", or the sweeper).
+    pub actor: std::sync::Arc<str>,
+    /// Free text kept with it (a bulk revoke's reason); empty: none.
+    pub note: std::sync::Arc<str>,
+}
+
+impl Event {
+    /// The STARTED event of a new session, by the caller that started it.
+    pub fn started(record: &SessionRecord) -> Event {
+        Event {
+            kind: EventKind::Started,
+            at_ms: record.created_at_ms,
+            reason: EndReason::Unspecified,
+            actor: record.started_by.as_str().into(),
+            note: "".into(),
+        }
+    }
+
+    /// The EXPIRED event of the sweeper deleting `record` at `now_ms`: the reason it
+    /// ended with, or the expiry it reached (the store cannot tell an idle timeout).
+    pub fn expired(record: Option<&SessionRecord>, now_ms: u64) -> Event {
+        let reason = match record {
+            Some(record) if record.end_reason() != EndReason::Unspecified => record.end_reason(),
+            Some(record) if record.expires_at_ms >= record.max_expires_at_ms => {
+                EndReason::AbsoluteCap
+            }
+            _ => EndReason::LifespanEnd,
+        };
+        Event {
+            kind: EventKind::Expired,
+            at_ms: now_ms,
+            reason,
+            actor: SWEEPER_ACTOR.into(),
+            note: "".into(),
+        }
+    }
+
+    /// The log entry of this event of `session_id` / `user_id`, numbered `seq`.
+    pub fn stored(&self, seq: u64, session_id: &[u8], user_id: &str) -> StoredEvent {
+        StoredEvent {
+            seq,
+            kind: self.kind as i32,
+            session_id: session_id.to_vec(),
+            user_id: user_id.to_owned(),
+            at_ms: self.at_ms,
+            end_reason: self.reason as i32,
+            actor: self.actor.to_string(),
+            note: self.note.to_string(),
+        }
+    }
 }
 
 /// What a store call's decision does to one record.

@@ -61,6 +61,39 @@ pub struct SessionRecord {
     /// The user's id in the caller's system; empty: none.
     #[prost(string, tag = "21")]
     pub external_user_id: String,
+    /// The client the session was started from (None: none given).
+    #[prost(message, optional, tag = "22")]
+    pub client: Option<ClientContext>,
+    /// The IP address (canonical text) the session was last seen from; empty: unknown.
+    #[prost(string, tag = "23")]
+    pub last_ip: String,
+    /// The user agent the session was last seen with; empty: unknown.
+    #[prost(string, tag = "24")]
+    pub last_user_agent: String,
+    /// When `last_ip` / `last_user_agent` were last recorded (0: never).
+    #[prost(uint64, tag = "25")]
+    pub last_seen_at_ms: u64,
+    /// Why a REVOKED session ended (Unspecified while active, and in older records).
+    #[prost(enumeration = "EndReason", tag = "26")]
+    pub end_reason: i32,
+    /// The caller that started the session ("anonymous" without configured callers;
+    /// empty in older records).
+    #[prost(string, tag = "27")]
+    pub started_by: String,
+}
+
+/// The end user's client as the caller saw it.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct ClientContext {
+    /// Canonical text form of an IPv4 or IPv6 address; empty: unknown.
+    #[prost(string, tag = "1")]
+    pub ip: String,
+    #[prost(string, tag = "2")]
+    pub user_agent: String,
+    #[prost(string, tag = "3")]
+    pub device_id: String,
+    #[prost(string, tag = "4")]
+    pub device_label: String,
 }
 
 /// One entry of the session event log.
@@ -77,7 +110,48 @@ pub struct StoredEvent {
     pub user_id: String,
     #[prost(uint64, tag = "5")]
     pub at_ms: u64,
+    /// Why the session ended, for events that end or delete one (older events: none).
+    #[prost(enumeration = "EndReason", tag = "6")]
+    pub end_reason: i32,
+    /// Who caused it: a caller's name, "anonymous", or "sessiond" (the sweeper).
+    #[prost(string, tag = "7")]
+    pub actor: String,
+    /// The operator's reason text of a bulk revoke; empty otherwise.
+    #[prost(string, tag = "8")]
+    pub note: String,
 }
+
+/// Why a session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum EndReason {
+    Unspecified = 0,
+    /// Logout of this session by its token.
+    Logout = 1,
+    /// Logout of every session of the user.
+    LogoutAll = 2,
+    /// Logout of every session of the user but the caller's.
+    LogoutOthers = 3,
+    /// Ended by id, or by user, through an admin call.
+    AdminRevoke = 4,
+    /// Ended by RevokeSessions.
+    BulkRevoke = 5,
+    /// Evicted by a newer session over the group's max_sessions_per_user.
+    LimitEvicted = 6,
+    /// A rotated-away refresh token was presented again.
+    RefreshReuse = 7,
+    /// No access for the group's idle_timeout.
+    IdleTimeout = 8,
+    /// Its expiry passed.
+    LifespanEnd = 9,
+    /// Its absolute cap (max_expires_at) passed.
+    AbsoluteCap = 10,
+    /// Authenticated before the user's not_before (RevokeUserSessions).
+    UserNotBefore = 11,
+}
+
+/// The actor of what the sweeper does.
+pub const SWEEPER_ACTOR: &str = "sessiond";
 
 /// What happened to a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]

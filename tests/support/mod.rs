@@ -95,6 +95,7 @@ pub async fn whoami(client: &mut Client, token: &str) -> Result<WhoamiResponse, 
     client
         .whoami(WhoamiRequest {
             session_token: token.to_owned(),
+            client: None,
         })
         .await
         .map(tonic::Response::into_inner)

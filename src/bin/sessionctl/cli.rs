@@ -90,6 +90,8 @@ pub enum Command {
             value_name = "SESSION_TOKEN"
         )]
         session_token: String,
+        #[command(flatten)]
+        client: ClientArgs,
     },
     /// Trade a refresh token for a new token pair; the old pair stops working.
     Refresh {
@@ -100,6 +102,8 @@ pub enum Command {
             value_name = "REFRESH_TOKEN"
         )]
         refresh_token: String,
+        #[command(flatten)]
+        client: ClientArgs,
     },
     /// Push one session's expiry out (keep-alive).
     Extend {
@@ -121,6 +125,18 @@ pub enum Command {
     },
     /// List a user's sessions, newest first.
     List(ListArgs),
+    /// End every session of a user authenticated before a moment (credentials changed).
+    RevokeUser {
+        /// The user (or, with --external, the user's external id).
+        user_id: String,
+        /// USER_ID is the external user id given to Start.
+        #[arg(long)]
+        external: bool,
+        /// Sessions authenticated before this RFC 3339 moment end
+        /// (e.g. 2026-01-01T12:00:00Z).
+        #[arg(long, value_name = "TIME", value_parser = rfc3339_moment)]
+        not_before: prost_types::Timestamp,
+    },
     /// Take an online backup of the whole store (sled) into a file, verified before it
     /// gets its name; restore it with `sessiond restore FILE --data-dir DIR`.
     Backup {
@@ -147,6 +163,41 @@ pub struct StartArgs {
     /// Enrichment data, e.g. role=admin (repeatable).
     #[arg(long = "attr", value_name = "KEY=VALUE", value_parser = key_value)]
     attributes: Vec<(String, String)>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// The end user's client, as `start`, `whoami` and `refresh` pass it on.
+#[derive(Args)]
+pub struct ClientArgs {
+    /// The end user's IP address (IPv4 or IPv6).
+    #[arg(long, value_name = "IP")]
+    ip: Option<String>,
+    /// The end user's User-Agent.
+    #[arg(long, value_name = "TEXT")]
+    user_agent: Option<String>,
+    /// A stable id of the device (start only).
+    #[arg(long, value_name = "ID")]
+    device_id: Option<String>,
+    /// A readable name of the device (start only).
+    #[arg(long, value_name = "TEXT")]
+    device_label: Option<String>,
+}
+
+impl ClientArgs {
+    /// The client context, or None when no flag of it was given.
+    fn into_context(self) -> Option<pb::ClientContext> {
+        let given = self.ip.is_some()
+            || self.user_agent.is_some()
+            || self.device_id.is_some()
+            || self.device_label.is_some();
+        given.then(|| pb::ClientContext {
+            ip: self.ip.unwrap_or_default(),
+            user_agent: self.user_agent.unwrap_or_default(),
+            device_id: self.device_id.unwrap_or_default(),
+            device_label: self.device_label.unwrap_or_default(),
+        })
+    }
 }
 
 /// Flags of `logout`: at most one of the token and the id (neither: the token from the
@@ -193,8 +244,8 @@ pub struct ListArgs {
 /// A request ready to send: what the command line asked for, fully resolved. No
 /// `Debug`, like every type here that holds a token: nothing can print one by accident.
 pub enum Call {
-    /// `start`.
-    Start(pb::StartRequest),
+    /// `start` (boxed: the largest request by far).
+    Start(Box<pb::StartRequest>),
     /// `whoami`.
     Whoami(pb::WhoamiRequest),
     /// `refresh`.
@@ -214,25 +265,36 @@ pub enum Call {
     },
     /// `backup`: where to write the file.
     Backup { out: PathBuf },
+    /// `revoke-user`.
+    RevokeUser(pb::RevokeUserSessionsRequest),
 }
 
 impl Command {
     /// The request this command sends. Reads stdin for a "-" token; fails on bad input.
     pub fn into_call(self) -> Result<Call, CtlError> {
         Ok(match self {
-            Command::Start(args) => Call::Start(pb::StartRequest {
+            Command::Start(args) => Call::Start(Box::new(pb::StartRequest {
                 user_id: args.user_id,
                 group: args.group.unwrap_or_default(),
                 ttl_seconds: args.ttl,
                 metadata: into_map("--meta", args.metadata)?,
                 attributes: into_map("--attr", args.attributes)?,
+                client: args.client.into_context(),
                 ..Default::default()
-            }),
-            Command::Whoami { session_token } => Call::Whoami(pb::WhoamiRequest {
+            })),
+            Command::Whoami {
+                session_token,
+                client,
+            } => Call::Whoami(pb::WhoamiRequest {
                 session_token: secret(session_token, "session token")?,
+                client: client.into_context(),
             }),
-            Command::Refresh { refresh_token } => Call::Refresh(pb::RefreshRequest {
+            Command::Refresh {
+                refresh_token,
+                client,
+            } => Call::Refresh(pb::RefreshRequest {
                 refresh_token: secret(refresh_token, "refresh token")?,
+                client: client.into_context(),
                 ..Default::default()
             }),
             Command::Extend {
@@ -275,11 +337,31 @@ impl Command {
                 all_pages: args.all_pages,
             },
             Command::Backup { out } => Call::Backup { out },
+            Command::RevokeUser {
+                user_id,
+                external,
+                not_before,
+            } => Call::RevokeUser(pb::RevokeUserSessionsRequest {
+                user_id: if external {
+                    String::new()
+                } else {
+                    user_id.clone()
+                },
+                external_user_id: if external { user_id } else { String::new() },
+                not_before: Some(not_before),
+            }),
         })
     }
 }
 
 /// A `KEY=VALUE` argument split at its first "=" (the value may hold more of them).
+/// An RFC 3339 moment as a protobuf timestamp.
+fn rfc3339_moment(arg: &str) -> Result<prost_types::Timestamp, String> {
+    let at = humantime_serde::re::humantime::parse_rfc3339_weak(arg)
+        .map_err(|error| format!("not an RFC 3339 time ({error})"))?;
+    Ok(prost_types::Timestamp::from(at))
+}
+
 fn key_value(arg: &str) -> Result<(String, String), String> {
     match arg.split_once('=') {
         Some(("", _)) => Err("the key before \"=\" is empty".to_owned()),

@@ -113,7 +113,7 @@ impl Api {
     pub async fn send(&mut self, call: Call) -> Result<Answer, CtlError> {
         Ok(match call {
             Call::Start(message) => {
-                let request = self.request(message);
+                let request = self.request(*message);
                 Answer::Start(answer(self.timeout, self.client.start(request)).await?)
             }
             Call::Whoami(message) => {
@@ -139,6 +139,12 @@ impl Api {
             }
             Call::List { request, all_pages } => Answer::List(self.list(request, all_pages).await?),
             Call::Backup { out } => Answer::Backup(self.backup(&out).await?),
+            Call::RevokeUser(message) => {
+                let request = self.request(message);
+                let response = answer(self.timeout, self.client.revoke_user_sessions(request));
+                let revoked_count = response.await?.revoked_count;
+                Answer::Logout(pb::LogoutResponse { revoked_count })
+            }
         })
     }
 

@@ -171,7 +171,33 @@ fn session_json(session: &pb::Session) -> Value {
         "ttl_seconds": session.ttl_seconds,
         "metadata": sorted(&session.metadata),
         "attributes": sorted(&session.attributes),
+        "client": session.client.as_ref().map(|client| json!({
+            "ip": client.ip,
+            "user_agent": client.user_agent,
+            "device_id": client.device_id,
+            "device_label": client.device_label,
+        })),
+        "last_ip": session.last_ip,
+        "last_user_agent": session.last_user_agent,
+        "last_seen_at": session.last_seen_at.as_ref().map(|at| rfc3339(at, true)),
+        "end_reason": end_reason_name(session.end_reason),
+        "started_by": session.started_by,
     })
+}
+
+/// The device a session runs on, for people: its label, else its id, else "-".
+fn device(session: &pb::Session) -> String {
+    session
+        .client
+        .as_ref()
+        .map(|client| [&client.device_label, &client.device_id])
+        .and_then(|names| names.into_iter().find(|name| !name.is_empty()).cloned())
+        .unwrap_or_else(|| "-".to_owned())
+}
+
+/// Text of a field that may be empty: "-" when it is.
+fn or_dash(text: &str) -> String {
+    if text.is_empty() { "-" } else { text }.to_owned()
 }
 
 /// A session as `key: value` pairs, every field, in proto order.
@@ -204,6 +230,16 @@ fn session_pairs(session: Option<&pb::Session>, now_seconds: i64) -> Vec<(&'stat
         ("ttl_seconds", seconds(session.ttl_seconds)),
         ("metadata", pairs_text(&session.metadata)),
         ("attributes", pairs_text(&session.attributes)),
+        ("device", device(session)),
+        (
+            "client_ip",
+            or_dash(session.client.as_ref().map_or("", |client| &client.ip)),
+        ),
+        ("last_ip", or_dash(&session.last_ip)),
+        ("last_user_agent", or_dash(&session.last_user_agent)),
+        ("last_seen_at", moment(session.last_seen_at.as_ref(), None)),
+        ("end_reason", end_reason_name(session.end_reason)),
+        ("started_by", or_dash(&session.started_by)),
     ]
 }
 
@@ -226,6 +262,8 @@ fn session_table(sessions: &[pb::Session], now_seconds: i64) -> String {
                     }
                     _ => "-".to_owned(),
                 },
+                device(session),
+                or_dash(&session.last_ip),
                 truncate(&pairs_text(&session.metadata), METADATA_COLUMN_CHARS),
             ]
         })
@@ -239,10 +277,24 @@ fn session_table(sessions: &[pb::Session], now_seconds: i64) -> String {
             "LAST ACCESS",
             "EXPIRES",
             "EXPIRES IN",
+            "DEVICE",
+            "LAST IP",
             "METADATA",
         ],
         rows,
     )
+}
+
+/// "LOGOUT", "IDLE_TIMEOUT", ...; "-" while the session is active.
+fn end_reason_name(reason: i32) -> String {
+    match pb::EndReason::try_from(reason) {
+        Ok(pb::EndReason::Unspecified) => "-".to_owned(),
+        Ok(known) => known
+            .as_str_name()
+            .trim_start_matches("END_REASON_")
+            .to_owned(),
+        Err(_) => format!("UNKNOWN({reason})"),
+    }
 }
 
 /// "ACTIVE", "REVOKED", "EXPIRED"; "UNSPECIFIED" or "UNKNOWN(n)" for what the server

@@ -277,6 +277,7 @@ impl Worker {
                 };
                 let request = WhoamiRequest {
                     session_token: slot.session_token.clone(),
+                    client: None,
                 };
                 bounded(timeout, self.sessions.whoami(self.auth.request(request)))
                     .await

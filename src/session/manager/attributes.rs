@@ -8,7 +8,7 @@ impl SessionManager {
     /// against the size limits.
     pub async fn update_attributes(
         &self,
-        access: &GroupAccess,
+        access: Acting<'_>,
         session_id: SessionId,
         changes: AttributeChanges,
         fits: &(dyn Fn(&SessionRecord) -> Result<(), SessionError> + Sync),

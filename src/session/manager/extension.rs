@@ -7,7 +7,7 @@ impl SessionManager {
     /// Pushes one session's expiry out, within its group's window and cap.
     pub async fn extend(
         &self,
-        access: &GroupAccess,
+        access: Acting<'_>,
         session_id: SessionId,
         keep_alive: Option<Duration>,
     ) -> Result<Extension, SessionError> {
@@ -31,7 +31,10 @@ impl SessionManager {
                     Some(expires_at_ms) => {
                         let mut next = record.clone();
                         next.expires_at_ms = expires_at_ms;
-                        Decision::Put(Box::new(next), Some(event(EventKind::Extended, now)))
+                        Decision::Put(
+                            Box::new(next),
+                            Some(event(EventKind::Extended, now, access.actor)),
+                        )
                     }
                     None => Decision::Keep,
                 }
@@ -86,7 +89,7 @@ impl SessionManager {
     /// sessions it extended.
     pub async fn refresh_all_for_user(
         &self,
-        access: &GroupAccess,
+        access: Acting<'_>,
         user_id: &str,
         keep_alive: Option<Duration>,
     ) -> Result<Vec<Snapshot>, SessionError> {
@@ -114,7 +117,7 @@ impl SessionManager {
                     if let Some(expires_at_ms) = policy.extended_expiry(record, now, keep_alive) {
                         let mut next = record.clone();
                         next.expires_at_ms = expires_at_ms;
-                        puts.push((next, event(EventKind::Extended, now)));
+                        puts.push((next, event(EventKind::Extended, now, access.actor)));
                     }
                 }
                 extended = puts.iter().map(|(record, _)| record.clone()).collect();
@@ -140,7 +143,7 @@ impl SessionManager {
     /// restarts from it, the expiry is renewed by the group lifespan, `aal` recorded.
     pub async fn reauthenticate(
         &self,
-        access: &GroupAccess,
+        access: Acting<'_>,
         target: LogoutTarget,
         aal: String,
     ) -> Result<Snapshot, SessionError> {
@@ -167,7 +170,10 @@ impl SessionManager {
                     .max(record.expires_at_ms)
                     .min(next.max_expires_at_ms);
                 next.aal = aal.clone();
-                Decision::Put(Box::new(next), Some(event(EventKind::Extended, now)))
+                Decision::Put(
+                    Box::new(next),
+                    Some(event(EventKind::Extended, now, access.actor)),
+                )
             })
             .await?;
         let Some(record) = stored else {
@@ -184,7 +190,7 @@ impl SessionManager {
 
     pub(super) fn reauthentication_refusal(
         &self,
-        access: &GroupAccess,
+        access: Acting<'_>,
         record: &SessionRecord,
         by_token: Option<&SecretHash>,
         now_ms: u64,

@@ -7,7 +7,7 @@ impl SessionManager {
     /// active ones unless `include_inactive`.
     pub async fn list_user_sessions(
         &self,
-        access: &GroupAccess,
+        access: Acting<'_>,
         user_id: &str,
         page_size: usize,
         before: Option<SessionId>,

@@ -8,7 +8,7 @@ impl SessionManager {
     /// With `all_for_user`, the session `except` (if any) stays active.
     pub async fn logout(
         &self,
-        access: &GroupAccess,
+        access: Acting<'_>,
         target: LogoutTarget,
         all_for_user: bool,
         except: Option<SessionId>,
@@ -40,17 +40,28 @@ impl SessionManager {
             if is_token && self.state_of(&record, now) != SessionState::Active {
                 return Err(SessionError::Unauthenticated);
             }
-            return self.revoke_all(access, &record.user_id, except, now).await;
+            let reason = match except {
+                Some(_) => EndReason::LogoutOthers,
+                None => EndReason::LogoutAll,
+            };
+            let except = except.map(|id| id.as_bytes().to_vec());
+            let others = |record: &SessionRecord| except.as_ref() != Some(&record.session_id);
+            return self
+                .revoke_where(access, &record.user_id, reason, &others, now)
+                .await;
         }
+        let reason = if is_token {
+            EndReason::Logout
+        } else {
+            EndReason::AdminRevoke
+        };
         let mut count = 0;
         self.store
             .update(session_id, Commit::Durable, &mut |record| {
                 if self.state_of(record, now) == SessionState::Active {
                     count = 1;
-                    Decision::Put(
-                        Box::new(revoked(record)),
-                        Some(event(EventKind::Revoked, now)),
-                    )
+                    let (next, event) = ended(record, reason, now, access.actor);
+                    Decision::Put(Box::new(next), Some(event))
                 } else {
                     count = 0;
                     Decision::Keep
@@ -61,23 +72,25 @@ impl SessionManager {
         Ok(count)
     }
 
-    pub(super) async fn revoke_all(
+    /// Ends, in one atomic step, every active session of `user_id` within reach that
+    /// `selected` picks; returns how many it ended.
+    pub(super) async fn revoke_where(
         &self,
-        access: &GroupAccess,
+        access: Acting<'_>,
         user_id: &str,
-        except: Option<SessionId>,
+        reason: EndReason,
+        selected: &(dyn Fn(&SessionRecord) -> bool + Sync),
         now_ms: u64,
     ) -> Result<u32, SessionError> {
-        let except = except.map(|id| id.as_bytes().to_vec());
         let mut count = 0;
         self.store
             .update_user(user_id, &mut |records| {
                 let ended: Vec<(SessionRecord, Event)> = records
                     .iter()
                     .filter(|record| self.state_of(record, now_ms) == SessionState::Active)
-                    .filter(|record| except.as_ref() != Some(&record.session_id))
+                    .filter(|record| selected(record))
                     .filter(|record| access.allows(&record.group))
-                    .map(|record| (revoked(record), event(EventKind::Revoked, now_ms)))
+                    .map(|record| ended(record, reason, now_ms, access.actor))
                     .collect();
                 count = u32::try_from(ended.len()).unwrap_or(u32::MAX);
                 ended
@@ -106,11 +119,40 @@ impl SessionManager {
     /// Ends every active session of a user (admin form of Logout with all_for_user).
     pub async fn logout_user(
         &self,
-        access: &GroupAccess,
+        access: Acting<'_>,
         user: UserRef,
     ) -> Result<u32, SessionError> {
         let user_id = self.resolve_user(user).await?;
-        self.revoke_all(access, &user_id, None, self.clock.now_ms())
-            .await
+        self.revoke_where(
+            access,
+            &user_id,
+            EndReason::AdminRevoke,
+            &|_| true,
+            self.clock.now_ms(),
+        )
+        .await
+    }
+
+    /// Ends every active session of a user authenticated before `not_before_ms` (the
+    /// user's credentials changed); returns how many it ended.
+    pub async fn revoke_user_before(
+        &self,
+        access: Acting<'_>,
+        user: UserRef,
+        not_before_ms: u64,
+    ) -> Result<u32, SessionError> {
+        let user_id = self.resolve_user(user).await?;
+        let before = |record: &SessionRecord| record.authenticated_at_ms < not_before_ms;
+        let count = self
+            .revoke_where(
+                access,
+                &user_id,
+                EndReason::UserNotBefore,
+                &before,
+                self.clock.now_ms(),
+            )
+            .await?;
+        tracing::info!(%user_id, not_before_ms, count, actor = access.actor, "user sessions revoked by not_before");
+        Ok(count)
     }
 }

@@ -6,6 +6,7 @@ mod extension;
 mod listing;
 mod logout;
 mod rotation;
+mod sighting;
 mod start;
 mod sweep;
 mod validation;
@@ -14,7 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::access::GroupAccess;
+use super::access::{Acting, GroupAccess};
 use super::policy::{GroupPolicy, Policies, SessionLimitAction, SessionState, DEFAULT_GROUP};
 use super::token::{new_nonce, Secret, SecretHash, Token, TokenKind, RETIRED_DIGEST_LEN};
 use super::SessionError;
@@ -22,7 +23,8 @@ use crate::clock::{millis, Clock};
 use crate::metrics;
 use crate::signing::KeyRing;
 use crate::store::{
-    Commit, Decision, Event, EventKind, SessionId, SessionRecord, SessionStore, StoredState,
+    ClientContext, Commit, Decision, EndReason, Event, EventKind, SessionId, SessionRecord,
+    SessionStore, StoredState,
 };
 
 /// Pause between two sweeper batches.
@@ -49,6 +51,8 @@ pub struct StartParams {
     pub issue_id_token: bool,
     /// Empty: none.
     pub external_user_id: String,
+    /// The client the session is started from, if the caller said.
+    pub client: Option<ClientContext>,
 }
 
 /// A user, by our id or by the caller's.
@@ -72,6 +76,8 @@ pub struct AttributeChanges {
 pub struct Snapshot {
     pub record: SessionRecord,
     pub state: SessionState,
+    /// Why it is not active (Unspecified while it is).
+    pub end_reason: EndReason,
     /// Until the session ends (expiry or idle timeout), from the moment of the call.
     pub expires_in: Duration,
     /// Until when a caller following WatchSessions may cache this answer.
@@ -204,11 +210,25 @@ fn count_revoked(reason: &'static str, count: usize) {
     }
 }
 
-fn revoked(record: &SessionRecord) -> SessionRecord {
+/// `record` ended for `reason` by `actor`, with the event that says so (REUSE_DETECTED
+/// for a reused refresh token, REVOKED otherwise).
+fn ended(
+    record: &SessionRecord,
+    reason: EndReason,
+    at_ms: u64,
+    actor: &str,
+) -> (SessionRecord, Event) {
     let mut next = record.clone();
     next.set_state(StoredState::Revoked);
+    next.set_end_reason(reason);
     close_grace(&mut next);
-    next
+    let kind = match reason {
+        EndReason::RefreshReuse => EventKind::ReuseDetected,
+        _ => EventKind::Revoked,
+    };
+    let mut event = event(kind, at_ms, actor);
+    event.reason = reason;
+    (next, event)
 }
 
 /// Drops the sealed successor: its window closed, or the successor was used.
@@ -217,8 +237,14 @@ fn close_grace(record: &mut SessionRecord) {
     record.sealed_successor.clear();
 }
 
-fn event(kind: EventKind, at_ms: u64) -> Event {
-    Event { kind, at_ms }
+fn event(kind: EventKind, at_ms: u64, actor: &str) -> Event {
+    Event {
+        kind,
+        at_ms,
+        reason: EndReason::Unspecified,
+        actor: actor.into(),
+        note: "".into(),
+    }
 }
 
 fn new_session_id(now_ms: u64) -> SessionId {
@@ -298,6 +324,7 @@ impl SessionManager {
         let ends_at_ms = policy.ends_at_ms(&record);
         Snapshot {
             state: policy.state_at(&record, now_ms),
+            end_reason: policy.end_reason_at(&record, now_ms),
             expires_in: Duration::from_millis(ends_at_ms.saturating_sub(now_ms)),
             cache_until_ms: ends_at_ms
                 .min(now_ms.saturating_add(millis(self.settings.whoami_cache_max))),

@@ -11,10 +11,11 @@ impl SessionManager {
     /// one, and the token stays usable.
     pub async fn refresh(
         &self,
-        access: &GroupAccess,
+        access: Acting<'_>,
         token: Token,
         expected_scope: Option<&str>,
         issue_id_token: bool,
+        client: Option<&ClientContext>,
     ) -> Result<Issued, SessionError> {
         enum Outcome {
             Forbidden,
@@ -56,6 +57,7 @@ impl SessionManager {
                     }
                     outcome = Outcome::Rotated;
                     let mut next = self.rotated(record, &tokens, now);
+                    sighting::record_sighting(&mut next, client, now);
                     let grace = millis(self.policies.for_record(record).refresh_grace);
                     if grace > 0 {
                         next.grace_until_ms = now.saturating_add(grace);
@@ -65,16 +67,17 @@ impl SessionManager {
                             nonce,
                         );
                     }
-                    Decision::Put(Box::new(next), Some(event(EventKind::Refreshed, now)))
+                    Decision::Put(
+                        Box::new(next),
+                        Some(event(EventKind::Refreshed, now, access.actor)),
+                    )
                 } else if let Some(successor) = replayed {
                     outcome = Outcome::Replayed(successor);
                     Decision::Keep
                 } else if reused {
                     outcome = Outcome::Reused;
-                    Decision::Put(
-                        Box::new(revoked(record)),
-                        Some(event(EventKind::ReuseDetected, now)),
-                    )
+                    let (next, event) = ended(record, EndReason::RefreshReuse, now, access.actor);
+                    Decision::Put(Box::new(next), Some(event))
                 } else {
                     outcome = Outcome::Refused;
                     Decision::Keep

@@ -7,7 +7,7 @@ impl SessionManager {
     /// Opens a session: ACTIVE, with a fresh token pair.
     pub async fn start(
         &self,
-        access: &GroupAccess,
+        access: Acting<'_>,
         params: StartParams,
     ) -> Result<Issued, SessionError> {
         let group = params.group.unwrap_or_else(|| DEFAULT_GROUP.to_owned());
@@ -26,7 +26,7 @@ impl SessionManager {
         let tokens = TokenPair::generate()?;
         let now = self.clock.now_ms();
         let max_expires_at_ms = now.saturating_add(millis(policy.max_lifetime));
-        let record = SessionRecord {
+        let mut record = SessionRecord {
             session_id: self
                 .store
                 .place_session_id(new_session_id(now), &params.user_id)
@@ -52,7 +52,15 @@ impl SessionManager {
             aal: String::new(),
             token_attributes: params.token_attributes,
             external_user_id: params.external_user_id,
+            client: None,
+            last_ip: String::new(),
+            last_user_agent: String::new(),
+            last_seen_at_ms: 0,
+            end_reason: EndReason::Unspecified as i32,
+            started_by: access.actor.to_owned(),
         };
+        sighting::record_sighting(&mut record, params.client.as_ref(), now);
+        record.client = params.client;
         let mut evicted = 0;
         let mut refused = false;
         match policy.max_sessions_per_user {
@@ -75,10 +83,10 @@ impl SessionManager {
                         let mut puts: Vec<(SessionRecord, Event)> = active
                             .iter()
                             .take(excess)
-                            .map(|r| (revoked(r), event(EventKind::Revoked, now)))
+                            .map(|r| ended(r, EndReason::LimitEvicted, now, access.actor))
                             .collect();
                         evicted = puts.len();
-                        puts.push((record.clone(), event(EventKind::Started, now)));
+                        puts.push((record.clone(), Event::started(&record)));
                         puts
                     })
                     .await?

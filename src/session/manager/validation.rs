@@ -1,5 +1,6 @@
-//! Whoami: validates a session token, and touches `last_access_at` at most once per
-//! touch interval (closing a grace window once the successor is used).
+//! Whoami: validates a session token, and touches `last_access_at` (and the last-seen
+//! client) at most once per touch interval, or at once when the ip or user agent
+//! changed (closing a grace window once the successor is used).
 
 use super::*;
 
@@ -7,8 +8,9 @@ impl SessionManager {
     /// Validates a session token; touches `last_access_at` at most once per interval.
     pub async fn whoami(
         &self,
-        access: &GroupAccess,
+        access: Acting<'_>,
         token: Token,
+        client: Option<&ClientContext>,
     ) -> Result<Snapshot, SessionError> {
         let presented = token.secret.hash();
         let now = self.clock.now_ms();
@@ -22,9 +24,11 @@ impl SessionManager {
         let touch_after = millis(self.touch_interval_for(self.policies.for_record(&record)));
         let stale =
             |record: &SessionRecord| now.saturating_sub(record.last_access_at_ms) >= touch_after;
-        // Using the successor closes the grace window of the token it replaced.
-        let needs_write =
-            |record: &SessionRecord| stale(record) || !record.sealed_successor.is_empty();
+        // Using the successor closes the grace window of the token it replaced; a new
+        // ip or user agent is recorded at once, a known one with the next touch.
+        let needs_write = |record: &SessionRecord| {
+            stale(record) || !record.sealed_successor.is_empty() || sighting::moved(record, client)
+        };
         if !needs_write(&record) {
             return Ok(self.snapshot(record, now));
         }
@@ -44,6 +48,9 @@ impl SessionManager {
                 let mut next = record.clone();
                 if stale(record) {
                     next.last_access_at_ms = now;
+                }
+                if stale(record) || sighting::moved(record, client) {
+                    sighting::record_sighting(&mut next, client, now);
                 }
                 close_grace(&mut next);
                 Decision::Put(Box::new(next), None)

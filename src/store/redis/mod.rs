@@ -52,7 +52,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use super::{
-    Commit, ConsistencyReport, Decision, Event, EventKind, EventsAfter, RecordDecision, SessionId,
+    Commit, ConsistencyReport, Decision, Event, EventsAfter, RecordDecision, SessionId,
     SessionRecord, SessionStore, StoreError, StoredEvent, UserDecision,
 };
 use crate::clock::Clock;

@@ -84,14 +84,8 @@ impl Plan {
         self.step("R", key, [member.into_bytes()]);
     }
 
-    pub(super) fn event(&mut self, session_id: &[u8], user_id: &str, event: Event) {
-        let stored = StoredEvent {
-            seq: 0,
-            kind: event.kind as i32,
-            session_id: session_id.to_vec(),
-            user_id: user_id.to_owned(),
-            at_ms: event.at_ms,
-        };
+    pub(super) fn event(&mut self, session_id: &[u8], user_id: &str, event: &Event) {
+        let stored = event.stored(0, session_id, user_id);
         self.args.push(b"E".to_vec());
         self.args.push(stored.encode_to_vec());
     }
@@ -165,14 +159,7 @@ impl RedisStore {
         let mut plan = Plan::new(&self.keys, shard_of(id));
         plan.check_value(self.keys.session(id), None);
         self.plan_put(&mut plan, None, record)?;
-        plan.event(
-            &record.session_id,
-            &record.user_id,
-            Event {
-                kind: EventKind::Started,
-                at_ms: record.created_at_ms,
-            },
-        );
+        plan.event(&record.session_id, &record.user_id, &Event::started(record));
         if self.run(plan).await? {
             Ok(())
         } else {
@@ -199,7 +186,7 @@ impl RedisStore {
                     let mut plan = Plan::new(&self.keys, shard_of(id));
                     plan.check_value(key.clone(), Some(&bytes));
                     self.plan_put(&mut plan, Some(&current), &next)?;
-                    if let Some(event) = event {
+                    if let Some(event) = &event {
                         plan.event(&next.session_id, &next.user_id, event);
                     }
                     if self.run(plan).await? {
@@ -246,7 +233,7 @@ impl RedisStore {
                     plan.check_value(self.keys.session(record_id(next)?), None);
                 }
                 self.plan_put(&mut plan, old, next)?;
-                plan.event(&next.session_id, &next.user_id, *event);
+                plan.event(&next.session_id, &next.user_id, event);
             }
             if self.run(plan).await? {
                 return Ok(());

@@ -36,33 +36,34 @@ impl RedisStore {
             .collect::<Result<Vec<_>, _>>()?;
         let ids: Vec<SessionId> = due.iter().map(|(id, _)| *id).collect();
         let stored = self.records(&ids).await?;
-        let expired = Event {
-            kind: EventKind::Expired,
-            at_ms: now_ms,
-        };
         let mut plan = Plan::new(&self.keys, shard);
         let mut removed = 0;
         for ((id, user_id), bytes) in due.iter().zip(&stored) {
             let key = self.keys.session(*id);
             plan.check_value(key.clone(), bytes.as_deref());
-            let grace = match bytes {
-                Some(bytes) => {
-                    let record = decode(*id, bytes)?;
-                    if record.expires_at_ms > now_ms {
-                        continue;
-                    }
-                    record.grace_until_ms
-                }
-                // Redis's own expiry was first: only the indexes are left.
-                None => 1,
-            };
+            let record = bytes
+                .as_deref()
+                .map(|bytes| decode(*id, bytes))
+                .transpose()?;
+            if record
+                .as_ref()
+                .is_some_and(|record| record.expires_at_ms > now_ms)
+            {
+                continue;
+            }
+            // None: Redis's own expiry was first, only the indexes are left.
+            let grace = record.as_ref().map_or(1, |record| record.grace_until_ms);
             plan.delete(key);
             plan.zrem(self.keys.user(user_id), id_hex(*id));
             plan.zrem(self.keys.expiry(shard), expiry_member(*id, user_id));
             if grace > 0 {
                 plan.zrem(self.keys.grace(shard), id_hex(*id));
             }
-            plan.event(id.as_bytes(), user_id, expired);
+            plan.event(
+                id.as_bytes(),
+                user_id,
+                &Event::expired(record.as_ref(), now_ms),
+            );
             removed += 1;
         }
         if removed == 0 || !self.run(plan).await? {

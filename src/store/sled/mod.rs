@@ -32,8 +32,8 @@ use tx::*;
 
 use super::keys;
 use super::{
-    Commit, ConsistencyReport, Decision, Durability, Event, EventKind, EventsAfter, RecordDecision,
-    SessionId, SessionRecord, SessionStore, StoreError, StoredEvent, UserDecision,
+    Commit, ConsistencyReport, Decision, Durability, Event, EventsAfter, RecordDecision, SessionId,
+    SessionRecord, SessionStore, StoreError, StoredEvent, UserDecision,
 };
 use cache::{CachedRecord, RecordCache};
 

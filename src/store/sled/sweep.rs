@@ -13,17 +13,14 @@ impl SledStore {
         if due.is_empty() {
             return Ok(0);
         }
-        let expired = Event {
-            kind: EventKind::Expired,
-            at_ms: now_ms,
-        };
         let (removed, last_seq) = self.write(|tx, first_seq| {
             let mut removed = 0;
             for &(expires_at_ms, id) in &due {
                 match tx.get(id)? {
                     Some(record) if record.expires_at_ms <= now_ms => {
                         tx.delete(&record)?;
-                        tx.log(first_seq + removed, &record, expired)?;
+                        let expired = Event::expired(Some(&record), now_ms);
+                        tx.log(first_seq + removed, &record, &expired)?;
                         removed += 1;
                     }
                     // Extended since the scan: its new entry stays, the stale one goes.

@@ -126,11 +126,7 @@ impl Tx<'_> {
             let (record, event) = match change {
                 Change::Insert(record) => {
                     self.put(None, record)?;
-                    let started = Event {
-                        kind: EventKind::Started,
-                        at_ms: record.created_at_ms,
-                    };
-                    (record, Some(started))
+                    (record, Some(Event::started(record)))
                 }
                 Change::Replace {
                     old,
@@ -144,12 +140,12 @@ impl Tx<'_> {
                         continue;
                     }
                     self.put(Some(old), next)?;
-                    (next, *event)
+                    (next, event.clone())
                 }
             };
             outcomes.push(Applied::Done(match event {
                 Some(event) => {
-                    self.log(seq, record, event)?;
+                    self.log(seq, record, &event)?;
                     seq += 1;
                     Some(seq - 1)
                 }
@@ -164,15 +160,9 @@ impl Tx<'_> {
         &self,
         seq: u64,
         record: &SessionRecord,
-        event: Event,
+        event: &Event,
     ) -> Result<(), TxError> {
-        let entry = StoredEvent {
-            seq,
-            kind: event.kind as i32,
-            session_id: record.session_id.clone(),
-            user_id: record.user_id.clone(),
-            at_ms: event.at_ms,
-        };
+        let entry = event.stored(seq, &record.session_id, &record.user_id);
         self.events
             .insert(&keys::event_key(seq)[..], entry.encode_to_vec())?;
         Ok(())
@@ -266,7 +256,7 @@ impl SledStore {
                         .find(|record| record.session_id == next.session_id);
                     added += u64::from(old.is_none());
                     tx.put(old, next)?;
-                    tx.log(seq, next, *event)?;
+                    tx.log(seq, next, event)?;
                 }
                 Ok(((!puts.is_empty(), added), puts.len() as u64))
             })?
