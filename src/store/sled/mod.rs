@@ -164,9 +164,10 @@ impl SledStore {
     }
 }
 
-/// Records the read cache keeps per generation (at most twice this many in all): about
-/// 50 MB at most, room for every session validated often.
-const READ_CACHE_RECORDS: usize = 32_768;
+/// Records the read cache keeps per generation (at most twice this many in all): room
+/// for the sessions validated most often, while a store of 1 M sessions stays within
+/// 1 GiB of memory.
+const READ_CACHE_RECORDS: usize = 8_192;
 
 /// How long `open_db` waits for the data dir's lock.
 const LOCK_WAIT: Duration = Duration::from_secs(3);
