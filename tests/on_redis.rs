@@ -32,6 +32,8 @@ mod refresh;
 mod revocations;
 #[path = "revoke_user.rs"]
 mod revoke_user;
+#[path = "search.rs"]
+mod search;
 #[path = "watch.rs"]
 mod watch;
 

@@ -58,6 +58,8 @@ mod refresh_grace;
 mod revocations;
 #[path = "revoke_user.rs"]
 mod revoke_user;
+#[path = "search.rs"]
+mod search;
 #[path = "watch.rs"]
 mod watch;
 

@@ -5,6 +5,7 @@ pub mod convert;
 pub mod error;
 pub mod quotas;
 pub mod revocations;
+pub mod search;
 pub mod service;
 pub mod validate;
 

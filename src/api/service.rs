@@ -511,4 +511,28 @@ impl SessionService for SessionApi {
                 .await?,
         ))
     }
+
+    async fn list_sessions(
+        &self,
+        request: Request<pb::ListSessionsRequest>,
+    ) -> Result<Response<pb::ListSessionsResponse>, Status> {
+        let (_, extensions, request) = request.into_parts();
+        let answer =
+            super::search::list_sessions(&self.manager, &self.limits, access(&extensions), request);
+        Ok(Response::new(answer.await?))
+    }
+
+    async fn revoke_sessions(
+        &self,
+        request: Request<pb::RevokeSessionsRequest>,
+    ) -> Result<Response<pb::RevokeSessionsResponse>, Status> {
+        let (_, extensions, request) = request.into_parts();
+        let answer = super::search::revoke_sessions(
+            &self.manager,
+            &self.limits,
+            access(&extensions),
+            request,
+        );
+        Ok(Response::new(answer.await?))
+    }
 }

@@ -42,10 +42,12 @@ pub enum Permission {
     ExtAuthz,
     /// Ends every session of a user authenticated before a moment.
     RevokeUserSessions,
+    ListSessions,
+    RevokeSessions,
 }
 
 impl Permission {
-    const ALL: [Permission; 16] = [
+    const ALL: [Permission; 18] = [
         Permission::Start,
         Permission::Refresh,
         Permission::Extend,
@@ -62,6 +64,8 @@ impl Permission {
         Permission::ListRevocations,
         Permission::ExtAuthz,
         Permission::RevokeUserSessions,
+        Permission::ListSessions,
+        Permission::RevokeSessions,
     ];
 
     fn name(self) -> &'static str {
@@ -82,6 +86,8 @@ impl Permission {
             Permission::ListRevocations => "ListRevocations",
             Permission::ExtAuthz => "ExtAuthz",
             Permission::RevokeUserSessions => "RevokeUserSessions",
+            Permission::ListSessions => "ListSessions",
+            Permission::RevokeSessions => "RevokeSessions",
         }
     }
 
@@ -118,7 +124,7 @@ pub enum CallerConfigError {
     BadKeyHash(String),
     #[error("caller {0:?}: needs api_key_sha256 or cert_subject")]
     NoCredential(String),
-    #[error("caller {caller:?}: unknown call {call:?} (known: Start, Refresh, Extend, Whoami, Logout, LogoutAll, RefreshAllForUser, ListUserSessions, WatchSessions, Reauthenticate, UpdateAttributes, RotateSigningKey, Backup, ListRevocations, ExtAuthz, RevokeUserSessions, *)")]
+    #[error("caller {caller:?}: unknown call {call:?} (known: Start, Refresh, Extend, Whoami, Logout, LogoutAll, RefreshAllForUser, ListUserSessions, WatchSessions, Reauthenticate, UpdateAttributes, RotateSigningKey, Backup, ListRevocations, ExtAuthz, RevokeUserSessions, ListSessions, RevokeSessions, *)")]
     UnknownCall { caller: String, call: String },
     #[error("two callers share the credential of {0:?}")]
     Duplicate(String),

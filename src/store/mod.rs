@@ -318,6 +318,15 @@ pub trait SessionStore: Send + Sync {
         ))
     }
 
+    /// Up to `limit` session records of every user, newest first (descending id: ids
+    /// are UUID v7, so creation order), before `before` (from the newest when None).
+    /// Records whose id is not placed by time (none are) would sort by id all the same.
+    async fn records_before(
+        &self,
+        before: Option<SessionId>,
+        limit: usize,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
+
     /// Turns to `Some(detail)` once the store can no longer write until it is opened
     /// again (sled stays failed after a failed disk write); the server then stops
     /// serving and exits, so a supervisor restarts it. Stores that recover by

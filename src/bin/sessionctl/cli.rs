@@ -144,6 +144,8 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    #[command(flatten)]
+    Admin(crate::admin::AdminCommand),
 }
 
 /// Flags of `start`.
@@ -267,6 +269,8 @@ pub enum Call {
     Backup { out: PathBuf },
     /// `revoke-user`.
     RevokeUser(pb::RevokeUserSessionsRequest),
+    /// `search`, `revoke`, `reauth`, `attrs`, `keys`, `jwks`.
+    Admin(crate::admin::AdminCall),
 }
 
 impl Command {
@@ -337,6 +341,7 @@ impl Command {
                 all_pages: args.all_pages,
             },
             Command::Backup { out } => Call::Backup { out },
+            Command::Admin(command) => Call::Admin(command.into_call()?),
             Command::RevokeUser {
                 user_id,
                 external,
@@ -356,13 +361,13 @@ impl Command {
 
 /// A `KEY=VALUE` argument split at its first "=" (the value may hold more of them).
 /// An RFC 3339 moment as a protobuf timestamp.
-fn rfc3339_moment(arg: &str) -> Result<prost_types::Timestamp, String> {
+pub fn rfc3339_moment(arg: &str) -> Result<prost_types::Timestamp, String> {
     let at = humantime_serde::re::humantime::parse_rfc3339_weak(arg)
         .map_err(|error| format!("not an RFC 3339 time ({error})"))?;
     Ok(prost_types::Timestamp::from(at))
 }
 
-fn key_value(arg: &str) -> Result<(String, String), String> {
+pub fn key_value(arg: &str) -> Result<(String, String), String> {
     match arg.split_once('=') {
         Some(("", _)) => Err("the key before \"=\" is empty".to_owned()),
         Some((key, value)) => Ok((key.to_owned(), value.to_owned())),
@@ -372,7 +377,10 @@ fn key_value(arg: &str) -> Result<(String, String), String> {
 
 /// The pairs of a repeatable `KEY=VALUE` flag as a map; a key given twice is an error
 /// rather than a silent overwrite.
-fn into_map(flag: &str, pairs: Vec<(String, String)>) -> Result<HashMap<String, String>, CtlError> {
+pub fn into_map(
+    flag: &str,
+    pairs: Vec<(String, String)>,
+) -> Result<HashMap<String, String>, CtlError> {
     let mut map = HashMap::with_capacity(pairs.len());
     for (key, value) in pairs {
         if map.contains_key(&key) {

@@ -145,6 +145,7 @@ impl Api {
                 let revoked_count = response.await?.revoked_count;
                 Answer::Logout(pb::LogoutResponse { revoked_count })
             }
+            Call::Admin(call) => Answer::Admin(self.send_admin(call, now_seconds()).await?),
         })
     }
 
@@ -176,7 +177,7 @@ impl Api {
     }
 
     /// `message` with the API key and the deadline attached.
-    fn request<T>(&self, message: T) -> Request<T> {
+    pub fn request<T>(&self, message: T) -> Request<T> {
         let mut request = self.untimed_request(message);
         request.set_timeout(self.timeout);
         request
@@ -206,7 +207,7 @@ impl Api {
 
 /// The message of `response`. tonic enforces the request's deadline itself but reports
 /// it as CANCELLED; it becomes DEADLINE_EXCEEDED here, as gRPC names it.
-async fn answer<T>(
+pub async fn answer<T>(
     timeout: Duration,
     response: impl Future<Output = Result<Response<T>, Status>>,
 ) -> Result<T, CtlError> {
@@ -229,6 +230,12 @@ fn deadline_passed(status: &Status) -> bool {
         source = error.source();
     }
     false
+}
+
+/// Now, in whole seconds (dates an answer's human form).
+fn now_seconds() -> i64 {
+    use sessiond::clock::Clock;
+    i64::try_from(sessiond::clock::SystemClock.now_ms() / 1000).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 // No unwrap/expect outside tests: request and storage data must never panic the server.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin;
 mod backup;
 mod cli;
 mod client;

@@ -27,6 +27,8 @@ pub enum Answer {
     List(pb::ListUserSessionsResponse),
     /// `backup`: the file written and verified.
     Backup(crate::backup::Written),
+    /// An admin command's answer, already in both forms.
+    Admin(crate::admin::AdminAnswer),
 }
 
 /// Widest metadata cell in a session table.
@@ -80,6 +82,7 @@ impl Answer {
                 "sessions": written.sessions,
                 "signing_keys": written.signing_keys,
             }),
+            Answer::Admin(answer) => answer.json.clone(),
         }
     }
 
@@ -152,12 +155,13 @@ impl Answer {
                 written.path.display(),
                 written.bytes
             ),
+            Answer::Admin(answer) => answer.human.clone(),
         }
     }
 }
 
 /// A session as JSON.
-fn session_json(session: &pb::Session) -> Value {
+pub(crate) fn session_json(session: &pb::Session) -> Value {
     json!({
         "session_id": session.session_id,
         "user_id": session.user_id,
@@ -171,6 +175,7 @@ fn session_json(session: &pb::Session) -> Value {
         "ttl_seconds": session.ttl_seconds,
         "metadata": sorted(&session.metadata),
         "attributes": sorted(&session.attributes),
+        "aal": session.aal,
         "client": session.client.as_ref().map(|client| json!({
             "ip": client.ip,
             "user_agent": client.user_agent,
@@ -244,7 +249,7 @@ fn session_pairs(session: Option<&pb::Session>, now_seconds: i64) -> Vec<(&'stat
 }
 
 /// Sessions as a table, one row each; "EXPIRES IN" only for active ones.
-fn session_table(sessions: &[pb::Session], now_seconds: i64) -> String {
+pub(crate) fn session_table(sessions: &[pb::Session], now_seconds: i64) -> String {
     let rows = sessions
         .iter()
         .map(|session| {

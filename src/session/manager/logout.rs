@@ -47,7 +47,7 @@ impl SessionManager {
             let except = except.map(|id| id.as_bytes().to_vec());
             let others = |record: &SessionRecord| except.as_ref() != Some(&record.session_id);
             return self
-                .revoke_where(access, &record.user_id, reason, &others, now)
+                .revoke_where(access, &record.user_id, (reason, ""), &others, now)
                 .await;
         }
         let reason = if is_token {
@@ -73,12 +73,12 @@ impl SessionManager {
     }
 
     /// Ends, in one atomic step, every active session of `user_id` within reach that
-    /// `selected` picks; returns how many it ended.
+    /// `selected` picks, with `note` in each event; returns how many it ended.
     pub(super) async fn revoke_where(
         &self,
         access: Acting<'_>,
         user_id: &str,
-        reason: EndReason,
+        (reason, note): (EndReason, &str),
         selected: &(dyn Fn(&SessionRecord) -> bool + Sync),
         now_ms: u64,
     ) -> Result<u32, SessionError> {
@@ -90,7 +90,11 @@ impl SessionManager {
                     .filter(|record| self.state_of(record, now_ms) == SessionState::Active)
                     .filter(|record| selected(record))
                     .filter(|record| access.allows(&record.group))
-                    .map(|record| ended(record, reason, now_ms, access.actor))
+                    .map(|record| {
+                        let (next, mut event) = ended(record, reason, now_ms, access.actor);
+                        event.note = note.into();
+                        (next, event)
+                    })
                     .collect();
                 count = u32::try_from(ended.len()).unwrap_or(u32::MAX);
                 ended
@@ -126,7 +130,7 @@ impl SessionManager {
         self.revoke_where(
             access,
             &user_id,
-            EndReason::AdminRevoke,
+            (EndReason::AdminRevoke, ""),
             &|_| true,
             self.clock.now_ms(),
         )
@@ -147,7 +151,7 @@ impl SessionManager {
             .revoke_where(
                 access,
                 &user_id,
-                EndReason::UserNotBefore,
+                (EndReason::UserNotBefore, ""),
                 &before,
                 self.clock.now_ms(),
             )

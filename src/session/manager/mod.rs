@@ -2,14 +2,18 @@
 //! rules of `policy`, and writes in one atomic store step.
 
 mod attributes;
+mod bulk;
 mod extension;
 mod listing;
 mod logout;
 mod rotation;
+mod search;
 mod sighting;
 mod start;
 mod sweep;
 mod validation;
+
+pub use bulk::{BulkRevoke, BulkRevoked};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -29,6 +29,7 @@
 mod events;
 mod keys;
 mod plan;
+mod scan;
 mod sweep;
 mod vault;
 
@@ -325,6 +326,14 @@ impl SessionStore for RedisStore {
             .zip(stored)
             .filter_map(|(id, bytes)| bytes.map(|bytes| decode(*id, &bytes)))
             .collect()
+    }
+
+    async fn records_before(
+        &self,
+        before: Option<SessionId>,
+        limit: usize,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        self.newest_records_before(before, limit).await
     }
 
     async fn remove_expired(&self, now_ms: u64, limit: usize) -> Result<usize, StoreError> {

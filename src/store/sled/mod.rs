@@ -298,6 +298,28 @@ impl SessionStore for SledStore {
         self.records_after(after, limit)
     }
 
+    async fn records_before(
+        &self,
+        before: Option<SessionId>,
+        limit: usize,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        // A reverse range of the sessions tree: reads only the records returned.
+        let end = match before {
+            Some(id) => Bound::Excluded(keys::session_key(id).to_vec()),
+            None => Bound::Unbounded,
+        };
+        self.trees
+            .sessions
+            .range::<Vec<u8>, _>((Bound::Unbounded, end))
+            .rev()
+            .take(limit)
+            .map(|entry| {
+                let (key, bytes) = entry?;
+                decode(keys::id_from(&key, "session record")?, &bytes)
+            })
+            .collect()
+    }
+
     async fn check_consistency(&self) -> Result<ConsistencyReport, StoreError> {
         self.scan_consistency().await
     }
