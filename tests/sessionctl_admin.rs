@@ -1,5 +1,5 @@
 //! sessionctl's admin commands against a live server: search, revoke (--dry-run and
-//! not), reauth, attrs set / rm, keys rotate and jwks, run as the built binary.
+//! not), reauth, attrs set / rm, keys rotate, jwks and watch, run as the built binary.
 
 mod common;
 mod support;
@@ -13,6 +13,12 @@ use support::*;
 /// Runs `sessionctl --addr URL --json ARGS` off the async runtime and parses stdout,
 /// after checking it succeeded.
 async fn ctl_json(url: &str, args: &[&str]) -> Value {
+    serde_json::from_str(&ctl_stdout(url, args).await).expect("stdout is JSON")
+}
+
+/// Runs `sessionctl --addr URL --json ARGS` off the async runtime and returns stdout,
+/// after checking it succeeded.
+async fn ctl_stdout(url: &str, args: &[&str]) -> String {
     let mut all = vec!["--addr".to_owned(), url.to_owned(), "--json".to_owned()];
     all.extend(args.iter().map(|arg| (*arg).to_owned()));
     let output = tokio::task::spawn_blocking(move || {
@@ -29,7 +35,7 @@ async fn ctl_json(url: &str, args: &[&str]) -> Value {
         "stderr: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    serde_json::from_slice(&output.stdout).expect("stdout is JSON")
+    String::from_utf8(output.stdout).expect("UTF-8 stdout")
 }
 
 #[tokio::test]
@@ -108,4 +114,28 @@ async fn keys_rotate_publishes_a_new_key_in_the_jwks() {
         .filter_map(|key| key["kid"].as_str())
         .collect();
     assert!(kids.contains(&kid.as_str()), "{kids:?} lacks {kid}");
+}
+
+#[tokio::test]
+async fn watch_prints_one_json_event_per_line_and_resumes_after_a_cursor() {
+    let test = TestServer::start().await;
+    let url = test.url();
+    let mut client = test.client().await;
+    let alice = start_session(&mut client, "alice").await;
+    logout_token(&mut client, &alice.session_token).await;
+
+    let text = ctl_stdout(&url, &["watch", "--after", "0", "--count", "3"]).await;
+    let events: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert_eq!(kinds, ["STARTED", "REVOKED", "CAUGHT_UP"]);
+    assert_eq!(events[1]["end_reason"], "LOGOUT");
+    assert_eq!(events[1]["user_id"], "alice");
+
+    let after = events[0]["cursor"].as_u64().expect("a cursor").to_string();
+    let resumed = ctl_stdout(&url, &["watch", "--after", &after, "--count", "1"]).await;
+    let first: Value = serde_json::from_str(resumed.trim()).expect("a JSON line");
+    assert_eq!(first["kind"], "REVOKED");
 }

@@ -3,7 +3,7 @@
 use prost_types::Timestamp;
 
 use crate::proto::session::v1 as pb;
-use crate::session::manager::Snapshot;
+use crate::session::manager::{Issued, Snapshot};
 use crate::session::policy::SessionState;
 use crate::session::watch::WatchItem;
 use crate::store::{EndReason, EventKind, SessionId};
@@ -125,6 +125,42 @@ impl From<WatchItem> for pb::SessionEvent {
                 kind: pb::SessionEventKind::CaughtUp as i32,
                 ..Default::default()
             },
+        }
+    }
+}
+
+impl From<Issued> for pb::StartResponse {
+    fn from(issued: Issued) -> Self {
+        let (access_token, access_token_expires_in_seconds) = issued
+            .access_token
+            .map(|token| (token.jwt, whole_seconds(token.expires_in)))
+            .unwrap_or_default();
+        pb::StartResponse {
+            access_token,
+            access_token_expires_in_seconds,
+            id_token: issued.id_token.unwrap_or_default(),
+            expires_in_seconds: whole_seconds(issued.session.expires_in),
+            session: Some(issued.session.into()),
+            session_token: issued.session_token,
+            refresh_token: issued.refresh_token,
+        }
+    }
+}
+
+impl From<Issued> for pb::RefreshResponse {
+    fn from(issued: Issued) -> Self {
+        let (access_token, access_token_expires_in_seconds) = issued
+            .access_token
+            .map(|token| (token.jwt, whole_seconds(token.expires_in)))
+            .unwrap_or_default();
+        pb::RefreshResponse {
+            access_token,
+            access_token_expires_in_seconds,
+            id_token: issued.id_token.unwrap_or_default(),
+            expires_in_seconds: whole_seconds(issued.session.expires_in),
+            session: Some(issued.session.into()),
+            session_token: issued.session_token,
+            refresh_token: issued.refresh_token,
         }
     }
 }

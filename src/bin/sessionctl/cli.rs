@@ -146,6 +146,9 @@ pub enum Command {
     },
     #[command(flatten)]
     Admin(crate::admin::AdminCommand),
+    /// Follow session events as they happen (WatchSessions): one line each, or one JSON
+    /// object per line with --json; resume with --after CURSOR.
+    Watch(crate::watch::WatchArgs),
 }
 
 /// Flags of `start`.
@@ -342,6 +345,10 @@ impl Command {
             },
             Command::Backup { out } => Call::Backup { out },
             Command::Admin(command) => Call::Admin(command.into_call()?),
+            // A stream, not one answer: main runs it (see `watch.rs`).
+            Command::Watch(_) => {
+                return Err(CtlError::Usage("watch is a stream, not a call".into()))
+            }
             Command::RevokeUser {
                 user_id,
                 external,

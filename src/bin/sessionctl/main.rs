@@ -13,6 +13,7 @@ mod error;
 mod render;
 mod table;
 mod time;
+mod watch;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -20,7 +21,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use sessiond::clock::{Clock, SystemClock};
 
-use crate::cli::Cli;
+use crate::cli::{Cli, Command};
 use crate::client::Target;
 use crate::error::CtlError;
 
@@ -39,11 +40,16 @@ fn main() -> ExitCode {
 /// Resolves the input, makes the call and writes the answer to stdout.
 fn run(cli: Cli) -> Result<(), CtlError> {
     let target = Target::new(&cli.addr, cli.api_key.as_deref(), cli.timeout)?;
-    let call = cli.command.into_call()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|error| CtlError::Usage(format!("cannot start the async runtime: {error}")))?;
+    let call = match cli.command {
+        Command::Watch(args) => {
+            return runtime.block_on(async { target.connect().await?.watch(args, cli.json).await })
+        }
+        command => command.into_call()?,
+    };
     let answer = runtime.block_on(async { target.connect().await?.send(call).await })?;
     let text = if cli.json {
         // A `Value` always serializes; the fallback is never used.
