@@ -81,18 +81,21 @@ class SessionClient:
         ttl_seconds: int | None = None,
         metadata: Mapping[str, str] | None = None,
         attributes: Mapping[str, str] | None = None,
+        client: session_pb2.ClientContext | None = None,
     ) -> session_pb2.StartResponse:
         """Opens an ACTIVE session for ``user_id``; returns it with its two tokens.
 
         ``group`` names a configured policy group (unset: ``default``); ``ttl_seconds``
         overrides the group's lifespan; ``metadata`` (login context) and ``attributes``
-        (enrichment data) are stored with the session.
+        (enrichment data) are stored with the session; ``client`` (ip, user agent,
+        device id and label) is what a "your devices" page shows.
         """
         request = session_pb2.StartRequest(
             user_id=user_id,
             group=group or "",
             metadata=dict(metadata or {}),
             attributes=dict(attributes or {}),
+            client=client,
         )
         if ttl_seconds is not None:
             request.ttl_seconds = ttl_seconds
@@ -101,9 +104,15 @@ class SessionClient:
         )
         return response
 
-    def whoami(self, session_token: str) -> session_pb2.WhoamiResponse:
-        """Validates a session token and returns its (ACTIVE) session."""
-        request = session_pb2.WhoamiRequest(session_token=session_token)
+    def whoami(
+        self, session_token: str, client: session_pb2.ClientContext | None = None
+    ) -> session_pb2.WhoamiResponse:
+        """Validates a session token and returns its (ACTIVE) session.
+
+        ``client`` (the caller's ip and user agent now) updates the session's last-seen
+        fields, coalesced by the server (not a write per call).
+        """
+        request = session_pb2.WhoamiRequest(session_token=session_token, client=client)
         response: session_pb2.WhoamiResponse = self.stub.Whoami(
             request, timeout=self.timeout
         )
@@ -176,3 +185,29 @@ class SessionClient:
             request, timeout=self.timeout
         )
         return response
+
+    def list_user_sessions(
+        self, user_id: str, include_inactive: bool = False
+    ) -> list[session_pb2.Session]:
+        """Every session of ``user_id``, newest first, all pages (a "your devices" list).
+
+        Each carries ``client`` (as given at Start), ``last_ip``, ``last_user_agent``
+        and ``last_seen_at``; ended ones (with ``include_inactive``) their
+        ``end_reason``.
+        """
+        sessions: list[session_pb2.Session] = []
+        page_token = ""
+        while True:
+            request = session_pb2.ListUserSessionsRequest(
+                user_id=user_id,
+                page_size=100,
+                page_token=page_token,
+                include_inactive=include_inactive,
+            )
+            page: session_pb2.ListUserSessionsResponse = self.stub.ListUserSessions(
+                request, timeout=self.timeout
+            )
+            sessions.extend(page.sessions)
+            page_token = page.next_page_token
+            if not page_token:
+                return sessions
