@@ -172,6 +172,7 @@ async fn expiry_reasons_are_derived_and_the_sweeper_is_the_actor() {
             .find(|(id, _, _)| *id == sid)
             .map(|(_, reason, _)| *reason)
     };
+    assert_eq!(reason(id(&idle)), Some(EndReason::IdleTimeout));
     assert_eq!(reason(id(&capped)), Some(EndReason::AbsoluteCap));
     assert_eq!(reason(id(&short)), Some(EndReason::LifespanEnd));
 }

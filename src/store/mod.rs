@@ -45,10 +45,20 @@ impl Event {
     }
 
     /// The EXPIRED event of the sweeper deleting `record` at `now_ms`: the reason it
-    /// ended with, or the expiry it reached (the store cannot tell an idle timeout).
+    /// ended with, or what ended it first: its idle timeout, its absolute cap or its
+    /// lifespan.
     pub fn expired(record: Option<&SessionRecord>, now_ms: u64) -> Event {
         let reason = match record {
             Some(record) if record.end_reason() != EndReason::Unspecified => record.end_reason(),
+            Some(record)
+                if record.idle_timeout_ms > 0
+                    && record
+                        .last_access_at_ms
+                        .saturating_add(record.idle_timeout_ms)
+                        < record.expires_at_ms =>
+            {
+                EndReason::IdleTimeout
+            }
             Some(record) if record.expires_at_ms >= record.max_expires_at_ms => {
                 EndReason::AbsoluteCap
             }

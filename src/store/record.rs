@@ -80,6 +80,10 @@ pub struct SessionRecord {
     /// empty in older records).
     #[prost(string, tag = "27")]
     pub started_by: String,
+    /// The group's idle timeout when the session started (0: none), so that the
+    /// sweeper, which sees no policy, can tell an idle timeout from a lifespan's end.
+    #[prost(uint64, tag = "28")]
+    pub idle_timeout_ms: u64,
 }
 
 /// The end user's client as the caller saw it.

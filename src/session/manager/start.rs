@@ -58,6 +58,7 @@ impl SessionManager {
             last_seen_at_ms: 0,
             end_reason: EndReason::Unspecified as i32,
             started_by: access.actor.to_owned(),
+            idle_timeout_ms: policy.idle_timeout.map_or(0, millis),
         };
         sighting::record_sighting(&mut record, params.client.as_ref(), now);
         record.client = params.client;
