@@ -103,6 +103,43 @@ async fn a_caller_over_its_start_quota_waits_while_another_caller_goes_on() {
 }
 
 #[tokio::test]
+async fn a_flood_of_refusals_is_answered_at_the_pace_of_its_bucket() {
+    let server = TestServer::with_config(&two_callers_with(
+        "start_per_caller = { calls = 1, per = \"1m\" }\nrefusal_hold_limit = \"1s\"",
+    ))
+    .await;
+    let mut client = server.client().await;
+    start_as(&mut client, KEY_A, "a-user")
+        .await
+        .expect("within caller a's quota");
+    let began = std::time::Instant::now();
+    let flood: Vec<_> = (0..20)
+        .map(|n| {
+            let mut client = client.clone();
+            tokio::spawn(async move {
+                let refused = start_as(&mut client, KEY_A, &format!("a-flood-{n}")).await;
+                (refused, began.elapsed())
+            })
+        })
+        .collect();
+    start_as(&mut client, KEY_B, "b-user")
+        .await
+        .expect("caller b is not held behind caller a's refusals");
+    let mut slowest = std::time::Duration::ZERO;
+    for call in flood {
+        let (refused, took) = call.await.expect("flood task");
+        assert_over_quota(refused.expect_err("caller a is over its quota"));
+        slowest = slowest.max(took);
+    }
+    // 20 refusals at once: the first is answered at once, the others wait for their
+    // turn (a minute each), at most the 1 s limit.
+    assert!(
+        slowest >= secs(1) - std::time::Duration::from_millis(50),
+        "{slowest:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_user_over_its_start_quota_is_refused_whoever_calls() {
     let server = TestServer::with_config(&two_callers_with(
         "start_per_user = { calls = 1, per = \"1h\", burst = 2 }",

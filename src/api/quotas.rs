@@ -2,14 +2,22 @@
 //! session (Refresh), on the server's clock; a call over one fails RESOURCE_EXHAUSTED
 //! with how long to wait. Every quota is off unless configured.
 //!
+//! Refusals of one key are answered at most one per retry delay; one that comes sooner
+//! is held until its turn (at most `refusal_hold_limit`). A client that retries at once
+//! without reading RetryInfo, or sends many calls at once, then gets its refusals at
+//! about the pace its bucket refills instead of spending the server's CPU on a flood of
+//! refusals that would slow every other caller. A client that waits as told is never
+//! held.
+//!
 //! They are checked here, at the gRPC edge, and not in a tower layer: the user id is in
 //! Start's body and the session id inside Refresh's token, which only the handlers
 //! decode. The caller's bucket is checked first, so a flooding caller is refused before
 //! it can add keys to the per-user or per-session maps.
 
+use std::collections::HashMap;
 use std::hash::Hash;
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::middleware::NoOpMiddleware;
@@ -17,6 +25,7 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 use serde::Deserialize;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::layers::auth::Caller;
@@ -47,8 +56,11 @@ impl Rate {
     }
 }
 
+/// How long a refusal may be held at most when none is configured.
+const DEFAULT_REFUSAL_HOLD_LIMIT: Duration = Duration::from_secs(1);
+
 /// The `[quotas]` table: which buckets exist (none by default).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QuotaSettings {
     /// Start calls of each caller (one anonymous caller when no callers are configured).
@@ -59,6 +71,21 @@ pub struct QuotaSettings {
     pub refresh_per_caller: Option<Rate>,
     /// Refresh calls naming each session, failed ones included.
     pub refresh_per_session: Option<Rate>,
+    /// The longest a refusal is held for its turn ("0s": refusals are never held).
+    #[serde(with = "humantime_serde")]
+    pub refusal_hold_limit: Duration,
+}
+
+impl Default for QuotaSettings {
+    fn default() -> QuotaSettings {
+        QuotaSettings {
+            start_per_caller: None,
+            start_per_user: None,
+            refresh_per_caller: None,
+            refresh_per_session: None,
+            refusal_hold_limit: DEFAULT_REFUSAL_HOLD_LIMIT,
+        }
+    }
 }
 
 impl QuotaSettings {
@@ -100,10 +127,18 @@ struct Bucket<K: Hash + Eq + Clone> {
     rate: Rate,
     /// "Start calls of this caller", "Refresh calls of this session"...
     what: &'static str,
+    /// When the next refusal of each recently refused key may be answered.
+    paced: Mutex<HashMap<K, Instant>>,
+    hold_limit: Duration,
 }
 
 impl<K: Hash + Eq + Clone> Bucket<K> {
-    fn new(rate: Option<Rate>, clock: &Arc<dyn Clock>, what: &'static str) -> Option<Bucket<K>> {
+    fn new(
+        rate: Option<Rate>,
+        clock: &Arc<dyn Clock>,
+        what: &'static str,
+        hold_limit: Duration,
+    ) -> Option<Bucket<K>> {
         let rate = rate?;
         // Checked when the config was read; a rate that slipped past stays off.
         let quota = rate.quota()?;
@@ -113,24 +148,63 @@ impl<K: Hash + Eq + Clone> Bucket<K> {
             clock,
             rate,
             what,
+            paced: Mutex::default(),
+            hold_limit,
         })
     }
 
-    fn admit(&self, key: &K) -> Result<(), SessionError> {
+    /// Takes a token for `key`, or refuses. Refusals of one key are answered at most
+    /// one per retry delay: a refusal that comes sooner is held until its turn, at most
+    /// `hold_limit`.
+    async fn admit(&self, key: &K) -> Result<(), SessionError> {
         use governor::clock::Clock as _;
-        self.limiter.check_key(key).map_err(|not_until| {
-            let retry_after = not_until.wait_time_from(self.clock.now());
-            SessionError::OverQuota {
-                message: format!(
-                    "over quota: {} exceed {} per {}; retry in {} ms",
-                    self.what,
-                    self.rate.calls,
-                    humantime_serde::re::humantime::format_duration(self.rate.per),
-                    retry_after.as_millis().max(1)
-                ),
-                retry_after,
-            }
+        let Err(not_until) = self.limiter.check_key(key) else {
+            return Ok(());
+        };
+        let retry_after = not_until.wait_time_from(self.clock.now());
+        let hold = self.turn(key, retry_after);
+        if !hold.is_zero() {
+            tokio::time::sleep(hold).await;
+        }
+        // The delay stays as measured before the hold: a hold answers a client that came
+        // too soon, it does not move its turn closer.
+        Err(SessionError::OverQuota {
+            message: format!(
+                "over quota: {} exceed {} per {}; retry in {} ms",
+                self.what,
+                self.rate.calls,
+                humantime_serde::re::humantime::format_duration(self.rate.per),
+                retry_after.as_millis().max(1)
+            ),
+            retry_after,
         })
+    }
+
+    /// How long a refusal of `key` waits for its turn; books the turn after it.
+    fn turn(&self, key: &K, retry_after: Duration) -> Duration {
+        let now = Instant::now();
+        let latest = now + self.hold_limit;
+        let mut paced = self
+            .paced
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let next = paced.entry(key.clone()).or_insert(now);
+        let answer_at = (*next).clamp(now, latest);
+        *next = answer_at + retry_after;
+        answer_at - now
+    }
+
+    /// Drops the keys whose bucket is full again and whose refusals are all answered.
+    fn forget_idle(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+        let now = Instant::now();
+        let mut paced = self
+            .paced
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        paced.retain(|_, next| *next > now);
+        paced.shrink_to_fit();
     }
 }
 
@@ -142,8 +216,7 @@ trait ForgetIdle {
 
 impl<K: Hash + Eq + Clone> ForgetIdle for Bucket<K> {
     fn forget_idle(&self) {
-        self.limiter.retain_recent();
-        self.limiter.shrink_to_fit();
+        Bucket::forget_idle(self);
     }
 }
 
@@ -171,48 +244,56 @@ impl Quotas {
                 settings.start_per_caller,
                 clock,
                 "Start calls of this caller",
+                settings.refusal_hold_limit,
             ),
             start_per_user: Bucket::new(
                 settings.start_per_user,
                 clock,
                 "Start calls for this user",
+                settings.refusal_hold_limit,
             ),
             refresh_per_caller: Bucket::new(
                 settings.refresh_per_caller,
                 clock,
                 "Refresh calls of this caller",
+                settings.refusal_hold_limit,
             ),
             refresh_per_session: Bucket::new(
                 settings.refresh_per_session,
                 clock,
                 "Refresh calls of this session",
+                settings.refusal_hold_limit,
             ),
         }
     }
 
     /// Takes a Start of `user_id` by `caller` from their buckets, or says when to retry.
-    pub fn admit_start(&self, caller: Option<&Caller>, user_id: &str) -> Result<(), SessionError> {
+    pub async fn admit_start(
+        &self,
+        caller: Option<&Caller>,
+        user_id: &str,
+    ) -> Result<(), SessionError> {
         if let Some(bucket) = &self.start_per_caller {
-            bucket.admit(&caller_key(caller))?;
+            bucket.admit(&caller_key(caller)).await?;
         }
         if let Some(bucket) = &self.start_per_user {
-            bucket.admit(&user_id.to_owned())?;
+            bucket.admit(&user_id.to_owned()).await?;
         }
         Ok(())
     }
 
     /// Takes a Refresh of `session_id` by `caller` from their buckets, or says when to
     /// retry.
-    pub fn admit_refresh(
+    pub async fn admit_refresh(
         &self,
         caller: Option<&Caller>,
         session_id: SessionId,
     ) -> Result<(), SessionError> {
         if let Some(bucket) = &self.refresh_per_caller {
-            bucket.admit(&caller_key(caller))?;
+            bucket.admit(&caller_key(caller)).await?;
         }
         if let Some(bucket) = &self.refresh_per_session {
-            bucket.admit(&session_id)?;
+            bucket.admit(&session_id).await?;
         }
         Ok(())
     }
@@ -266,40 +347,44 @@ mod tests {
         (clock, Quotas::new(&settings, &dyn_clock))
     }
 
-    #[test]
-    fn a_user_over_its_rate_is_told_when_to_retry_and_admitted_then() {
+    #[tokio::test]
+    async fn a_user_over_its_rate_is_told_when_to_retry_and_admitted_then() {
         let (clock, quotas) = quotas(QuotaSettings {
             start_per_user: Some(rate(2, Duration::from_secs(60))),
             ..QuotaSettings::default()
         });
-        quotas.admit_start(None, "ada").expect("first");
-        quotas.admit_start(None, "ada").expect("second");
-        let Err(SessionError::OverQuota { retry_after, .. }) = quotas.admit_start(None, "ada")
+        quotas.admit_start(None, "ada").await.expect("first");
+        quotas.admit_start(None, "ada").await.expect("second");
+        let Err(SessionError::OverQuota { retry_after, .. }) =
+            quotas.admit_start(None, "ada").await
         else {
             panic!("the third Start within a minute is over quota");
         };
         assert_eq!(retry_after, Duration::from_secs(30));
         quotas
             .admit_start(None, "bob")
+            .await
             .expect("another user has its own bucket");
         clock.advance(retry_after);
         quotas
             .admit_start(None, "ada")
+            .await
             .expect("admitted after the wait");
     }
 
-    #[test]
-    fn no_settings_no_limit() {
+    #[tokio::test]
+    async fn no_settings_no_limit() {
         let (_, quotas) = quotas(QuotaSettings::default());
         for _ in 0..10_000 {
             quotas
                 .admit_start(None, "ada")
+                .await
                 .expect("no quota configured");
         }
     }
 
-    #[test]
-    fn idle_keys_are_forgotten_once_their_bucket_refills() {
+    #[tokio::test]
+    async fn idle_keys_are_forgotten_once_their_bucket_refills() {
         let (clock, quotas) = quotas(QuotaSettings {
             refresh_per_session: Some(rate(1, Duration::from_secs(1))),
             ..QuotaSettings::default()
@@ -308,12 +393,47 @@ mod tests {
         for _ in 0..100 {
             quotas
                 .admit_refresh(None, uuid::Uuid::now_v7())
+                .await
                 .expect("one each");
         }
         assert_eq!(bucket.limiter.len(), 100);
         clock.advance(Duration::from_secs(2));
         quotas.forget_idle();
         assert_eq!(bucket.limiter.len(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refusals_that_come_sooner_than_told_wait_their_turn() {
+        let (_, held) = quotas(QuotaSettings {
+            start_per_caller: Some(rate(1, Duration::from_secs(60))),
+            refusal_hold_limit: Duration::from_secs(1),
+            ..QuotaSettings::default()
+        });
+        held.admit_start(None, "ada").await.expect("first");
+        let began = Instant::now();
+        let mut answered_after = Vec::new();
+        for _ in 0..3 {
+            let refused = held.admit_start(None, "ada").await;
+            assert!(matches!(refused, Err(SessionError::OverQuota { .. })));
+            answered_after.push(began.elapsed());
+        }
+        let seconds = |n| Duration::from_secs(n);
+        assert_eq!(answered_after, [seconds(0), seconds(1), seconds(2)]);
+
+        let (_, unheld) = quotas(QuotaSettings {
+            start_per_caller: Some(rate(1, Duration::from_secs(60))),
+            refusal_hold_limit: Duration::ZERO,
+            ..QuotaSettings::default()
+        });
+        let began = Instant::now();
+        for _ in 0..4 {
+            let _ = unheld.admit_start(None, "ada").await;
+        }
+        assert_eq!(
+            began.elapsed(),
+            Duration::ZERO,
+            "a zero limit holds nothing"
+        );
     }
 
     #[test]

@@ -114,7 +114,8 @@ impl SessionApi {
             client: self.limits.client(request.client)?,
         };
         self.quotas
-            .admit_start(extensions.get::<Caller>(), &params.user_id)?;
+            .admit_start(extensions.get::<Caller>(), &params.user_id)
+            .await?;
         self.manager.start(access(extensions), params).await
     }
 
@@ -125,7 +126,8 @@ impl SessionApi {
     ) -> Result<Issued, SessionError> {
         let token = validate::token("refresh_token", TokenKind::Refresh, &request.refresh_token)?;
         self.quotas
-            .admit_refresh(extensions.get::<Caller>(), token.session_id)?;
+            .admit_refresh(extensions.get::<Caller>(), token.session_id)
+            .await?;
         let scope = self.limits.scope(request.scope)?;
         let expected_scope = Some(scope.as_str()).filter(|scope| !scope.is_empty());
         let client = self.limits.client(request.client)?;
