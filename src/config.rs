@@ -19,6 +19,7 @@ use crate::session::manager::ManagerSettings;
 use crate::session::policy::{GroupPolicy, Policies};
 use crate::session::revocations::retention_covers_the_feed;
 use crate::store::redis::RedisConfig;
+use crate::store::sled::SledConfig;
 use crate::store::{Durability, StoreKind};
 
 /// Command line of `sessiond`; every flag also reads a `SESSIOND_*` variable.
@@ -122,6 +123,8 @@ struct FileConfig {
     store: Option<StoreKind>,
     #[serde(default)]
     redis: RedisConfig,
+    #[serde(default)]
+    sled: SledConfig,
     durability: Option<Durability>,
     metrics_listen: Option<SocketAddr>,
     log_format: Option<LogFormat>,
@@ -187,6 +190,8 @@ pub struct Config {
     pub store: StoreKind,
     /// How to reach Redis when `store` is Redis.
     pub redis: RedisConfig,
+    /// The embedded store's page cache, when `store` is sled.
+    pub sled: SledConfig,
     /// Where the admin HTTP port (metrics) listens; None: off.
     pub metrics_listen: Option<SocketAddr>,
     pub log_format: LogFormat,
@@ -277,6 +282,7 @@ impl Config {
                 key_prefix: cli.redis_key_prefix.unwrap_or(file.redis.key_prefix),
                 ..file.redis
             },
+            sled: file.sled,
             metrics_listen: cli.metrics_listen.or(file.metrics_listen),
             log_format: cli.log_format.or(file.log_format).unwrap_or_default(),
             call_log: CallLogSettings {
@@ -359,6 +365,9 @@ impl Config {
             if let Some(problem) = self.redis.problem() {
                 return Err(ConfigError::Invalid(problem));
             }
+        }
+        if let Some(problem) = self.sled.problem() {
+            return Err(ConfigError::Invalid(problem));
         }
         if let Some(problem) = self.connections.problem() {
             return Err(ConfigError::Invalid(problem));
@@ -447,6 +456,10 @@ mod tests {
         assert_eq!(config.connections.idle_timeout, Duration::from_secs(90));
         assert_eq!(config.connections.max_connections, 4096, "the rest default");
         assert!(config.quotas.start_per_user.is_some());
+        assert_eq!(
+            config.sled.cache_mib, 256,
+            "sled's page cache defaults to 256 MiB"
+        );
         assert!(
             config.quotas.start_per_caller.is_none(),
             "quotas default off"
@@ -454,6 +467,7 @@ mod tests {
         for refused in [
             "[connections]\nmax_connections = 0",
             "[quotas]\nstart_per_user = { calls = 0, per = \"1m\" }",
+            "[sled]\ncache_mib = 8",
         ] {
             assert!(Config::from_toml_str(refused).is_err(), "{refused}");
         }

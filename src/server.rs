@@ -105,7 +105,11 @@ pub async fn start(
     // server in Redis.
     let (store, vault): (Arc<dyn SessionStore>, Box<dyn KeyVault>) = match config.store {
         StoreKind::Sled => (
-            Arc::new(SledStore::open(&config.data_dir, config.durability)?),
+            Arc::new(SledStore::open_with_cache(
+                &config.data_dir,
+                config.durability,
+                config.sled.cache_mib,
+            )?),
             Box::new(KeyFiles::new(config.data_dir.join("keys"))?),
         ),
         StoreKind::Redis => {
