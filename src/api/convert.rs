@@ -129,38 +129,28 @@ impl From<WatchItem> for pb::SessionEvent {
     }
 }
 
-impl From<Issued> for pb::StartResponse {
-    fn from(issued: Issued) -> Self {
-        let (access_token, access_token_expires_in_seconds) = issued
-            .access_token
-            .map(|token| (token.jwt, whole_seconds(token.expires_in)))
-            .unwrap_or_default();
-        pb::StartResponse {
-            access_token,
-            access_token_expires_in_seconds,
-            id_token: issued.id_token.unwrap_or_default(),
-            expires_in_seconds: whole_seconds(issued.session.expires_in),
-            session: Some(issued.session.into()),
-            session_token: issued.session_token,
-            refresh_token: issued.refresh_token,
+/// Start and Refresh answer with the same fields, so one conversion serves both.
+macro_rules! from_issued {
+    ($response:ident) => {
+        impl From<Issued> for pb::$response {
+            fn from(issued: Issued) -> Self {
+                let (access_token, access_token_expires_in_seconds) = issued
+                    .access_token
+                    .map(|token| (token.jwt, whole_seconds(token.expires_in)))
+                    .unwrap_or_default();
+                pb::$response {
+                    access_token,
+                    access_token_expires_in_seconds,
+                    id_token: issued.id_token.unwrap_or_default(),
+                    expires_in_seconds: whole_seconds(issued.session.expires_in),
+                    session: Some(issued.session.into()),
+                    session_token: issued.session_token,
+                    refresh_token: issued.refresh_token,
+                }
+            }
         }
-    }
+    };
 }
 
-impl From<Issued> for pb::RefreshResponse {
-    fn from(issued: Issued) -> Self {
-        let (access_token, access_token_expires_in_seconds) = issued
-            .access_token
-            .map(|token| (token.jwt, whole_seconds(token.expires_in)))
-            .unwrap_or_default();
-        pb::RefreshResponse {
-            access_token,
-            access_token_expires_in_seconds,
-            id_token: issued.id_token.unwrap_or_default(),
-            expires_in_seconds: whole_seconds(issued.session.expires_in),
-            session: Some(issued.session.into()),
-            session_token: issued.session_token,
-            refresh_token: issued.refresh_token,
-        }
-    }
-}
+from_issued!(StartResponse);
+from_issued!(RefreshResponse);
