@@ -119,7 +119,12 @@ pub async fn start(
         }
     };
     let keys = Arc::new(KeyRing::open(vault).await?);
-    let quotas = Arc::new(Quotas::new(&config.quotas, &clock));
+    // Held refusals count as calls in flight: they may take at most half the slots.
+    let quotas = Arc::new(Quotas::new(
+        &config.quotas,
+        &clock,
+        config.limits.max_in_flight / 2,
+    ));
     let manager = Arc::new(
         SessionManager::new(
             store,

@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -129,7 +130,42 @@ struct Bucket<K: Hash + Eq + Clone> {
     what: &'static str,
     /// When the next refusal of each recently refused key may be answered.
     paced: Mutex<HashMap<K, Instant>>,
-    hold_limit: Duration,
+    holds: Arc<Holds>,
+}
+
+/// How long refusals may be held, and how many at once across every bucket: past that
+/// a refusal is answered at once, so held refusals never take every call slot.
+struct Holds {
+    limit: Duration,
+    held: AtomicUsize,
+    max_held: usize,
+}
+
+impl Holds {
+    /// Waits `hold`, if a slot is free.
+    async fn hold(&self, hold: Duration) {
+        if hold.is_zero() {
+            return;
+        }
+        let took_slot = self
+            .held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (held < self.max_held).then_some(held + 1)
+            })
+            .is_ok();
+        if !took_slot {
+            return;
+        }
+        /// Gives the slot back however the wait ends (answered, or the call dropped).
+        struct Release<'a>(&'a AtomicUsize);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        let _release = Release(&self.held);
+        tokio::time::sleep(hold).await;
+    }
 }
 
 impl<K: Hash + Eq + Clone> Bucket<K> {
@@ -137,7 +173,7 @@ impl<K: Hash + Eq + Clone> Bucket<K> {
         rate: Option<Rate>,
         clock: &Arc<dyn Clock>,
         what: &'static str,
-        hold_limit: Duration,
+        holds: &Arc<Holds>,
     ) -> Option<Bucket<K>> {
         let rate = rate?;
         // Checked when the config was read; a rate that slipped past stays off.
@@ -149,23 +185,20 @@ impl<K: Hash + Eq + Clone> Bucket<K> {
             rate,
             what,
             paced: Mutex::default(),
-            hold_limit,
+            holds: holds.clone(),
         })
     }
 
     /// Takes a token for `key`, or refuses. Refusals of one key are answered at most
     /// one per retry delay: a refusal that comes sooner is held until its turn, at most
-    /// `hold_limit`.
+    /// the holds' limit (and only while a hold slot is free).
     async fn admit(&self, key: &K) -> Result<(), SessionError> {
         use governor::clock::Clock as _;
         let Err(not_until) = self.limiter.check_key(key) else {
             return Ok(());
         };
         let retry_after = not_until.wait_time_from(self.clock.now());
-        let hold = self.turn(key, retry_after);
-        if !hold.is_zero() {
-            tokio::time::sleep(hold).await;
-        }
+        self.holds.hold(self.turn(key, retry_after)).await;
         // The delay stays as measured before the hold: a hold answers a client that came
         // too soon, it does not move its turn closer.
         Err(SessionError::OverQuota {
@@ -183,7 +216,7 @@ impl<K: Hash + Eq + Clone> Bucket<K> {
     /// How long a refusal of `key` waits for its turn; books the turn after it.
     fn turn(&self, key: &K, retry_after: Duration) -> Duration {
         let now = Instant::now();
-        let latest = now + self.hold_limit;
+        let latest = now + self.holds.limit;
         let mut paced = self
             .paced
             .lock()
@@ -237,32 +270,38 @@ fn caller_key(caller: Option<&Caller>) -> String {
 }
 
 impl Quotas {
-    /// The buckets `settings` asks for, on `clock`.
-    pub fn new(settings: &QuotaSettings, clock: &Arc<dyn Clock>) -> Quotas {
+    /// The buckets `settings` asks for, on `clock`, holding at most `max_held` refusals
+    /// at once.
+    pub fn new(settings: &QuotaSettings, clock: &Arc<dyn Clock>, max_held: usize) -> Quotas {
+        let holds = Arc::new(Holds {
+            limit: settings.refusal_hold_limit,
+            held: AtomicUsize::new(0),
+            max_held,
+        });
         Quotas {
             start_per_caller: Bucket::new(
                 settings.start_per_caller,
                 clock,
                 "Start calls of this caller",
-                settings.refusal_hold_limit,
+                &holds,
             ),
             start_per_user: Bucket::new(
                 settings.start_per_user,
                 clock,
                 "Start calls for this user",
-                settings.refusal_hold_limit,
+                &holds,
             ),
             refresh_per_caller: Bucket::new(
                 settings.refresh_per_caller,
                 clock,
                 "Refresh calls of this caller",
-                settings.refusal_hold_limit,
+                &holds,
             ),
             refresh_per_session: Bucket::new(
                 settings.refresh_per_session,
                 clock,
                 "Refresh calls of this session",
-                settings.refusal_hold_limit,
+                &holds,
             ),
         }
     }
@@ -342,9 +381,13 @@ mod tests {
     }
 
     fn quotas(settings: QuotaSettings) -> (Arc<ManualClock>, Quotas) {
+        quotas_holding(settings, 1024)
+    }
+
+    fn quotas_holding(settings: QuotaSettings, max_held: usize) -> (Arc<ManualClock>, Quotas) {
         let clock = Arc::new(ManualClock::new(1_767_225_600_000));
         let dyn_clock: Arc<dyn Clock> = clock.clone();
-        (clock, Quotas::new(&settings, &dyn_clock))
+        (clock, Quotas::new(&settings, &dyn_clock, max_held))
     }
 
     #[tokio::test]
@@ -434,6 +477,29 @@ mod tests {
             Duration::ZERO,
             "a zero limit holds nothing"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn past_the_most_held_refusals_are_answered_at_once() {
+        let (_, quotas) = quotas_holding(
+            QuotaSettings {
+                start_per_caller: Some(rate(1, Duration::from_secs(60))),
+                refusal_hold_limit: Duration::from_secs(1),
+                ..QuotaSettings::default()
+            },
+            1,
+        );
+        quotas.admit_start(None, "ada").await.expect("first");
+        let _ = quotas.admit_start(None, "ada").await;
+        let began = Instant::now();
+        let answered_after = || async {
+            let refused = quotas.admit_start(None, "ada").await;
+            assert!(matches!(refused, Err(SessionError::OverQuota { .. })));
+            began.elapsed()
+        };
+        let (held, not_held) = tokio::join!(answered_after(), answered_after());
+        assert_eq!(held, Duration::from_secs(1), "the one slot holds the first");
+        assert_eq!(not_held, Duration::ZERO, "no slot left: answered at once");
     }
 
     #[test]
