@@ -140,6 +140,27 @@ async fn a_flood_of_refusals_is_answered_at_the_pace_of_its_bucket() {
 }
 
 #[tokio::test]
+async fn a_held_refusal_is_answered_within_the_clients_deadline() {
+    let server = TestServer::with_config(&two_callers_with(
+        "start_per_caller = { calls = 1, per = \"1m\" }\nrefusal_hold_limit = \"10s\"",
+    ))
+    .await;
+    let mut client = server.client().await;
+    start_as(&mut client, KEY_A, "a-user")
+        .await
+        .expect("within caller a's quota");
+    start_as(&mut client, KEY_A, "a-first-refused")
+        .await
+        .expect_err("over quota, answered at once");
+    // The next refusal comes before its turn and would be held for up to 10 s; the
+    // client allows 400 ms, so it is held at most half of that.
+    let mut request = with_key(start_request("a-too-soon"), KEY_A);
+    request.set_timeout(std::time::Duration::from_millis(400));
+    let status = client.start(request).await.expect_err("still over quota");
+    assert_over_quota(status);
+}
+
+#[tokio::test]
 async fn a_user_over_its_start_quota_is_refused_whoever_calls() {
     let server = TestServer::with_config(&two_callers_with(
         "start_per_user = { calls = 1, per = \"1h\", burst = 2 }",

@@ -192,13 +192,19 @@ impl<K: Hash + Eq + Clone> Bucket<K> {
     /// Takes a token for `key`, or refuses. Refusals of one key are answered at most
     /// one per retry delay: a refusal that comes sooner is held until its turn, at most
     /// the holds' limit (and only while a hold slot is free).
-    async fn admit(&self, key: &K) -> Result<(), SessionError> {
+    /// A hold never takes more than half the time left before `deadline`, so the
+    /// client hears the refusal (and when to retry) rather than its own timeout.
+    async fn admit(&self, key: &K, deadline: Option<Instant>) -> Result<(), SessionError> {
         use governor::clock::Clock as _;
         let Err(not_until) = self.limiter.check_key(key) else {
             return Ok(());
         };
         let retry_after = not_until.wait_time_from(self.clock.now());
-        self.holds.hold(self.turn(key, retry_after)).await;
+        let hold = self.turn(key, retry_after);
+        let hold = deadline.map_or(hold, |deadline| {
+            hold.min(deadline.saturating_duration_since(Instant::now()) / 2)
+        });
+        self.holds.hold(hold).await;
         // The delay stays as measured before the hold: a hold answers a client that came
         // too soon, it does not move its turn closer.
         Err(SessionError::OverQuota {
@@ -311,12 +317,13 @@ impl Quotas {
         &self,
         caller: Option<&Caller>,
         user_id: &str,
+        deadline: Option<Instant>,
     ) -> Result<(), SessionError> {
         if let Some(bucket) = &self.start_per_caller {
-            bucket.admit(&caller_key(caller)).await?;
+            bucket.admit(&caller_key(caller), deadline).await?;
         }
         if let Some(bucket) = &self.start_per_user {
-            bucket.admit(&user_id.to_owned()).await?;
+            bucket.admit(&user_id.to_owned(), deadline).await?;
         }
         Ok(())
     }
@@ -327,12 +334,13 @@ impl Quotas {
         &self,
         caller: Option<&Caller>,
         session_id: SessionId,
+        deadline: Option<Instant>,
     ) -> Result<(), SessionError> {
         if let Some(bucket) = &self.refresh_per_caller {
-            bucket.admit(&caller_key(caller)).await?;
+            bucket.admit(&caller_key(caller), deadline).await?;
         }
         if let Some(bucket) = &self.refresh_per_session {
-            bucket.admit(&session_id).await?;
+            bucket.admit(&session_id, deadline).await?;
         }
         Ok(())
     }
@@ -396,21 +404,21 @@ mod tests {
             start_per_user: Some(rate(2, Duration::from_secs(60))),
             ..QuotaSettings::default()
         });
-        quotas.admit_start(None, "ada").await.expect("first");
-        quotas.admit_start(None, "ada").await.expect("second");
+        quotas.admit_start(None, "ada", None).await.expect("first");
+        quotas.admit_start(None, "ada", None).await.expect("second");
         let Err(SessionError::OverQuota { retry_after, .. }) =
-            quotas.admit_start(None, "ada").await
+            quotas.admit_start(None, "ada", None).await
         else {
             panic!("the third Start within a minute is over quota");
         };
         assert_eq!(retry_after, Duration::from_secs(30));
         quotas
-            .admit_start(None, "bob")
+            .admit_start(None, "bob", None)
             .await
             .expect("another user has its own bucket");
         clock.advance(retry_after);
         quotas
-            .admit_start(None, "ada")
+            .admit_start(None, "ada", None)
             .await
             .expect("admitted after the wait");
     }
@@ -420,7 +428,7 @@ mod tests {
         let (_, quotas) = quotas(QuotaSettings::default());
         for _ in 0..10_000 {
             quotas
-                .admit_start(None, "ada")
+                .admit_start(None, "ada", None)
                 .await
                 .expect("no quota configured");
         }
@@ -435,7 +443,7 @@ mod tests {
         let bucket = quotas.refresh_per_session.as_ref().expect("configured");
         for _ in 0..100 {
             quotas
-                .admit_refresh(None, uuid::Uuid::now_v7())
+                .admit_refresh(None, uuid::Uuid::now_v7(), None)
                 .await
                 .expect("one each");
         }
@@ -452,11 +460,11 @@ mod tests {
             refusal_hold_limit: Duration::from_secs(1),
             ..QuotaSettings::default()
         });
-        held.admit_start(None, "ada").await.expect("first");
+        held.admit_start(None, "ada", None).await.expect("first");
         let began = Instant::now();
         let mut answered_after = Vec::new();
         for _ in 0..3 {
-            let refused = held.admit_start(None, "ada").await;
+            let refused = held.admit_start(None, "ada", None).await;
             assert!(matches!(refused, Err(SessionError::OverQuota { .. })));
             answered_after.push(began.elapsed());
         }
@@ -470,7 +478,7 @@ mod tests {
         });
         let began = Instant::now();
         for _ in 0..4 {
-            let _ = unheld.admit_start(None, "ada").await;
+            let _ = unheld.admit_start(None, "ada", None).await;
         }
         assert_eq!(
             began.elapsed(),
@@ -489,11 +497,11 @@ mod tests {
             },
             1,
         );
-        quotas.admit_start(None, "ada").await.expect("first");
-        let _ = quotas.admit_start(None, "ada").await;
+        quotas.admit_start(None, "ada", None).await.expect("first");
+        let _ = quotas.admit_start(None, "ada", None).await;
         let began = Instant::now();
         let answered_after = || async {
-            let refused = quotas.admit_start(None, "ada").await;
+            let refused = quotas.admit_start(None, "ada", None).await;
             assert!(matches!(refused, Err(SessionError::OverQuota { .. })));
             began.elapsed()
         };

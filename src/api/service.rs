@@ -13,6 +13,7 @@ use super::convert::{timestamp, whole_seconds};
 use super::quotas::Quotas;
 use super::validate::{self, Limits};
 use crate::layers::auth::{Caller, Permission};
+use crate::layers::limits::CallDeadline;
 use crate::proto::session::v1 as pb;
 use crate::proto::session::v1::session_service_server::SessionService;
 use crate::session::manager::{AttributeChanges, Issued, StartParams};
@@ -29,6 +30,11 @@ pub(crate) fn access(extensions: &Extensions) -> Acting<'_> {
             access: caller.access(),
             actor: caller.name(),
         })
+}
+
+/// When the call must be answered (see [`CallDeadline`]), if the limits layer said.
+fn deadline(extensions: &Extensions) -> Option<tokio::time::Instant> {
+    extensions.get::<CallDeadline>().map(|deadline| deadline.0)
 }
 
 fn may_logout_all(extensions: &Extensions) -> bool {
@@ -114,7 +120,11 @@ impl SessionApi {
             client: self.limits.client(request.client)?,
         };
         self.quotas
-            .admit_start(extensions.get::<Caller>(), &params.user_id)
+            .admit_start(
+                extensions.get::<Caller>(),
+                &params.user_id,
+                deadline(extensions),
+            )
             .await?;
         self.manager.start(access(extensions), params).await
     }
@@ -126,7 +136,11 @@ impl SessionApi {
     ) -> Result<Issued, SessionError> {
         let token = validate::token("refresh_token", TokenKind::Refresh, &request.refresh_token)?;
         self.quotas
-            .admit_refresh(extensions.get::<Caller>(), token.session_id)
+            .admit_refresh(
+                extensions.get::<Caller>(),
+                token.session_id,
+                deadline(extensions),
+            )
             .await?;
         let scope = self.limits.scope(request.scope)?;
         let expected_scope = Some(scope.as_str()).filter(|scope| !scope.is_empty());
