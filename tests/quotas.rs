@@ -102,16 +102,23 @@ async fn a_caller_over_its_start_quota_waits_while_another_caller_goes_on() {
         .expect("caller a is admitted again after the delay it was given");
 }
 
-#[tokio::test]
-async fn a_flood_of_refusals_is_answered_at_the_pace_of_its_bucket() {
-    let server = TestServer::with_config(&two_callers_with(
-        "start_per_caller = { calls = 1, per = \"1m\" }\nrefusal_hold_limit = \"1s\"",
-    ))
+/// A server where caller "a" may Start once a minute and has just done so; refusals are
+/// held up to `hold_limit`.
+async fn caller_a_after_its_one_start(hold_limit: &str) -> (TestServer, Client) {
+    let server = TestServer::with_config(&two_callers_with(&format!(
+        "start_per_caller = {{ calls = 1, per = \"1m\" }}\nrefusal_hold_limit = \"{hold_limit}\""
+    )))
     .await;
     let mut client = server.client().await;
     start_as(&mut client, KEY_A, "a-user")
         .await
         .expect("within caller a's quota");
+    (server, client)
+}
+
+#[tokio::test]
+async fn a_flood_of_refusals_is_answered_at_the_pace_of_its_bucket() {
+    let (_server, mut client) = caller_a_after_its_one_start("1s").await;
     let began = std::time::Instant::now();
     let flood: Vec<_> = (0..20)
         .map(|n| {
@@ -141,14 +148,7 @@ async fn a_flood_of_refusals_is_answered_at_the_pace_of_its_bucket() {
 
 #[tokio::test]
 async fn a_held_refusal_is_answered_within_the_clients_deadline() {
-    let server = TestServer::with_config(&two_callers_with(
-        "start_per_caller = { calls = 1, per = \"1m\" }\nrefusal_hold_limit = \"10s\"",
-    ))
-    .await;
-    let mut client = server.client().await;
-    start_as(&mut client, KEY_A, "a-user")
-        .await
-        .expect("within caller a's quota");
+    let (_server, mut client) = caller_a_after_its_one_start("10s").await;
     start_as(&mut client, KEY_A, "a-first-refused")
         .await
         .expect_err("over quota, answered at once");
