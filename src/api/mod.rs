@@ -2,6 +2,7 @@
 
 pub mod codec;
 pub mod convert;
+pub mod deadline;
 pub mod error;
 pub mod quotas;
 pub mod revocations;

@@ -194,16 +194,14 @@ impl<K: Hash + Eq + Clone> Bucket<K> {
     /// the holds' limit (and only while a hold slot is free).
     /// A hold never takes more than half the time left before `deadline`, so the
     /// client hears the refusal (and when to retry) rather than its own timeout.
-    async fn admit(&self, key: &K, deadline: Option<Instant>) -> Result<(), SessionError> {
+    async fn admit(&self, key: &K, deadline: Instant) -> Result<(), SessionError> {
         use governor::clock::Clock as _;
         let Err(not_until) = self.limiter.check_key(key) else {
             return Ok(());
         };
         let retry_after = not_until.wait_time_from(self.clock.now());
         let hold = self.turn(key, retry_after);
-        let hold = deadline.map_or(hold, |deadline| {
-            hold.min(deadline.saturating_duration_since(Instant::now()) / 2)
-        });
+        let hold = hold.min(deadline.saturating_duration_since(Instant::now()) / 2);
         self.holds.hold(hold).await;
         // The delay stays as measured before the hold: a hold answers a client that came
         // too soon, it does not move its turn closer.
@@ -317,7 +315,7 @@ impl Quotas {
         &self,
         caller: Option<&Caller>,
         user_id: &str,
-        deadline: Option<Instant>,
+        deadline: Instant,
     ) -> Result<(), SessionError> {
         if let Some(bucket) = &self.start_per_caller {
             bucket.admit(&caller_key(caller), deadline).await?;
@@ -334,7 +332,7 @@ impl Quotas {
         &self,
         caller: Option<&Caller>,
         session_id: SessionId,
-        deadline: Option<Instant>,
+        deadline: Instant,
     ) -> Result<(), SessionError> {
         if let Some(bucket) = &self.refresh_per_caller {
             bucket.admit(&caller_key(caller), deadline).await?;
@@ -388,6 +386,11 @@ mod tests {
         }
     }
 
+    /// A deadline no hold in these tests reaches.
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(3600)
+    }
+
     fn quotas(settings: QuotaSettings) -> (Arc<ManualClock>, Quotas) {
         quotas_holding(settings, 1024)
     }
@@ -404,21 +407,24 @@ mod tests {
             start_per_user: Some(rate(2, Duration::from_secs(60))),
             ..QuotaSettings::default()
         });
-        quotas.admit_start(None, "ada", None).await.expect("first");
-        quotas.admit_start(None, "ada", None).await.expect("second");
+        quotas.admit_start(None, "ada", far()).await.expect("first");
+        quotas
+            .admit_start(None, "ada", far())
+            .await
+            .expect("second");
         let Err(SessionError::OverQuota { retry_after, .. }) =
-            quotas.admit_start(None, "ada", None).await
+            quotas.admit_start(None, "ada", far()).await
         else {
             panic!("the third Start within a minute is over quota");
         };
         assert_eq!(retry_after, Duration::from_secs(30));
         quotas
-            .admit_start(None, "bob", None)
+            .admit_start(None, "bob", far())
             .await
             .expect("another user has its own bucket");
         clock.advance(retry_after);
         quotas
-            .admit_start(None, "ada", None)
+            .admit_start(None, "ada", far())
             .await
             .expect("admitted after the wait");
     }
@@ -428,7 +434,7 @@ mod tests {
         let (_, quotas) = quotas(QuotaSettings::default());
         for _ in 0..10_000 {
             quotas
-                .admit_start(None, "ada", None)
+                .admit_start(None, "ada", far())
                 .await
                 .expect("no quota configured");
         }
@@ -443,7 +449,7 @@ mod tests {
         let bucket = quotas.refresh_per_session.as_ref().expect("configured");
         for _ in 0..100 {
             quotas
-                .admit_refresh(None, uuid::Uuid::now_v7(), None)
+                .admit_refresh(None, uuid::Uuid::now_v7(), far())
                 .await
                 .expect("one each");
         }
@@ -460,11 +466,11 @@ mod tests {
             refusal_hold_limit: Duration::from_secs(1),
             ..QuotaSettings::default()
         });
-        held.admit_start(None, "ada", None).await.expect("first");
+        held.admit_start(None, "ada", far()).await.expect("first");
         let began = Instant::now();
         let mut answered_after = Vec::new();
         for _ in 0..3 {
-            let refused = held.admit_start(None, "ada", None).await;
+            let refused = held.admit_start(None, "ada", far()).await;
             assert!(matches!(refused, Err(SessionError::OverQuota { .. })));
             answered_after.push(began.elapsed());
         }
@@ -478,7 +484,7 @@ mod tests {
         });
         let began = Instant::now();
         for _ in 0..4 {
-            let _ = unheld.admit_start(None, "ada", None).await;
+            let _ = unheld.admit_start(None, "ada", far()).await;
         }
         assert_eq!(
             began.elapsed(),
@@ -497,11 +503,11 @@ mod tests {
             },
             1,
         );
-        quotas.admit_start(None, "ada", None).await.expect("first");
-        let _ = quotas.admit_start(None, "ada", None).await;
+        quotas.admit_start(None, "ada", far()).await.expect("first");
+        let _ = quotas.admit_start(None, "ada", far()).await;
         let began = Instant::now();
         let answered_after = || async {
-            let refused = quotas.admit_start(None, "ada", None).await;
+            let refused = quotas.admit_start(None, "ada", far()).await;
             assert!(matches!(refused, Err(SessionError::OverQuota { .. })));
             began.elapsed()
         };

@@ -6,14 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
+use tokio::time::Instant;
 
 use tonic::{Extensions, Request, Response, Status};
 
 use super::convert::{timestamp, whole_seconds};
+use super::deadline::call_deadline;
 use super::quotas::Quotas;
 use super::validate::{self, Limits};
 use crate::layers::auth::{Caller, Permission};
-use crate::layers::limits::CallDeadline;
 use crate::proto::session::v1 as pb;
 use crate::proto::session::v1::session_service_server::SessionService;
 use crate::session::manager::{AttributeChanges, Issued, StartParams};
@@ -30,11 +31,6 @@ pub(crate) fn access(extensions: &Extensions) -> Acting<'_> {
             access: caller.access(),
             actor: caller.name(),
         })
-}
-
-/// When the call must be answered (see [`CallDeadline`]), if the limits layer said.
-fn deadline(extensions: &Extensions) -> Option<tokio::time::Instant> {
-    extensions.get::<CallDeadline>().map(|deadline| deadline.0)
 }
 
 fn may_logout_all(extensions: &Extensions) -> bool {
@@ -99,6 +95,7 @@ impl SessionApi {
         &self,
         extensions: &Extensions,
         request: pb::StartRequest,
+        deadline: Instant,
     ) -> Result<Issued, SessionError> {
         let params = StartParams {
             user_id: self.limits.user_id("user_id", request.user_id)?,
@@ -120,11 +117,7 @@ impl SessionApi {
             client: self.limits.client(request.client)?,
         };
         self.quotas
-            .admit_start(
-                extensions.get::<Caller>(),
-                &params.user_id,
-                deadline(extensions),
-            )
+            .admit_start(extensions.get::<Caller>(), &params.user_id, deadline)
             .await?;
         self.manager.start(access(extensions), params).await
     }
@@ -133,14 +126,11 @@ impl SessionApi {
         &self,
         extensions: &Extensions,
         request: pb::RefreshRequest,
+        deadline: Instant,
     ) -> Result<Issued, SessionError> {
         let token = validate::token("refresh_token", TokenKind::Refresh, &request.refresh_token)?;
         self.quotas
-            .admit_refresh(
-                extensions.get::<Caller>(),
-                token.session_id,
-                deadline(extensions),
-            )
+            .admit_refresh(extensions.get::<Caller>(), token.session_id, deadline)
             .await?;
         let scope = self.limits.scope(request.scope)?;
         let expected_scope = Some(scope.as_str()).filter(|scope| !scope.is_empty());
@@ -367,8 +357,9 @@ impl SessionService for SessionApi {
         &self,
         request: Request<pb::StartRequest>,
     ) -> Result<Response<pb::StartResponse>, Status> {
-        let (_, extensions, request) = request.into_parts();
-        let issued = self.inner_start(&extensions, request).await?;
+        let (metadata, extensions, request) = request.into_parts();
+        let deadline = call_deadline(&metadata, self.limits.call_timeout);
+        let issued = self.inner_start(&extensions, request, deadline).await?;
         Ok(Response::new(issued.into()))
     }
 
@@ -376,8 +367,9 @@ impl SessionService for SessionApi {
         &self,
         request: Request<pb::RefreshRequest>,
     ) -> Result<Response<pb::RefreshResponse>, Status> {
-        let (_, extensions, request) = request.into_parts();
-        let issued = self.inner_refresh(&extensions, request).await?;
+        let (metadata, extensions, request) = request.into_parts();
+        let deadline = call_deadline(&metadata, self.limits.call_timeout);
+        let issued = self.inner_refresh(&extensions, request, deadline).await?;
         Ok(Response::new(issued.into()))
     }
 
