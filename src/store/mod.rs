@@ -189,8 +189,6 @@ pub enum StoreError {
     },
     #[error("malformed {0} key")]
     MalformedKey(&'static str),
-    #[error("user id of {len} bytes is too long for the user index")]
-    KeyTooLong { len: usize },
     /// The store cannot be reached now (network, failover, timeout): callers may retry.
     #[error("store unreachable: {0}")]
     Unavailable(String),
@@ -300,7 +298,9 @@ pub trait SessionStore: Send + Sync {
     /// Up to `limit` events after `after_seq`, oldest first.
     async fn events_after(&self, after_seq: u64, limit: usize) -> Result<EventsAfter, StoreError>;
 
-    /// Deletes up to `limit` of the oldest events logged before `before_ms`.
+    /// Deletes the oldest events logged before `before_ms`, about `limit` of them
+    /// (a store that prunes pages of events may prune a few more). Returns how many it
+    /// deleted: fewer than `limit` only when no more were due.
     async fn prune_events(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError>;
 
     /// The sequence number of the newest event visible to watchers (durable, in `sync`).

@@ -29,7 +29,7 @@ impl SessionManager {
             }
         }
         let horizon = now.saturating_sub(millis(self.settings.event_retention));
-        while self.store.prune_events(horizon, batch).await? == batch {
+        while self.store.prune_events(horizon, batch).await? >= batch {
             tokio::time::sleep(SWEEP_PAUSE).await;
         }
         let mut total = 0;

@@ -1,7 +1,91 @@
-//! The session event log: reading after a cursor, pruning past retention, and showing
-//! events to watchers only once they are durable.
+//! The session event log: pages of events (one per transaction that logged any),
+//! reading after a cursor, pruning past retention, showing events to watchers only once
+//! they are durable, and moving a log of one event per key into pages.
 
 use super::*;
+
+/// The events one transaction logged, stored under the seq of the first: one sled key
+/// per batch of changes instead of one per event.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(super) struct EventPage {
+    #[prost(message, repeated, tag = "1")]
+    pub(super) events: Vec<StoredEvent>,
+}
+
+/// The tree of event pages.
+pub(super) const PAGES_TREE: &str = "seq_eventpage";
+
+/// The tree of one event per key that earlier versions wrote, moved into pages at open.
+const SINGLE_EVENTS_TREE: &str = "seq_event";
+
+/// Events per page when moving the old log.
+const MOVED_PER_PAGE: usize = 128;
+
+/// Stores `events` (logged by one transaction, in seq order) as one page.
+pub(super) fn store_page(events: &TransactionalTree, page: &[StoredEvent]) -> Result<(), TxError> {
+    if let Some(first) = page.first() {
+        let page = EventPage {
+            events: page.to_vec(),
+        };
+        events.insert(&keys::event_key(first.seq)[..], page.encode_to_vec())?;
+    }
+    Ok(())
+}
+
+fn decode_page(key: &[u8], bytes: &[u8]) -> Result<EventPage, StoreError> {
+    let seq = keys::decode_u64(key, "event")?;
+    EventPage::decode(bytes).map_err(|source| StoreError::CorruptEvent { seq, source })
+}
+
+/// The seq of the newest event in the log of `pages`, 0 when empty.
+pub(super) fn last_seq(pages: &sled::Tree) -> Result<u64, StoreError> {
+    Ok(match pages.last()? {
+        Some((key, bytes)) => decode_page(&key, &bytes)?
+            .events
+            .last()
+            .map_or(0, |event| event.seq),
+        None => 0,
+    })
+}
+
+/// Moves a log of one event per key (written before pages) into `pages`, then drops it.
+/// A crash part way leaves the old log, and the next open moves it again into the
+/// same pages.
+pub(super) fn move_single_events(db: &sled::Db, pages: &sled::Tree) -> Result<(), StoreError> {
+    if !db
+        .tree_names()
+        .iter()
+        .any(|name| name == SINGLE_EVENTS_TREE.as_bytes())
+    {
+        return Ok(());
+    }
+    let single = db.open_tree(SINGLE_EVENTS_TREE)?;
+    let mut page = Vec::with_capacity(MOVED_PER_PAGE);
+    let mut entries = single.iter();
+    loop {
+        let next = entries.next().transpose()?;
+        if let Some((key, bytes)) = &next {
+            let seq = keys::decode_u64(key, "event")?;
+            page.push(
+                StoredEvent::decode(&**bytes)
+                    .map_err(|source| StoreError::CorruptEvent { seq, source })?,
+            );
+        }
+        if page.len() == MOVED_PER_PAGE || (next.is_none() && !page.is_empty()) {
+            let events = std::mem::take(&mut page);
+            pages.insert(
+                keys::event_key(events[0].seq),
+                EventPage { events }.encode_to_vec(),
+            )?;
+        }
+        if next.is_none() {
+            break;
+        }
+    }
+    pages.flush()?;
+    db.drop_tree(SINGLE_EVENTS_TREE)?;
+    Ok(())
+}
 
 impl SledStore {
     /// Shows events through `last_seq` to watchers; the caller made them durable.
@@ -28,53 +112,72 @@ impl SledStore {
             return Ok(EventsAfter::Pruned { pruned_through });
         }
         let head = self.head_seq();
-        let mut events = Vec::new();
-        for entry in self
+        let wanted = after_seq.saturating_add(1);
+        // The page holding `wanted` starts at or before it.
+        let first_page = match self
             .trees
             .events
-            .range(keys::event_key(after_seq.saturating_add(1))..)
-            .take(limit)
+            .range(..=keys::event_key(wanted))
+            .next_back()
         {
+            Some(entry) => entry?.0,
+            None => sled::IVec::from(&keys::event_key(wanted)[..]),
+        };
+        let mut events = Vec::new();
+        'pages: for entry in self.trees.events.range(first_page..) {
             let (key, bytes) = entry?;
-            let seq = keys::decode_u64(&key, "event")?;
-            // Past the head: committed but not yet durable; shown after the flush.
-            if seq > head {
-                break;
+            for event in decode_page(&key, &bytes)?.events {
+                // Past the head: committed but not yet durable; shown after the flush.
+                if events.len() == limit || event.seq > head {
+                    break 'pages;
+                }
+                if event.seq >= wanted {
+                    events.push(event);
+                }
             }
-            let event = StoredEvent::decode(&*bytes)
-                .map_err(|source| StoreError::CorruptEvent { seq, source })?;
-            events.push(event);
         }
         Ok(EventsAfter::Events(events))
     }
 
+    /// Prunes whole pages whose every event was logged before `before_ms`, oldest
+    /// first, until `limit` events or more are pruned.
     pub(super) async fn prune_events_before(
         &self,
         before_ms: u64,
         limit: usize,
     ) -> Result<usize, StoreError> {
         let mut doomed = Vec::new();
-        for entry in self.trees.events.iter().take(limit) {
+        let mut pruned = 0;
+        let mut pruned_through = 0;
+        for entry in self.trees.events.iter() {
             let (key, bytes) = entry?;
-            let seq = keys::decode_u64(&key, "event")?;
-            let event = StoredEvent::decode(&*bytes)
-                .map_err(|source| StoreError::CorruptEvent { seq, source })?;
-            if event.at_ms >= before_ms {
+            let page = decode_page(&key, &bytes)?;
+            let (Some(last), true) = (
+                page.events.last(),
+                page.events.iter().all(|event| event.at_ms < before_ms),
+            ) else {
+                break;
+            };
+            if pruned >= limit {
                 break;
             }
-            doomed.push(seq);
+            pruned += page.events.len();
+            pruned_through = last.seq;
+            doomed.push(key);
         }
-        let Some(&last) = doomed.last() else {
+        if doomed.is_empty() {
             return Ok(0);
-        };
+        }
         self.write(|tx, _| {
-            for seq in &doomed {
-                tx.events.remove(&keys::event_key(*seq)[..])?;
+            for key in &doomed {
+                tx.events.remove(key)?;
             }
-            tx.meta
-                .insert(keys::EVENTS_PRUNED_THROUGH, &keys::event_key(last)[..])?;
+            tx.meta.insert(
+                keys::EVENTS_PRUNED_THROUGH,
+                &keys::event_key(pruned_through)[..],
+            )?;
             Ok(((), 0))
         })?;
-        Ok(doomed.len())
+        Ok(pruned)
     }
 }

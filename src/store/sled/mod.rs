@@ -1,8 +1,9 @@
 //! The embedded default backend: sled trees (see `keys` for their layouts), every change
-//! one multi-tree transaction that also appends its events. Here: the store, opening it
-//! and its read path; by concern beside it: `batch` (queued single-record changes), `tx`
-//! (transactions), `durability` (flushes, disk faults), `events`, `sweep`, `check`,
-//! `backup`, `cache` (the read cache).
+//! one transaction that writes its records and a page of its events; the indexes live
+//! in memory. Here: the store, opening it and its read path; by concern beside it:
+//! `batch` (queued single-record changes), `tx` (transactions), `durability` (flushes,
+//! disk faults), `events`, `sweep`, `check`, `backup`, `cache` (the read cache),
+//! `index` (the indexes).
 
 use std::cell::RefCell;
 use std::ops::Bound;
@@ -23,11 +24,14 @@ mod cache;
 mod check;
 mod durability;
 mod events;
+mod index;
 mod sweep;
 mod tx;
 
 use batch::*;
 use durability::*;
+use events::*;
+use index::{Indexes, Moved};
 use tx::*;
 
 use super::keys;
@@ -57,21 +61,28 @@ pub struct SledStore {
     head: watch::Sender<u64>,
     /// Session records stored, kept in step by every insert and delete.
     stored: AtomicU64,
-    /// Recently used records, kept in step with every commit (see `sled_cache`).
+    /// Recently used records, kept in step with every commit (see `cache`).
     cache: RecordCache,
+    /// Sessions by user, expiry and grace window, kept in step with every commit.
+    indexes: Indexes,
     /// The first failed disk write: sled stays failed after one (see `write_fault`).
     fault: watch::Sender<Option<String>>,
 }
 
 struct Trees {
     sessions: sled::Tree,
-    by_user: sled::Tree,
-    by_expiry: sled::Tree,
-    by_grace: sled::Tree,
     events: sled::Tree,
     meta: sled::Tree,
     by_external: sled::Tree,
 }
+
+/// Trees of the index entries that earlier versions kept on disk; the indexes are
+/// built from the records now, so they are dropped at open.
+const DROPPED_INDEX_TREES: [&str; 3] = [
+    "userid_sessionids",
+    "expiresat_sessionid",
+    "graceuntil_sessionid",
+];
 
 struct Writer {
     next_seq: u64,
@@ -92,24 +103,24 @@ impl SledStore {
         let db = open_db(dir, cache_mib.saturating_mul(1 << 20))?;
         let trees = Trees {
             sessions: db.open_tree("sessionid_session")?,
-            by_user: db.open_tree("userid_sessionids")?,
-            by_expiry: db.open_tree("expiresat_sessionid")?,
-            by_grace: db.open_tree("graceuntil_sessionid")?,
-            events: db.open_tree("seq_event")?,
+            events: db.open_tree(PAGES_TREE)?,
             meta: db.open_tree("meta")?,
             by_external: db.open_tree("extuserid_userid")?,
         };
-        let last_event = match trees.events.last()? {
-            Some((key, _)) => keys::decode_u64(&key, "event")?,
-            None => 0,
-        };
+        move_single_events(&db, &trees.events)?;
+        for name in DROPPED_INDEX_TREES {
+            db.drop_tree(name)?;
+        }
         let pruned_through = match trees.meta.get(keys::EVENTS_PRUNED_THROUGH)? {
             Some(value) => keys::decode_u64(&value, "meta")?,
             None => 0,
         };
-        let head = last_event.max(pruned_through);
+        let head = last_seq(&trees.events)?.max(pruned_through);
+        let indexes = Indexes::new();
+        let stored = index_records(&trees.sessions, &indexes)?;
+        metrics::gauge!(crate::metrics::SESSIONS_STORED).set(stored as f64);
         Ok(SledStore {
-            stored: AtomicU64::new(trees.sessions.len() as u64),
+            stored: AtomicU64::new(stored),
             trees,
             db,
             durability,
@@ -119,6 +130,7 @@ impl SledStore {
             queue: Mutex::new(Vec::new()),
             head: watch::Sender::new(head),
             cache: RecordCache::new(READ_CACHE_RECORDS),
+            indexes,
             fault: watch::Sender::new(None),
         })
     }
@@ -151,25 +163,6 @@ impl SledStore {
                 .saturating_sub(taken)
         };
         metrics::gauge!(crate::metrics::SESSIONS_STORED).set(now as f64);
-    }
-
-    fn session_ids_of(&self, user_id: &str) -> Result<Vec<SessionId>, StoreError> {
-        self.trees
-            .by_user
-            .scan_prefix(keys::user_prefix(user_id)?)
-            .map(|entry| keys::session_id_of_user_key(&entry?.0))
-            .collect()
-    }
-
-    fn ids_due(
-        tree: &sled::Tree,
-        now_ms: u64,
-        limit: usize,
-    ) -> Result<Vec<(u64, SessionId)>, StoreError> {
-        tree.range(..=keys::expiry_upper_bound(now_ms))
-            .take(limit)
-            .map(|entry| keys::parse_expiry_key(&entry?.0))
-            .collect()
     }
 }
 
@@ -234,6 +227,30 @@ fn open_db(dir: &Path, cache_bytes: u64) -> Result<sled::Db, sled::Error> {
     }
 }
 
+/// Puts every stored record in `indexes`; returns how many there are.
+fn index_records(sessions: &sled::Tree, indexes: &Indexes) -> Result<u64, StoreError> {
+    let mut stored = 0;
+    let mut moves = Vec::with_capacity(1024);
+    for entry in sessions.iter() {
+        let (key, bytes) = entry?;
+        let id = keys::id_from(&key, "session record")?;
+        let placement = indexes
+            .placement_of_bytes(&bytes)
+            .map_err(|source| StoreError::CorruptRecord { id, source })?;
+        moves.push(Moved {
+            id,
+            old: None,
+            new: Some(placement),
+        });
+        if moves.len() == moves.capacity() {
+            indexes.apply(moves.drain(..));
+        }
+        stored += 1;
+    }
+    indexes.apply(moves);
+    Ok(stored)
+}
+
 fn decode(id: SessionId, bytes: &[u8]) -> Result<SessionRecord, StoreError> {
     SessionRecord::decode(bytes).map_err(|source| StoreError::CorruptRecord { id, source })
 }
@@ -285,22 +302,22 @@ impl SessionStore for SledStore {
         before: Option<SessionId>,
         limit: usize,
     ) -> Result<Vec<SessionRecord>, StoreError> {
-        let first = keys::user_prefix(user_id)?;
-        let end = match before {
-            Some(id) => Bound::Excluded(keys::user_key(user_id, id)?),
-            None => Bound::Included(keys::user_key(user_id, SessionId::max())?),
-        };
         let mut records = Vec::with_capacity(limit.min(64));
-        for entry in self
-            .trees
-            .by_user
-            .range((Bound::Included(first), end))
-            .rev()
-            .take(limit)
-        {
-            let id = keys::session_id_of_user_key(&entry?.0)?;
-            if let Some(record) = self.get(id).await? {
-                records.push(record);
+        let mut cursor = before;
+        while records.len() < limit {
+            let ids = self
+                .indexes
+                .user_ids_before(user_id, cursor, limit - records.len());
+            let Some(&last) = ids.last() else { break };
+            cursor = Some(last);
+            for id in ids {
+                // The index may hold another user whose id hashes alike.
+                match self.read_record(id)? {
+                    Some(cached) if cached.record.user_id == user_id => {
+                        records.push(SessionRecord::clone(&cached.record));
+                    }
+                    _ => {}
+                }
             }
         }
         Ok(records)

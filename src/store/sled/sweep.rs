@@ -1,5 +1,5 @@
-//! The expiry sweep: deleting expired sessions with their index entries (EXPIRED
-//! events) in bounded batches, and finding refresh grace windows that closed.
+//! The expiry sweep: deleting expired sessions (each with an EXPIRED event) in bounded
+//! batches, and finding refresh grace windows that closed.
 
 use super::*;
 
@@ -9,30 +9,22 @@ impl SledStore {
         now_ms: u64,
         limit: usize,
     ) -> Result<usize, StoreError> {
-        let due = Self::ids_due(&self.trees.by_expiry, now_ms, limit)?;
+        let due = self.indexes.expired(now_ms, limit);
         if due.is_empty() {
             return Ok(0);
         }
         let (removed, last_seq) = self.write(|tx, first_seq| {
             let mut removed = 0;
-            for &(expires_at_ms, id) in &due {
-                match tx.get(id)? {
-                    Some(record) if record.expires_at_ms <= now_ms => {
-                        tx.delete(&record)?;
-                        let expired = Event::expired(Some(&record), now_ms);
-                        tx.log(first_seq + removed, &record, &expired)?;
-                        removed += 1;
-                    }
-                    // Extended since the scan: its new entry stays, the stale one goes.
-                    Some(record) if record.expires_at_ms != expires_at_ms => {
-                        tx.by_expiry
-                            .remove(&keys::expiry_key(expires_at_ms, id)[..])?;
-                    }
-                    Some(_) => {}
-                    None => {
-                        tx.by_expiry
-                            .remove(&keys::expiry_key(expires_at_ms, id)[..])?;
-                    }
+            for &(_, id) in &due {
+                // Extended since the lookup: its new expiry is not due yet.
+                if let Some(record) = tx.get(id)?.filter(|r| r.expires_at_ms <= now_ms) {
+                    tx.delete(&record)?;
+                    tx.log(
+                        first_seq + removed,
+                        &record,
+                        &Event::expired(Some(&record), now_ms),
+                    );
+                    removed += 1;
                 }
             }
             Ok((removed, removed))
@@ -49,7 +41,9 @@ impl SledStore {
         now_ms: u64,
         limit: usize,
     ) -> Result<Vec<SessionId>, StoreError> {
-        Ok(Self::ids_due(&self.trees.by_grace, now_ms, limit)?
+        Ok(self
+            .indexes
+            .grace_closed(now_ms, limit)
             .into_iter()
             .map(|(_, id)| id)
             .collect())

@@ -1,6 +1,7 @@
-//! Writing transactions: every multi-tree change runs under the writer lock in one sled
-//! transaction over all trees (`Tx`), whose records reach the read cache once committed;
-//! user-wide changes (`update_user`) scan and write under the same lock.
+//! Writing transactions: every change runs under the writer lock in one sled
+//! transaction (`Tx`) that writes the records and one page of events; once committed,
+//! the records reach the read cache and their moves the indexes. User-wide changes
+//! (`update_user`) look up the user's sessions and write under the same lock.
 
 use super::*;
 
@@ -29,17 +30,25 @@ pub(super) fn from_tx(error: TransactionError<StoreError>) -> StoreError {
     }
 }
 
+/// What one run of a transaction body wrote: applied to the read cache and the indexes
+/// once committed, and its events stored as one page when the body is done.
+#[derive(Default)]
+pub(super) struct Written {
+    /// Every record written (`None`: deleted).
+    records: Vec<(SessionId, Option<CachedRecord>)>,
+    /// Every record whose index placement moved.
+    moves: Vec<Moved>,
+    events: Vec<StoredEvent>,
+}
+
 /// The trees inside one transaction.
 pub(super) struct Tx<'a> {
     pub(super) sessions: &'a TransactionalTree,
-    pub(super) by_user: &'a TransactionalTree,
-    pub(super) by_expiry: &'a TransactionalTree,
-    pub(super) by_grace: &'a TransactionalTree,
     pub(super) events: &'a TransactionalTree,
     pub(super) meta: &'a TransactionalTree,
-    pub(super) by_external: &'a TransactionalTree,
-    /// Every record this run wrote (`None`: deleted), for the cache once committed.
-    pub(super) written: &'a RefCell<Vec<(SessionId, Option<CachedRecord>)>>,
+    by_external: &'a TransactionalTree,
+    indexes: &'a Indexes,
+    written: &'a RefCell<Written>,
 }
 
 impl Tx<'_> {
@@ -50,50 +59,45 @@ impl Tx<'_> {
         }
     }
 
-    /// Writes `new` and moves its index entries from where `old` had them.
+    /// Writes `new` in place of `old` (`None`: a new record); its index entries move
+    /// once committed.
     pub(super) fn put(
         &self,
         old: Option<&SessionRecord>,
         new: &SessionRecord,
     ) -> Result<(), TxError> {
         let id = record_id(new).map_err(abort)?;
-        let (old_expiry, old_grace) = old.map_or((None, 0), |old| {
-            (Some(old.expires_at_ms), old.grace_until_ms)
-        });
-        if let Some(old_expiry) = old_expiry.filter(|at| *at != new.expires_at_ms) {
-            self.by_expiry
-                .remove(&keys::expiry_key(old_expiry, id)[..])?;
-        }
-        if old_grace != new.grace_until_ms {
-            if old_grace > 0 {
-                self.by_grace.remove(&keys::expiry_key(old_grace, id)[..])?;
-            }
-            if new.grace_until_ms > 0 {
-                self.by_grace
-                    .insert(&keys::expiry_key(new.grace_until_ms, id)[..], &[][..])?;
-            }
-        }
         let bytes = sled::IVec::from(new.encode_to_vec());
         self.sessions
             .insert(&keys::session_key(id)[..], bytes.clone())?;
-        let cached = CachedRecord {
-            bytes,
-            record: Arc::new(new.clone()),
-        };
-        self.written.borrow_mut().push((id, Some(cached)));
-        // Both indexes hold only the expiry: a change that keeps it (a Whoami touch,
-        // attributes) writes one tree, not three.
-        if old_expiry != Some(new.expires_at_ms) {
-            self.by_user.insert(
-                keys::user_key(&new.user_id, id).map_err(abort)?,
-                &keys::encode_ms(new.expires_at_ms)[..],
-            )?;
-            self.by_expiry
-                .insert(&keys::expiry_key(new.expires_at_ms, id)[..], &[][..])?;
-        }
-        if old.is_none() && !new.external_user_id.is_empty() {
+        // Written only when it changes: most Starts of a user repeat the mapping.
+        if old.is_none()
+            && !new.external_user_id.is_empty()
+            && self
+                .by_external
+                .get(new.external_user_id.as_bytes())?
+                .as_deref()
+                != Some(new.user_id.as_bytes())
+        {
             self.by_external
                 .insert(new.external_user_id.as_bytes(), new.user_id.as_bytes())?;
+        }
+        let mut written = self.written.borrow_mut();
+        written.records.push((
+            id,
+            Some(CachedRecord {
+                bytes,
+                record: Arc::new(new.clone()),
+            }),
+        ));
+        let old = old.map(|old| self.indexes.placement(old));
+        let new = self.indexes.placement(new);
+        if old != Some(new) {
+            written.moves.push(Moved {
+                id,
+                old,
+                new: Some(new),
+            });
         }
         Ok(())
     }
@@ -101,15 +105,13 @@ impl Tx<'_> {
     pub(super) fn delete(&self, record: &SessionRecord) -> Result<(), TxError> {
         let id = record_id(record).map_err(abort)?;
         self.sessions.remove(&keys::session_key(id)[..])?;
-        self.written.borrow_mut().push((id, None));
-        self.by_user
-            .remove(keys::user_key(&record.user_id, id).map_err(abort)?)?;
-        self.by_expiry
-            .remove(&keys::expiry_key(record.expires_at_ms, id)[..])?;
-        if record.grace_until_ms > 0 {
-            self.by_grace
-                .remove(&keys::expiry_key(record.grace_until_ms, id)[..])?;
-        }
+        let mut written = self.written.borrow_mut();
+        written.records.push((id, None));
+        written.moves.push(Moved {
+            id,
+            old: Some(self.indexes.placement(record)),
+            new: None,
+        });
         Ok(())
     }
 
@@ -145,7 +147,7 @@ impl Tx<'_> {
             };
             outcomes.push(Applied::Done(match event {
                 Some(event) => {
-                    self.log(seq, record, &event)?;
+                    self.log(seq, record, &event);
                     seq += 1;
                     Some(seq - 1)
                 }
@@ -155,17 +157,11 @@ impl Tx<'_> {
         Ok((outcomes, seq - first_seq))
     }
 
-    /// Appends the event of `record` at `seq`.
-    pub(super) fn log(
-        &self,
-        seq: u64,
-        record: &SessionRecord,
-        event: &Event,
-    ) -> Result<(), TxError> {
+    /// Appends the event of `record` at `seq`; the transaction's events are stored
+    /// together, as one page (see `events`).
+    pub(super) fn log(&self, seq: u64, record: &SessionRecord, event: &Event) {
         let entry = event.stored(seq, &record.session_id, &record.user_id);
-        self.events
-            .insert(&keys::event_key(seq)[..], entry.encode_to_vec())?;
-        Ok(())
+        self.written.borrow_mut().events.push(entry);
     }
 }
 
@@ -191,40 +187,30 @@ impl SledStore {
         body: impl Fn(&Tx<'_>, u64) -> Result<(T, u64), TxError>,
     ) -> Result<(T, Option<u64>), StoreError> {
         let first_seq = writer.next_seq;
-        let written = RefCell::new(Vec::new());
+        let written = RefCell::new(Written::default());
         let t = &self.trees;
-        let committed = (
-            &t.sessions,
-            &t.by_user,
-            &t.by_expiry,
-            &t.by_grace,
-            &t.events,
-            &t.meta,
-            &t.by_external,
-        )
-            .transaction(
-                |(sessions, by_user, by_expiry, by_grace, events, meta, by_external)| {
-                    // A re-run starts over: only the last run's writes were committed.
-                    written.borrow_mut().clear();
-                    body(
-                        &Tx {
-                            sessions,
-                            by_user,
-                            by_expiry,
-                            by_grace,
-                            events,
-                            meta,
-                            by_external,
-                            written: &written,
-                        },
-                        first_seq,
-                    )
-                },
-            )
+        let committed = (&t.sessions, &t.events, &t.meta, &t.by_external)
+            .transaction(|(sessions, events, meta, by_external)| {
+                // A re-run starts over: only the last run's writes were committed.
+                written.take();
+                let tx = Tx {
+                    sessions,
+                    events,
+                    meta,
+                    by_external,
+                    indexes: &self.indexes,
+                    written: &written,
+                };
+                let outcome = body(&tx, first_seq)?;
+                store_page(events, &written.borrow().events)?;
+                Ok(outcome)
+            })
             .map_err(from_tx);
         let (result, appended) = self.watch_io(committed)?;
-        // Still under the writer lock: the cache sees commits in their order.
-        self.cache.apply(written.into_inner());
+        // Still under the writer lock: the cache and the indexes see commits in order.
+        let Written { records, moves, .. } = written.into_inner();
+        self.cache.apply(records);
+        self.indexes.apply(moves);
         writer.next_seq += appended;
         Ok((result, (appended > 0).then(|| writer.next_seq - 1)))
     }
@@ -236,15 +222,17 @@ impl SledStore {
     ) -> Result<(), StoreError> {
         let decide = Mutex::new(decide);
         let ((changed, added), last_seq) = {
-            // The scan must see what the transaction will: both run under the writer
-            // lock, so no other write can change the index in between.
+            // The lookup must see what the transaction will: both run under the writer
+            // lock, so no other write can move the index in between.
             let mut writer = self.writer();
-            let ids = self.session_ids_of(user_id)?;
+            let ids = self.indexes.user_ids(user_id);
             self.transact(&mut writer, |tx, first_seq| {
                 let mut current = Vec::with_capacity(ids.len());
                 for id in &ids {
-                    if let Some(record) = tx.get(*id)? {
-                        current.push(record);
+                    // The index may hold another user whose id hashes alike.
+                    match tx.get(*id)? {
+                        Some(record) if record.user_id == user_id => current.push(record),
+                        _ => {}
                     }
                 }
                 let mut decide = decide.lock().unwrap_or_else(|poison| poison.into_inner());
@@ -256,7 +244,7 @@ impl SledStore {
                         .find(|record| record.session_id == next.session_id);
                     added += u64::from(old.is_none());
                     tx.put(old, next)?;
-                    tx.log(seq, next, event)?;
+                    tx.log(seq, next, event);
                 }
                 Ok(((!puts.is_empty(), added), puts.len() as u64))
             })?
