@@ -11,6 +11,12 @@ use sessiond::config::{Cli, Command, Config, LogFormat};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
+/// sled allocates and frees a node per key it writes, and each call its own buffers,
+/// from many threads: glibc's malloc spent a fifth of the server's CPU under Start
+/// (BENCHMARKS.md); mimalloc's thread-local free lists do not.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut cli = Cli::parse();
