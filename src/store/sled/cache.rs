@@ -4,9 +4,9 @@
 //! reaches the cache before its caller hears back, so the cache is never behind sled.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::Arc;
 
-use super::{SessionId, SessionRecord};
+use super::{SessionId, SessionRecord, Shared};
 
 /// A stored record: its bytes as sled holds them (what a compare-and-swap expects) and
 /// the decoded record.
@@ -21,7 +21,7 @@ pub struct CachedRecord {
 /// last `capacity` fills stay (a cheap approximation of least-recently-used).
 pub struct RecordCache {
     capacity: usize,
-    state: RwLock<Generations>,
+    state: Shared<Generations>,
 }
 
 #[derive(Default)]
@@ -57,30 +57,18 @@ impl RecordCache {
     pub fn new(capacity: usize) -> RecordCache {
         RecordCache {
             capacity,
-            state: RwLock::default(),
+            state: Shared::default(),
         }
-    }
-
-    fn read(&self) -> RwLockReadGuard<'_, Generations> {
-        self.state
-            .read()
-            .unwrap_or_else(|poison| poison.into_inner())
-    }
-
-    fn write(&self) -> RwLockWriteGuard<'_, Generations> {
-        self.state
-            .write()
-            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     /// The cached record of `id`, if any.
     pub fn get(&self, id: &SessionId) -> Option<CachedRecord> {
-        self.read().get(id).cloned()
+        self.state.read().get(id).cloned()
     }
 
     /// The version to hand to [`RecordCache::fill`] after reading sled.
     pub fn version(&self) -> u64 {
-        self.read().version
+        self.state.read().version
     }
 
     /// Caches a record read from sled, unless a change moved the version since
@@ -89,7 +77,7 @@ impl RecordCache {
         if self.capacity == 0 {
             return;
         }
-        let mut state = self.write();
+        let mut state = self.state.write();
         if state.version == version_before_read && state.get(&id).is_none() {
             state.insert(id, cached, self.capacity);
         }
@@ -98,7 +86,7 @@ impl RecordCache {
     /// Committed changes, in commit order: a new version of each record, or `None` for
     /// a deleted one.
     pub fn apply(&self, changes: impl IntoIterator<Item = (SessionId, Option<CachedRecord>)>) {
-        let mut state = self.write();
+        let mut state = self.state.write();
         state.version += 1;
         for (id, change) in changes {
             match change {
@@ -112,7 +100,7 @@ impl RecordCache {
     /// `expected`): it is cached only while the cache still holds `expected`; otherwise
     /// a later change was cached first, and the entry goes so that sled answers next.
     pub fn replace(&self, id: SessionId, expected: &sled::IVec, cached: CachedRecord) {
-        let mut state = self.write();
+        let mut state = self.state.write();
         state.version += 1;
         let holds_expected = state
             .get(&id)
@@ -126,7 +114,7 @@ impl RecordCache {
 
     /// Forgets `id` (its cached version disagreed with sled).
     pub fn forget(&self, id: &SessionId) {
-        let mut state = self.write();
+        let mut state = self.state.write();
         state.version += 1;
         state.remove(id);
     }

@@ -6,11 +6,10 @@
 use std::collections::BTreeSet;
 use std::hash::BuildHasher;
 use std::ops::Bound;
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use prost::Message;
 
-use super::{SessionId, SessionRecord};
+use super::{SessionId, SessionRecord, Shared};
 
 /// Where a record sits in the indexes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,27 +53,15 @@ struct Sets {
 /// The three indexes behind one lock.
 pub struct Indexes {
     hasher: std::collections::hash_map::RandomState,
-    sets: RwLock<Sets>,
+    sets: Shared<Sets>,
 }
 
 impl Indexes {
     pub fn new() -> Indexes {
         Indexes {
             hasher: Default::default(),
-            sets: RwLock::default(),
+            sets: Shared::default(),
         }
-    }
-
-    fn read(&self) -> RwLockReadGuard<'_, Sets> {
-        self.sets
-            .read()
-            .unwrap_or_else(|poison| poison.into_inner())
-    }
-
-    fn write(&self) -> RwLockWriteGuard<'_, Sets> {
-        self.sets
-            .write()
-            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     /// The user index's hash of `user_id`.
@@ -103,7 +90,7 @@ impl Indexes {
 
     /// Applies committed changes, in commit order.
     pub fn apply(&self, moves: impl IntoIterator<Item = Moved>) {
-        let mut sets = self.write();
+        let mut sets = self.sets.write();
         for Moved { id, old, new } in moves {
             if let Some(old) = old {
                 sets.remove(id, old);
@@ -117,7 +104,8 @@ impl Indexes {
     /// Every session id under `user_id`'s hash, oldest first.
     pub fn user_ids(&self, user_id: &str) -> Vec<SessionId> {
         let user = self.user_hash(user_id);
-        self.read()
+        self.sets
+            .read()
             .by_user
             .range((user, SessionId::nil())..=(user, SessionId::max()))
             .map(|&(_, id)| id)
@@ -136,7 +124,8 @@ impl Indexes {
             Some(id) => Bound::Excluded((user, id)),
             None => Bound::Included((user, SessionId::max())),
         };
-        self.read()
+        self.sets
+            .read()
             .by_user
             .range((Bound::Included((user, SessionId::nil())), end))
             .rev()
@@ -147,12 +136,12 @@ impl Indexes {
 
     /// Up to `limit` (expiry, id) entries due at `now_ms`, soonest first.
     pub fn expired(&self, now_ms: u64, limit: usize) -> Vec<(u64, SessionId)> {
-        due(&self.read().by_expiry, now_ms, limit)
+        due(&self.sets.read().by_expiry, now_ms, limit)
     }
 
     /// Up to `limit` (grace end, id) entries whose grace window closed at `now_ms`.
     pub fn grace_closed(&self, now_ms: u64, limit: usize) -> Vec<(u64, SessionId)> {
-        due(&self.read().by_grace, now_ms, limit)
+        due(&self.sets.read().by_grace, now_ms, limit)
     }
 
     /// For the consistency check, against `expected` (each record's placement by id):
@@ -162,7 +151,7 @@ impl Indexes {
         &self,
         expected: &std::collections::HashMap<SessionId, Placement>,
     ) -> (u64, u64, u64) {
-        let sets = self.read();
+        let sets = self.sets.read();
         let mut orphans = 0;
         for &(user, id) in &sets.by_user {
             orphans += u64::from(expected.get(&id).is_none_or(|p| p.user != user));

@@ -166,6 +166,22 @@ impl SledStore {
     }
 }
 
+/// State behind a read-write lock that a panicking holder cannot poison for good: every
+/// change under these locks (the read cache, the indexes) is a plain insert or remove,
+/// so what a panic leaves is still whole.
+#[derive(Default)]
+struct Shared<T>(std::sync::RwLock<T>);
+
+impl<T> Shared<T> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, T> {
+        self.0.read().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, T> {
+        self.0.write().unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
 /// Records the read cache keeps per generation (at most twice this many in all): room
 /// for the sessions validated most often, while a store of 1 M sessions stays within
 /// 1 GiB of memory.
