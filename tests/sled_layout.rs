@@ -238,3 +238,76 @@ async fn a_data_dir_of_the_one_event_per_key_layout_opens_with_nothing_lost() {
         (1..=301).collect::<Vec<u64>>()
     );
 }
+
+/// A Whoami-like touch: only the last access moves, lazily.
+async fn touch(store: &SledStore, id: SessionId, at_ms: u64) -> SessionRecord {
+    store
+        .update(id, Commit::Lazy, &mut |current| {
+            let mut next = current.clone();
+            next.last_access_at_ms = at_ms;
+            Decision::Put(Box::new(next), None)
+        })
+        .await
+        .expect("touch")
+        .expect("session exists")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn touches_kept_apart_from_their_records_survive_restarts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (kept_apart, rewritten) = (
+        record("alice", NOW_MS + 60_000),
+        record("bob", NOW_MS + 60_000),
+    );
+    {
+        let store = open(dir.path());
+        for record in [&kept_apart, &rewritten] {
+            store.insert(record).await.expect("insert");
+        }
+        // Enough touches of one session to write many pages and then rewrite them.
+        for n in 1..=70_000 {
+            touch(&store, id_of(&kept_apart), NOW_MS + n).await;
+        }
+        touch(&store, id_of(&rewritten), NOW_MS + 5).await;
+        // A durable change of the touched record carries the touch into it.
+        store
+            .update(id_of(&rewritten), Commit::Durable, &mut |current| {
+                let mut next = current.clone();
+                next.scope = "admin".to_owned();
+                Decision::Put(Box::new(next), None)
+            })
+            .await
+            .expect("update")
+            .expect("exists");
+        let listed = store.list_user("alice", None, 10).await.expect("list");
+        assert_eq!(listed[0].last_access_at_ms, NOW_MS + 70_000);
+        store.flush().await.expect("flush, as at shutdown");
+    }
+    for _ in 0..2 {
+        let store = open(dir.path());
+        let get = |id| {
+            let store = &store;
+            async move { store.get(id).await.expect("get").expect("exists") }
+        };
+        assert_eq!(
+            get(id_of(&kept_apart)).await.last_access_at_ms,
+            NOW_MS + 70_000
+        );
+        let bob = get(id_of(&rewritten)).await;
+        assert_eq!(
+            (bob.last_access_at_ms, bob.scope.as_str()),
+            (NOW_MS + 5, "admin")
+        );
+        let backup = store.export_records(None, 10).await.expect("export");
+        assert!(backup
+            .iter()
+            .any(|record| record.last_access_at_ms == NOW_MS + 70_000));
+    }
+    // 70,000 touches came to 18 pages of 4,096; once they outgrew what is still needed
+    // (one touch), the pages were written anew and the old ones dropped.
+    let pages = open_raw(dir.path())
+        .open_tree("touches")
+        .expect("tree")
+        .len();
+    assert!(pages <= 3, "{pages} touch pages");
+}

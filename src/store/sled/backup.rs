@@ -3,7 +3,7 @@
 
 use std::ops::Bound;
 
-use super::{decode, keys, SessionId, SessionRecord, SledStore, StoreError};
+use super::{keys, SessionId, SessionRecord, SledStore, StoreError};
 
 /// Records a restore writes per transaction.
 const IMPORT_BATCH: usize = 256;
@@ -23,10 +23,7 @@ impl SledStore {
             .sessions
             .range::<Vec<u8>, _>((from, Bound::Unbounded))
             .take(limit)
-            .map(|entry| {
-                let (key, bytes) = entry?;
-                decode(keys::id_from(&key, "session record")?, &bytes)
-            })
+            .map(|entry| self.decode_entry(entry))
             .collect()
     }
 

@@ -268,6 +268,11 @@ impl SledStore {
             let Decision::Put(next, event) = decide(&current) else {
                 return Ok(Some(current));
             };
+            if commit == Commit::Lazy && event.is_none() && Touch::only_difference(&current, &next)
+            {
+                self.touches.touch(id, Touch::of(&next))?;
+                return Ok(Some(*next));
+            }
             if commit == Commit::Lazy && event.is_none() && same_index_entries(&current, &next) {
                 if self.swap_record(id, &expected, &next)? {
                     return Ok(Some(*next));

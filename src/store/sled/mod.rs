@@ -26,12 +26,14 @@ mod durability;
 mod events;
 mod index;
 mod sweep;
+mod touches;
 mod tx;
 
 use batch::*;
 use durability::*;
 use events::*;
 use index::{Indexes, Moved};
+use touches::{Touch, Touches, TOUCHES_TREE};
 use tx::*;
 
 use super::keys;
@@ -65,6 +67,8 @@ pub struct SledStore {
     cache: RecordCache,
     /// Sessions by user, expiry and grace window, kept in step with every commit.
     indexes: Indexes,
+    /// Last-access touches not yet in their records.
+    touches: Touches,
     /// The first failed disk write: sled stays failed after one (see `write_fault`).
     fault: watch::Sender<Option<String>>,
 }
@@ -118,6 +122,13 @@ impl SledStore {
         let head = last_seq(&trees.events)?.max(pruned_through);
         let indexes = Indexes::new();
         let stored = index_records(&trees.sessions, &indexes)?;
+        let touches = Touches::open(db.open_tree(TOUCHES_TREE)?)?;
+        touches.settle_at_open(|id| match trees.sessions.get(keys::session_key(id))? {
+            Some(bytes) => Touches::stored_touch(&bytes)
+                .map(Some)
+                .map_err(|source| StoreError::CorruptRecord { id, source }),
+            None => Ok(None),
+        })?;
         metrics::gauge!(crate::metrics::SESSIONS_STORED).set(stored as f64);
         Ok(SledStore {
             stored: AtomicU64::new(stored),
@@ -131,12 +142,24 @@ impl SledStore {
             head: watch::Sender::new(head),
             cache: RecordCache::new(READ_CACHE_RECORDS),
             indexes,
+            touches,
             fault: watch::Sender::new(None),
         })
     }
 
-    /// A session's record as stored, from the cache or else from sled (then cached).
+    /// A session's record as stored (from the cache or else from sled, then cached),
+    /// with its newest touch merged in.
     fn read_record(&self, id: SessionId) -> Result<Option<CachedRecord>, StoreError> {
+        let Some(mut cached) = self.read_stored(id)? else {
+            return Ok(None);
+        };
+        if let Some(merged) = self.touches.merged(id, &cached.record) {
+            cached.record = Arc::new(merged);
+        }
+        Ok(Some(cached))
+    }
+
+    fn read_stored(&self, id: SessionId) -> Result<Option<CachedRecord>, StoreError> {
         if let Some(cached) = self.cache.get(&id) {
             return Ok(Some(cached));
         }
@@ -150,6 +173,18 @@ impl SledStore {
         };
         self.cache.fill(id, cached.clone(), version);
         Ok(Some(cached))
+    }
+
+    /// Decodes a record read from the sessions tree, with its newest touch merged in.
+    fn decode_entry(
+        &self,
+        entry: sled::Result<(sled::IVec, sled::IVec)>,
+    ) -> Result<SessionRecord, StoreError> {
+        let (key, bytes) = entry?;
+        let id = keys::id_from(&key, "session record")?;
+        let mut record = decode(id, &bytes)?;
+        self.touches.merge(id, &mut record);
+        Ok(record)
     }
 
     /// Adds `added` and takes `removed` from the stored-sessions gauge.
@@ -173,6 +208,10 @@ impl SledStore {
 struct Shared<T>(std::sync::RwLock<T>);
 
 impl<T> Shared<T> {
+    fn new(value: T) -> Shared<T> {
+        Shared(std::sync::RwLock::new(value))
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, T> {
         self.0.read().unwrap_or_else(|poison| poison.into_inner())
     }
@@ -386,10 +425,7 @@ impl SessionStore for SledStore {
             .range::<Vec<u8>, _>((Bound::Unbounded, end))
             .rev()
             .take(limit)
-            .map(|entry| {
-                let (key, bytes) = entry?;
-                decode(keys::id_from(&key, "session record")?, &bytes)
-            })
+            .map(|entry| self.decode_entry(entry))
             .collect()
     }
 
@@ -398,6 +434,7 @@ impl SessionStore for SledStore {
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
+        self.touches.write_pending()?;
         self.db.flush_async().await?;
         Ok(())
     }

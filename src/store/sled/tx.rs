@@ -48,13 +48,18 @@ pub(super) struct Tx<'a> {
     pub(super) meta: &'a TransactionalTree,
     by_external: &'a TransactionalTree,
     indexes: &'a Indexes,
+    touches: &'a Touches,
     written: &'a RefCell<Written>,
 }
 
 impl Tx<'_> {
     pub(super) fn get(&self, id: SessionId) -> Result<Option<SessionRecord>, TxError> {
         match self.sessions.get(keys::session_key(id))? {
-            Some(bytes) => decode(id, &bytes).map(Some).map_err(abort),
+            Some(bytes) => {
+                let mut record = decode(id, &bytes).map_err(abort)?;
+                self.touches.merge(id, &mut record);
+                Ok(Some(record))
+            }
             None => Ok(None),
         }
     }
@@ -186,6 +191,8 @@ impl SledStore {
         writer: &mut Writer,
         body: impl Fn(&Tx<'_>, u64) -> Result<(T, u64), TxError>,
     ) -> Result<(T, Option<u64>), StoreError> {
+        // Pending touches go to disk with this write's flush.
+        self.touches.write_pending()?;
         let first_seq = writer.next_seq;
         let written = RefCell::new(Written::default());
         let t = &self.trees;
@@ -199,6 +206,7 @@ impl SledStore {
                     meta,
                     by_external,
                     indexes: &self.indexes,
+                    touches: &self.touches,
                     written: &written,
                 };
                 let outcome = body(&tx, first_seq)?;
@@ -209,6 +217,11 @@ impl SledStore {
         let (result, appended) = self.watch_io(committed)?;
         // Still under the writer lock: the cache and the indexes see commits in order.
         let Written { records, moves, .. } = written.into_inner();
+        self.touches.settle(
+            records
+                .iter()
+                .map(|(id, cached)| (*id, cached.as_ref().map(|cached| &*cached.record))),
+        );
         self.cache.apply(records);
         self.indexes.apply(moves);
         writer.next_seq += appended;
