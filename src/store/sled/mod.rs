@@ -68,7 +68,7 @@ pub struct SledStore {
     /// Sessions by user, expiry and grace window, kept in step with every commit.
     indexes: Indexes,
     /// Last-access touches not yet in their records.
-    touches: Touches,
+    touches: Arc<Touches>,
     /// The first failed disk write: sled stays failed after one (see `write_fault`).
     fault: watch::Sender<Option<String>>,
 }
@@ -122,7 +122,7 @@ impl SledStore {
         let head = last_seq(&trees.events)?.max(pruned_through);
         let indexes = Indexes::new();
         let stored = index_records(&trees.sessions, &indexes)?;
-        let touches = Touches::open(db.open_tree(TOUCHES_TREE)?)?;
+        let touches = Arc::new(Touches::open(db.open_tree(TOUCHES_TREE)?)?);
         touches.settle_at_open(|id| match trees.sessions.get(keys::session_key(id))? {
             Some(bytes) => Touches::stored_touch(&bytes)
                 .map(Some)

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use prost::Message;
@@ -177,21 +177,36 @@ impl Touches {
         }
     }
 
-    /// Keeps a touch; writes a page once enough are pending, or old enough.
-    pub(super) fn touch(&self, id: SessionId, touch: Touch) -> Result<(), StoreError> {
+    /// Keeps a touch; writes a page once enough are pending, or old enough. The first
+    /// touch pending also schedules a write after [`PAGE_AGE`], so that a quiet server
+    /// keeps none for longer.
+    pub(super) fn touch(self: &Arc<Self>, id: SessionId, touch: Touch) -> Result<(), StoreError> {
         self.newest
             .write()
             .entry(id)
             .and_modify(|known| *known = known.newest(touch))
             .or_insert(touch);
-        let due = {
+        let (first, due) = {
             let mut pending = self.pending();
+            let first = pending.touches.is_empty();
             pending.touches.push((id, touch));
             let since = *pending.since.get_or_insert_with(Instant::now);
-            pending.touches.len() >= PAGE_TOUCHES || since.elapsed() >= PAGE_AGE
+            (
+                first,
+                pending.touches.len() >= PAGE_TOUCHES || since.elapsed() >= PAGE_AGE,
+            )
         };
         if due {
             self.write_pending()?;
+        } else if first {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let touches = Arc::clone(self);
+                runtime.spawn(async move {
+                    tokio::time::sleep(PAGE_AGE).await;
+                    // A failure here is the disk's, and the next write reports it.
+                    let _ = touches.write_pending();
+                });
+            }
         }
         Ok(())
     }
@@ -304,7 +319,8 @@ mod tests {
         let db = sled::open(dir.path()).expect("sled");
         let id = SessionId::from_u128(7);
         {
-            let touches = Touches::open(db.open_tree(TOUCHES_TREE).expect("tree")).expect("open");
+            let touches =
+                Arc::new(Touches::open(db.open_tree(TOUCHES_TREE).expect("tree")).expect("open"));
             touches.touch(id, touch(5, 0)).expect("touch");
             touches.touch(id, touch(3, 8)).expect("touch");
             touches.write_pending().expect("write");
@@ -319,5 +335,19 @@ mod tests {
         // A record written with the touch in it makes the touch redundant.
         touches.settle([(id, Some(&record))]);
         assert!(touches.merged(id, &SessionRecord::default()).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lone_touch_is_written_within_a_second() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = sled::open(dir.path()).expect("sled");
+        let tree = db.open_tree(TOUCHES_TREE).expect("tree");
+        let touches = Arc::new(Touches::open(tree.clone()).expect("open"));
+        touches
+            .touch(SessionId::from_u128(1), touch(5, 0))
+            .expect("touch");
+        assert!(tree.is_empty());
+        tokio::time::sleep(PAGE_AGE * 2).await;
+        assert_eq!(tree.len(), 1);
     }
 }
