@@ -1,7 +1,8 @@
 //! Single-record changes (Start, Refresh, Extend, Logout, touches): decided on the record
 //! as read, queued, and committed with every change queued meanwhile in one transaction
-//! under the writer lock (each only if its record is still the one read); a touch that
-//! moves no index entry is one compare-and-swap instead.
+//! under the writer lock (each only if its record is still the one read). A touch of the
+//! last access alone goes to `touches`; another lazy change that moves no index entry
+//! is one compare-and-swap.
 
 use super::*;
 
@@ -270,7 +271,7 @@ impl SledStore {
             };
             if commit == Commit::Lazy && event.is_none() && Touch::only_difference(&current, &next)
             {
-                self.touches.touch(id, Touch::of(&next))?;
+                self.watch_io(self.touches.touch(id, Touch::of(&next)))?;
                 return Ok(Some(*next));
             }
             if commit == Commit::Lazy && event.is_none() && same_index_entries(&current, &next) {

@@ -434,7 +434,7 @@ impl SessionStore for SledStore {
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
-        self.touches.write_pending()?;
+        self.watch_io(self.touches.write_pending())?;
         self.db.flush_async().await?;
         Ok(())
     }

@@ -192,7 +192,7 @@ impl SledStore {
         body: impl Fn(&Tx<'_>, u64) -> Result<(T, u64), TxError>,
     ) -> Result<(T, Option<u64>), StoreError> {
         // Pending touches go to disk with this write's flush.
-        self.touches.write_pending()?;
+        self.watch_io(self.touches.write_pending())?;
         let first_seq = writer.next_seq;
         let written = RefCell::new(Written::default());
         let t = &self.trees;
