@@ -200,11 +200,14 @@ impl Touches {
             self.write_pending()?;
         } else if first {
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                let touches = Arc::clone(self);
+                // Weak: a closed store lets go of its data dir (and sled's lock) at once.
+                let touches = Arc::downgrade(self);
                 runtime.spawn(async move {
                     tokio::time::sleep(PAGE_AGE).await;
-                    // A failure here is the disk's, and the next write reports it.
-                    let _ = touches.write_pending();
+                    if let Some(touches) = touches.upgrade() {
+                        // A failure here is the disk's, and the next write reports it.
+                        let _ = touches.write_pending();
+                    }
                 });
             }
         }
