@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{SessionId, SessionRecord, Shared};
+use parking_lot::RwLock;
+
+use super::{SessionId, SessionRecord};
 
 /// A stored record: its bytes as sled holds them (what a compare-and-swap expects) and
 /// the decoded record.
@@ -21,7 +23,7 @@ pub struct CachedRecord {
 /// last `capacity` fills stay (a cheap approximation of least-recently-used).
 pub struct RecordCache {
     capacity: usize,
-    state: Shared<Generations>,
+    state: RwLock<Generations>,
 }
 
 #[derive(Default)]
@@ -57,7 +59,7 @@ impl RecordCache {
     pub fn new(capacity: usize) -> RecordCache {
         RecordCache {
             capacity,
-            state: Shared::default(),
+            state: RwLock::default(),
         }
     }
 

@@ -7,9 +7,10 @@ use std::collections::BTreeSet;
 use std::hash::BuildHasher;
 use std::ops::Bound;
 
+use parking_lot::RwLock;
 use prost::Message;
 
-use super::{SessionId, SessionRecord, Shared};
+use super::{SessionId, SessionRecord};
 
 /// Where a record sits in the indexes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,14 +54,14 @@ struct Sets {
 /// The three indexes behind one lock.
 pub struct Indexes {
     hasher: std::collections::hash_map::RandomState,
-    sets: Shared<Sets>,
+    sets: RwLock<Sets>,
 }
 
 impl Indexes {
     pub fn new() -> Indexes {
         Indexes {
             hasher: Default::default(),
-            sets: Shared::default(),
+            sets: RwLock::default(),
         }
     }
 

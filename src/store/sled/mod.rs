@@ -201,26 +201,6 @@ impl SledStore {
     }
 }
 
-/// State behind a read-write lock that a panicking holder cannot poison for good: every
-/// change under these locks (the read cache, the indexes) is a plain insert or remove,
-/// so what a panic leaves is still whole.
-#[derive(Default)]
-struct Shared<T>(std::sync::RwLock<T>);
-
-impl<T> Shared<T> {
-    fn new(value: T) -> Shared<T> {
-        Shared(std::sync::RwLock::new(value))
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, T> {
-        self.0.read().unwrap_or_else(|poison| poison.into_inner())
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, T> {
-        self.0.write().unwrap_or_else(|poison| poison.into_inner())
-    }
-}
-
 /// Records the read cache keeps per generation (at most twice this many in all): room
 /// for the sessions validated most often, while a store of 1 M sessions stays within
 /// 1 GiB of memory.
@@ -317,9 +297,12 @@ fn record_id(record: &SessionRecord) -> Result<SessionId, StoreError> {
 #[async_trait]
 impl SessionStore for SledStore {
     async fn get(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {
-        Ok(self
-            .read_record(id)?
-            .map(|cached| SessionRecord::clone(&cached.record)))
+        // Whoami's read: one copy of the record, the touch merged into it in place.
+        Ok(self.read_stored(id)?.map(|cached| {
+            let mut record = SessionRecord::clone(&cached.record);
+            self.touches.merge(id, &mut record);
+            record
+        }))
     }
 
     async fn insert(&self, record: &SessionRecord) -> Result<(), StoreError> {

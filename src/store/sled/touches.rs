@@ -11,12 +11,13 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use parking_lot::{Mutex, RwLock};
 use prost::Message;
 
-use super::{keys, SessionId, SessionRecord, Shared, StoreError};
+use super::{keys, SessionId, SessionRecord, StoreError};
 
 /// The tree of touch pages.
 pub(super) const TOUCHES_TREE: &str = "touches";
@@ -91,7 +92,7 @@ struct Pending {
 pub(super) struct Touches {
     tree: sled::Tree,
     /// The newest touch of each session whose record does not hold it.
-    newest: Shared<HashMap<SessionId, Touch>>,
+    newest: RwLock<HashMap<SessionId, Touch>>,
     /// Touches not yet in a page.
     pending: Mutex<Pending>,
     next_page: AtomicU64,
@@ -123,7 +124,7 @@ impl Touches {
         }
         Ok(Touches {
             tree,
-            newest: Shared::new(newest),
+            newest: RwLock::new(newest),
             pending: Mutex::default(),
             next_page: AtomicU64::new(next_page),
             written: AtomicU64::new(written),
@@ -187,7 +188,7 @@ impl Touches {
             .and_modify(|known| *known = known.newest(touch))
             .or_insert(touch);
         let (first, due) = {
-            let mut pending = self.pending();
+            let mut pending = self.pending.lock();
             let first = pending.touches.is_empty();
             pending.touches.push((id, touch));
             let since = *pending.since.get_or_insert_with(Instant::now);
@@ -236,15 +237,9 @@ impl Touches {
         }
     }
 
-    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
-        self.pending
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-    }
-
     /// Writes the pending touches as one page (flushed with the next flush).
     pub(super) fn write_pending(&self) -> Result<(), StoreError> {
-        let touches = std::mem::take(&mut *self.pending()).touches;
+        let touches = std::mem::take(&mut *self.pending.lock()).touches;
         if touches.is_empty() {
             return Ok(());
         }
