@@ -6,6 +6,7 @@
 mod common;
 mod support;
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use sessiond::proto::session::v1::session_service_client::SessionServiceClient;
 use sessiond::store::sled::SledStore;
-use sessiond::store::{Durability, SessionStore};
+use sessiond::store::{Durability, EventKind, EventsAfter, SessionStore};
 use support::*;
 use tonic::transport::Channel;
 use tonic::Code;
@@ -162,9 +163,35 @@ async fn load_and_kill(mut daemon: Daemon, round: usize, kill_after: usize) -> V
     chains
 }
 
-/// Opens the data dir with the library and checks records and indexes agree.
+/// Opens the data dir with the library and checks records and indexes agree, and that
+/// every stored session has its STARTED event (a change on disk always has its event).
 async fn assert_store_consistent(data_dir: &Path, acknowledged_sessions: usize) {
     let store = SledStore::open(data_dir, Durability::Sync).expect("open the killed store");
+    let mut started = HashSet::new();
+    let mut after = 0;
+    while let EventsAfter::Events(events) = store.events_after(after, 1000).await.expect("events") {
+        let Some(last) = events.last() else { break };
+        after = last.seq;
+        started.extend(
+            events
+                .into_iter()
+                .filter(|event| event.kind == EventKind::Started as i32)
+                .map(|event| event.session_id),
+        );
+    }
+    let mut before = None;
+    loop {
+        let records = store.records_before(before, 1000).await.expect("records");
+        let Some(last) = records.last() else { break };
+        before = Some(uuid::Uuid::from_slice(&last.session_id).expect("session id"));
+        for record in &records {
+            assert!(
+                started.contains(&record.session_id),
+                "stored session of {} has no STARTED event",
+                record.user_id
+            );
+        }
+    }
     let report = store.check_consistency().await.expect("consistency check");
     assert_eq!(report.orphans, 0, "{report:?}");
     assert_eq!(report.sessions, report.user_index_entries, "{report:?}");

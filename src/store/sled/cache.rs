@@ -98,22 +98,6 @@ impl RecordCache {
         }
     }
 
-    /// A change made outside the writer's order (a compare-and-swap that replaced
-    /// `expected`): it is cached only while the cache still holds `expected`; otherwise
-    /// a later change was cached first, and the entry goes so that sled answers next.
-    pub fn replace(&self, id: SessionId, expected: &sled::IVec, cached: CachedRecord) {
-        let mut state = self.state.write();
-        state.version += 1;
-        let holds_expected = state
-            .get(&id)
-            .is_some_and(|current| current.bytes == *expected);
-        if holds_expected {
-            state.insert(id, cached, self.capacity);
-        } else {
-            state.remove(&id);
-        }
-    }
-
     /// Forgets `id` (its cached version disagreed with sled).
     pub fn forget(&self, id: &SessionId) {
         let mut state = self.state.write();
@@ -151,21 +135,6 @@ mod tests {
         cache.apply([(id(1), None)]);
         cache.fill(id(1), cached("old"), before);
         assert!(cache.get(&id(1)).is_none());
-    }
-
-    #[test]
-    fn a_replace_behind_a_newer_change_drops_the_entry() {
-        let cache = RecordCache::new(8);
-        cache.apply([(id(1), Some(cached("v2")))]);
-        cache.replace(id(1), &"v1".into(), cached("v1-touched"));
-        assert!(cache.get(&id(1)).is_none());
-
-        cache.apply([(id(1), Some(cached("v3")))]);
-        cache.replace(id(1), &"v3".into(), cached("v3-touched"));
-        assert_eq!(
-            cache.get(&id(1)).map(|c| c.bytes),
-            Some("v3-touched".into())
-        );
     }
 
     #[test]

@@ -23,13 +23,19 @@ const MOVED_PER_PAGE: usize = 128;
 
 /// Stores `events` (logged by one transaction, in seq order) as one page.
 pub(super) fn store_page(events: &TransactionalTree, page: &[StoredEvent]) -> Result<(), TxError> {
-    if let Some(first) = page.first() {
-        let page = EventPage {
-            events: page.to_vec(),
-        };
-        events.insert(&keys::event_key(first.seq)[..], page.encode_to_vec())?;
+    if let Some((key, bytes)) = page_entry(page) {
+        events.insert(&key[..], bytes)?;
     }
     Ok(())
+}
+
+/// The key and bytes of one page holding `events` (in seq order); None when empty.
+pub(super) fn page_entry(events: &[StoredEvent]) -> Option<([u8; 8], Vec<u8>)> {
+    let first = events.first()?;
+    let page = EventPage {
+        events: events.to_vec(),
+    };
+    Some((keys::event_key(first.seq), page.encode_to_vec()))
 }
 
 fn decode_page(key: &[u8], bytes: &[u8]) -> Result<EventPage, StoreError> {

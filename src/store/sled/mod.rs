@@ -1,5 +1,5 @@
-//! The embedded default backend: sled trees (see `keys` for their layouts), every change
-//! one transaction that writes its records and a page of its events; the indexes live
+//! The embedded default backend: sled trees (see `keys` for their layouts); every change
+//! writes a page of its events and its records (see `batch` and `tx`); the indexes live
 //! in memory. Here: the store, opening it and its read path; by concern beside it:
 //! `batch` (queued single-record changes), `tx` (transactions), `durability` (flushes,
 //! disk faults), `events`, `sweep`, `check`, `backup`, `cache` (the read cache),

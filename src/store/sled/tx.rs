@@ -16,6 +16,20 @@ pub(super) fn off_runtime<T>(work: impl FnOnce() -> T) -> T {
     }
 }
 
+/// Whether storing `new` in place of `old` (`None`: a new record) writes its external
+/// user id's mapping, as `mapped` reads it now: only when it changes, since most Starts
+/// of a user repeat it.
+pub(super) fn maps_external_user_anew<E>(
+    old: Option<&SessionRecord>,
+    new: &SessionRecord,
+    mapped: impl FnOnce(&[u8]) -> Result<Option<sled::IVec>, E>,
+) -> Result<bool, E> {
+    if old.is_some() || new.external_user_id.is_empty() {
+        return Ok(false);
+    }
+    Ok(mapped(new.external_user_id.as_bytes())?.as_deref() != Some(new.user_id.as_bytes()))
+}
+
 /// The error a transaction body can raise: an abort with a store error, or sled's own.
 pub(super) type TxError = ConflictableTransactionError<StoreError>;
 
@@ -38,7 +52,43 @@ pub(super) struct Written {
     records: Vec<(SessionId, Option<CachedRecord>)>,
     /// Every record whose index placement moved.
     moves: Vec<Moved>,
-    events: Vec<StoredEvent>,
+    pub(super) events: Vec<StoredEvent>,
+}
+
+impl Written {
+    /// Notes `new`, stored as `bytes` in place of `old` (`None`: a new record).
+    pub(super) fn put(
+        &mut self,
+        indexes: &Indexes,
+        id: SessionId,
+        old: Option<&SessionRecord>,
+        new: &SessionRecord,
+        bytes: sled::IVec,
+    ) {
+        self.records.push((
+            id,
+            Some(CachedRecord {
+                bytes,
+                record: Arc::new(new.clone()),
+            }),
+        ));
+        let old = old.map(|old| indexes.placement(old));
+        let new = indexes.placement(new);
+        if old != Some(new) {
+            self.moves.push(Moved {
+                id,
+                old,
+                new: Some(new),
+            });
+        }
+    }
+
+    /// Notes the event of `record` at `seq`; a commit stores its events together, as
+    /// one page (see `events`).
+    pub(super) fn log(&mut self, seq: u64, record: &SessionRecord, event: &Event) {
+        self.events
+            .push(event.stored(seq, &record.session_id, &record.user_id));
+    }
 }
 
 /// The trees inside one transaction.
@@ -75,35 +125,13 @@ impl Tx<'_> {
         let bytes = sled::IVec::from(new.encode_to_vec());
         self.sessions
             .insert(&keys::session_key(id)[..], bytes.clone())?;
-        // Written only when it changes: most Starts of a user repeat the mapping.
-        if old.is_none()
-            && !new.external_user_id.is_empty()
-            && self
-                .by_external
-                .get(new.external_user_id.as_bytes())?
-                .as_deref()
-                != Some(new.user_id.as_bytes())
-        {
+        if maps_external_user_anew(old, new, |external| self.by_external.get(external))? {
             self.by_external
                 .insert(new.external_user_id.as_bytes(), new.user_id.as_bytes())?;
         }
-        let mut written = self.written.borrow_mut();
-        written.records.push((
-            id,
-            Some(CachedRecord {
-                bytes,
-                record: Arc::new(new.clone()),
-            }),
-        ));
-        let old = old.map(|old| self.indexes.placement(old));
-        let new = self.indexes.placement(new);
-        if old != Some(new) {
-            written.moves.push(Moved {
-                id,
-                old,
-                new: Some(new),
-            });
-        }
+        self.written
+            .borrow_mut()
+            .put(self.indexes, id, old, new, bytes);
         Ok(())
     }
 
@@ -120,53 +148,9 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Applies queued changes in order, numbering their events from `first_seq`; returns
-    /// each one's outcome and how many events they appended.
-    pub(super) fn apply(
-        &self,
-        changes: &[&Change],
-        first_seq: u64,
-    ) -> Result<(Vec<Applied>, u64), TxError> {
-        let mut seq = first_seq;
-        let mut outcomes = Vec::with_capacity(changes.len());
-        for change in changes {
-            let (record, event) = match change {
-                Change::Insert(record) => {
-                    self.put(None, record)?;
-                    (record, Some(Event::started(record)))
-                }
-                Change::Replace {
-                    old,
-                    expected,
-                    next,
-                    event,
-                } => {
-                    let id = record_id(next).map_err(abort)?;
-                    if self.sessions.get(keys::session_key(id))?.as_ref() != Some(expected) {
-                        outcomes.push(Applied::Stale);
-                        continue;
-                    }
-                    self.put(Some(old), next)?;
-                    (next, event.clone())
-                }
-            };
-            outcomes.push(Applied::Done(match event {
-                Some(event) => {
-                    self.log(seq, record, &event);
-                    seq += 1;
-                    Some(seq - 1)
-                }
-                None => None,
-            }));
-        }
-        Ok((outcomes, seq - first_seq))
-    }
-
-    /// Appends the event of `record` at `seq`; the transaction's events are stored
-    /// together, as one page (see `events`).
+    /// Appends the event of `record` at `seq` (see `Written::log`).
     pub(super) fn log(&self, seq: u64, record: &SessionRecord, event: &Event) {
-        let entry = event.stored(seq, &record.session_id, &record.user_id);
-        self.written.borrow_mut().events.push(entry);
+        self.written.borrow_mut().log(seq, record, event);
     }
 }
 
@@ -215,8 +199,22 @@ impl SledStore {
             })
             .map_err(from_tx);
         let (result, appended) = self.watch_io(committed)?;
-        // Still under the writer lock: the cache and the indexes see commits in order.
-        let Written { records, moves, .. } = written.into_inner();
+        Ok((
+            result,
+            self.committed(writer, written.into_inner(), appended),
+        ))
+    }
+
+    /// Shows what a commit wrote to the read cache, the indexes and the touches, and
+    /// counts its events; the caller holds the writer lock, so they see commits in
+    /// order. The seq of the last event, if it appended any.
+    pub(super) fn committed(
+        &self,
+        writer: &mut Writer,
+        written: Written,
+        appended: u64,
+    ) -> Option<u64> {
+        let Written { records, moves, .. } = written;
         self.touches.settle(
             records
                 .iter()
@@ -225,7 +223,7 @@ impl SledStore {
         self.cache.apply(records);
         self.indexes.apply(moves);
         writer.next_seq += appended;
-        Ok((result, (appended > 0).then(|| writer.next_seq - 1)))
+        (appended > 0).then(|| writer.next_seq - 1)
     }
 
     pub(super) async fn update_user_records(
