@@ -5,7 +5,7 @@
 
 use super::*;
 
-/// Most single-record changes one batched transaction carries.
+/// Most single-record changes one batch carries.
 pub(super) const MAX_BATCH: usize = 128;
 
 /// The writer lock, held; released first and then announced, so that a caller woken by

@@ -10,7 +10,7 @@ use parking_lot::RwLock;
 
 use super::{SessionId, SessionRecord};
 
-/// A stored record: its bytes as sled holds them (what a compare-and-swap expects) and
+/// A stored record: its bytes as sled holds them (what a queued change expects to replace) and
 /// the decoded record.
 #[derive(Clone, Debug)]
 pub struct CachedRecord {

@@ -1,5 +1,6 @@
-//! Writing transactions: every change runs under the writer lock in one sled
-//! transaction (`Tx`) that writes the records and one page of events; once committed,
+//! Writing transactions: a user-wide change or a sweep runs under the writer lock in one
+//! sled transaction (`Tx`) that writes the records and one page of events (batches of
+//! single-record changes are written without one, see `batch`); once committed,
 //! the records reach the read cache and their moves the indexes. User-wide changes
 //! (`update_user`) look up the user's sessions and write under the same lock.
 
