@@ -305,8 +305,11 @@ impl SessionStore for SledStore {
         }))
     }
 
+    // Every write passes its result through `watch_io`: a disk error met anywhere on
+    // the way (a read inside the batch, after sled's own flusher failed first) still
+    // reports the fault that stops the server.
     async fn insert(&self, record: &SessionRecord) -> Result<(), StoreError> {
-        self.insert_record(record).await
+        self.watch_io(self.insert_record(record).await)
     }
 
     async fn update(
@@ -315,7 +318,7 @@ impl SessionStore for SledStore {
         commit: Commit,
         decide: &mut RecordDecision<'_>,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        self.update_record(id, commit, decide).await
+        self.watch_io(self.update_record(id, commit, decide).await)
     }
 
     async fn update_user(
@@ -323,7 +326,7 @@ impl SessionStore for SledStore {
         user_id: &str,
         decide: &mut UserDecision<'_>,
     ) -> Result<(), StoreError> {
-        self.update_user_records(user_id, decide).await
+        self.watch_io(self.update_user_records(user_id, decide).await)
     }
 
     async fn user_of_external(&self, external_user_id: &str) -> Result<Option<String>, StoreError> {
@@ -362,7 +365,7 @@ impl SessionStore for SledStore {
     }
 
     async fn remove_expired(&self, now_ms: u64, limit: usize) -> Result<usize, StoreError> {
-        self.remove_expired_due(now_ms, limit).await
+        self.watch_io(self.remove_expired_due(now_ms, limit).await)
     }
 
     async fn grace_closed(&self, now_ms: u64, limit: usize) -> Result<Vec<SessionId>, StoreError> {
@@ -374,7 +377,7 @@ impl SessionStore for SledStore {
     }
 
     async fn prune_events(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError> {
-        self.prune_events_before(before_ms, limit).await
+        self.watch_io(self.prune_events_before(before_ms, limit).await)
     }
 
     fn head_seq(&self) -> u64 {
@@ -418,7 +421,7 @@ impl SessionStore for SledStore {
 
     async fn flush(&self) -> Result<(), StoreError> {
         self.watch_io(self.touches.write_pending())?;
-        self.db.flush_async().await?;
+        self.watch_io(self.db.flush_async().await.map_err(StoreError::from))?;
         Ok(())
     }
 
@@ -427,6 +430,6 @@ impl SessionStore for SledStore {
     }
 
     async fn sync(&self) -> Result<(), StoreError> {
-        self.finish(Commit::Durable, None).await
+        self.watch_io(self.finish(Commit::Durable, None).await)
     }
 }
