@@ -46,11 +46,21 @@ pub(super) enum Change {
     Insert(Box<SessionRecord>),
     /// `old` becomes `next`, if the stored bytes are still `expected`.
     Replace {
-        old: Box<SessionRecord>,
+        old: Arc<SessionRecord>,
         expected: sled::IVec,
         next: Box<SessionRecord>,
         event: Option<Event>,
     },
+}
+
+impl Change {
+    /// The record the change stores, handed back to its caller once applied.
+    fn into_next(self) -> Box<SessionRecord> {
+        match self {
+            Change::Insert(record) => record,
+            Change::Replace { next, .. } => next,
+        }
+    }
 }
 
 /// A change whose record is still the one read, about to be written.
@@ -73,7 +83,8 @@ pub(super) enum Applied {
 pub(super) struct Queued {
     pub(super) change: Change,
     pub(super) commit: Commit,
-    pub(super) done: oneshot::Sender<Result<Applied, StoreError>>,
+    /// The outcome, with the record the change stores (so its caller needs no copy).
+    pub(super) done: oneshot::Sender<Result<(Applied, Box<SessionRecord>), StoreError>>,
 }
 
 impl SledStore {
@@ -116,7 +127,7 @@ impl SledStore {
         &self,
         change: Change,
         commit: Commit,
-    ) -> Result<Applied, StoreError> {
+    ) -> Result<(Applied, Box<SessionRecord>), StoreError> {
         let (done, mut outcome) = oneshot::channel();
         self.queue().push(Queued {
             change,
@@ -171,9 +182,10 @@ impl SledStore {
         }
         for (queued, outcome) in batch.into_iter().zip(outcomes) {
             // A caller that gave up waiting no longer needs its outcome.
+            let outcome = flushed.clone().map_err(StoreError::from).and(outcome);
             let _ = queued
                 .done
-                .send(flushed.clone().map_err(StoreError::from).and(outcome));
+                .send(outcome.map(|applied| (applied, queued.change.into_next())));
         }
     }
 
@@ -308,8 +320,8 @@ impl SledStore {
             .submit(Change::Insert(Box::new(record.clone())), Commit::Durable)
             .await?
         {
-            Applied::Done(last_seq) => last_seq,
-            Applied::Stale => return Err(StoreError::BatchLost),
+            (Applied::Done(last_seq), _) => last_seq,
+            (Applied::Stale, _) => return Err(StoreError::BatchLost),
         };
         self.count_stored(1, 0);
         self.publish(last_seq);
@@ -332,22 +344,20 @@ impl SledStore {
             else {
                 return Ok(None);
             };
-            let current = SessionRecord::clone(&record);
-            let Decision::Put(next, event) = decide(&current) else {
-                return Ok(Some(current));
+            let Decision::Put(next, event) = decide(&record) else {
+                return Ok(Some(SessionRecord::clone(&record)));
             };
-            if commit == Commit::Lazy && event.is_none() && Touch::only_difference(&current, &next)
-            {
+            if commit == Commit::Lazy && event.is_none() && Touch::only_difference(&record, &next) {
                 self.watch_io(self.touches.touch(id, Touch::of(&next)))?;
                 return Ok(Some(*next));
             }
             let change = Change::Replace {
-                old: Box::new(current),
+                old: record,
                 expected,
-                next: next.clone(),
+                next,
                 event,
             };
-            if let Applied::Done(last_seq) = self.submit(change, commit).await? {
+            if let (Applied::Done(last_seq), next) = self.submit(change, commit).await? {
                 self.publish(last_seq);
                 return Ok(Some(*next));
             }

@@ -237,13 +237,20 @@ impl Touches {
         }
     }
 
-    /// Writes the pending touches as one page (flushed with the next flush).
+    /// Writes the pending touches as one page (flushed with the next flush). A page that
+    /// could not be written goes back ahead of the touches queued meanwhile, so the next
+    /// write carries it.
     pub(super) fn write_pending(&self) -> Result<(), StoreError> {
         let touches = std::mem::take(&mut *self.pending.lock()).touches;
         if touches.is_empty() {
             return Ok(());
         }
-        self.write_page(&touches)?;
+        if let Err(error) = self.write_page(&touches) {
+            let mut pending = self.pending.lock();
+            pending.touches.splice(0..0, touches);
+            pending.since.get_or_insert_with(Instant::now);
+            return Err(error);
+        }
         self.rewrite_if_outgrown()
     }
 
