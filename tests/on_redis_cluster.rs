@@ -34,7 +34,7 @@ mod errors;
 mod ext_authz;
 #[path = "extend.rs"]
 mod extend;
-#[path = "hostile_input.rs"]
+#[path = "hostile_input/main.rs"]
 mod hostile_input;
 #[path = "lifecycle.rs"]
 mod lifecycle;

@@ -1,0 +1,149 @@
+//! A wrong secret answers exactly like an unknown session, for any caller and group:
+//! nothing tells a guesser that a session exists.
+
+use super::*;
+
+/// Everything a caller can observe of a failed answer but its request id.
+#[derive(Debug, PartialEq, Eq)]
+struct Answer {
+    code: Code,
+    message: String,
+    details: Vec<u8>,
+    metadata_keys: BTreeSet<String>,
+}
+
+impl Answer {
+    fn of<T: std::fmt::Debug>(result: Result<T, Status>) -> Answer {
+        let status = result.expect_err("a bad token fails");
+        Answer {
+            code: status.code(),
+            message: status.message().to_owned(),
+            details: status.details().to_vec(),
+            metadata_keys: status
+                .metadata()
+                .clone()
+                .into_headers()
+                .keys()
+                .map(|key| key.as_str().to_owned())
+                .filter(|key| key != "x-request-id" && key != "date")
+                .collect(),
+        }
+    }
+}
+
+/// The answers of Whoami, Refresh, Logout and Logout of all for one token's session
+/// id and secret, sent with `api_key` if given.
+async fn answers(
+    client: &mut Client,
+    api_key: Option<&str>,
+    id: &[u8; 16],
+    secret: &[u8; 32],
+) -> Vec<Answer> {
+    let session_token = token_for("st_", id, secret);
+    let whoami_request = WhoamiRequest {
+        session_token: session_token.clone(),
+        client: None,
+    };
+    let refresh_request = RefreshRequest {
+        refresh_token: token_for("rt_", id, secret),
+        ..Default::default()
+    };
+    let logout_request = |all_for_user| LogoutRequest {
+        session_token: session_token.clone(),
+        all_for_user,
+        ..Default::default()
+    };
+    vec![
+        Answer::of(client.whoami(with_key(whoami_request, api_key)).await),
+        Answer::of(client.refresh(with_key(refresh_request, api_key)).await),
+        Answer::of(
+            client
+                .logout(with_key(logout_request(false), api_key))
+                .await,
+        ),
+        Answer::of(client.logout(with_key(logout_request(true), api_key)).await),
+    ]
+}
+
+#[test]
+fn a_wrong_secret_answers_exactly_like_an_unknown_session() {
+    let h = Harness::new();
+    let live_id: [u8; 16] = *uuid::Uuid::parse_str(&h.live_id())
+        .expect("session id is a UUID")
+        .as_bytes();
+    h.check(
+        (any::<[u8; 16]>(), any::<[u8; 32]>()),
+        |(unknown_id, secret)| {
+            let mut client = h.client();
+            let (wrong_secret, unknown) = h.block_on(async {
+                (
+                    answers(&mut client, None, &live_id, &secret).await,
+                    answers(&mut client, None, &unknown_id, &secret).await,
+                )
+            });
+            prop_assert_eq!(&wrong_secret, &unknown);
+            prop_assert!(wrong_secret.iter().all(|a| a.code == Code::Unauthenticated));
+            Ok(())
+        },
+    );
+}
+
+/// An admin caller and a caller limited to the group `partner`.
+const ADMIN_KEY: &str = "hostile-admin-key";
+const PARTNER_KEY: &str = "hostile-partner-key";
+
+fn sha256_hex(key: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn callers_toml() -> String {
+    format!(
+        r#"
+[groups.partner]
+lifespan = "1h"
+
+[[callers]]
+name = "admin"
+api_key_sha256 = "{}"
+calls = ["*"]
+
+[[callers]]
+name = "partner"
+api_key_sha256 = "{}"
+calls = ["Start", "Refresh", "Whoami", "Logout", "LogoutAll"]
+groups = ["partner"]
+"#,
+        sha256_hex(ADMIN_KEY),
+        sha256_hex(PARTNER_KEY)
+    )
+}
+
+/// A caller limited to some groups learns nothing about sessions of other groups from
+/// a token it cannot prove: no sign that the session exists, nor its group.
+#[test]
+fn a_wrong_secret_for_another_groups_session_answers_like_an_unknown_session() {
+    let h = Harness::with_config(&callers_toml(), Some(ADMIN_KEY));
+    let default_group_id: [u8; 16] = *uuid::Uuid::parse_str(&h.live_id())
+        .expect("session id is a UUID")
+        .as_bytes();
+    h.check(
+        (any::<[u8; 16]>(), any::<[u8; 32]>()),
+        |(unknown_id, secret)| {
+            let mut client = h.client();
+            let key = Some(PARTNER_KEY);
+            let (wrong_secret, unknown) = h.block_on(async {
+                (
+                    answers(&mut client, key, &default_group_id, &secret).await,
+                    answers(&mut client, key, &unknown_id, &secret).await,
+                )
+            });
+            prop_assert_eq!(&wrong_secret, &unknown);
+            prop_assert!(wrong_secret.iter().all(|a| a.code == Code::Unauthenticated));
+            Ok(())
+        },
+    );
+}
