@@ -34,7 +34,7 @@ mod revocations;
 mod revoke_user;
 #[path = "search.rs"]
 mod search;
-#[path = "watch.rs"]
+#[path = "watch/main.rs"]
 mod watch;
 
 #[test]
