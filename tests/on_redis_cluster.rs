@@ -5,7 +5,7 @@
 //! `scripts/redis-test-env.sh start && eval "$(scripts/redis-test-env.sh env)"`.
 //!
 //! Left out, as sled-only by nature: crash.rs (SIGKILLs the binary and opens its sled
-//! dir), model.rs and sled_layout.rs (drive `SledStore` directly), no_secret_leaks.rs, bench_smoke.rs,
+//! dir), model/ and sled_layout.rs (drive `SledStore` directly), no_secret_leaks.rs, bench_smoke.rs,
 //! python_client.rs and sessionctl.rs (the binary and clients, not the store), and
 //! forward_auth.rs (nginx in front of the gatekeeper that ext_authz.rs tests here; it
 //! runs on standalone Redis in tests/on_redis.rs).
