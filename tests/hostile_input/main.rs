@@ -287,6 +287,16 @@ fn well_formed(prefix: &str, text: &str) -> bool {
     })
 }
 
+/// What a call must answer to `text` as its token with `prefix`: UNAUTHENTICATED when it
+/// is shaped like one (it proves nothing), INVALID_ARGUMENT when it is not.
+fn token_code(prefix: &str, text: &str) -> Code {
+    if well_formed(prefix, text) {
+        Code::Unauthenticated
+    } else {
+        Code::InvalidArgument
+    }
+}
+
 /// A token with `prefix` for `id` and `secret`, as the server would write it.
 fn token_for(prefix: &str, id: &[u8; 16], secret: &[u8; 32]) -> String {
     format!(

@@ -9,11 +9,7 @@ async fn a_watch_without_cursor_starts_with_caught_up_at_the_head() {
     let mut client = test.client().await;
     start_session(&mut client, "alice").await;
     start_session(&mut client, "bob").await;
-    let head = event_log(&mut client)
-        .await
-        .last()
-        .expect("two events")
-        .cursor;
+    let head = head_cursor(&mut client).await;
 
     let mut events = watch_ok(&mut client, None, "").await;
 
@@ -131,11 +127,7 @@ async fn a_cursor_ahead_of_the_log_is_invalid_argument() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
     start_session(&mut client, "alice").await;
-    let head = event_log(&mut client)
-        .await
-        .last()
-        .expect("one event")
-        .cursor;
+    let head = head_cursor(&mut client).await;
 
     let status = watch_error(&mut client, Some(head + 1), "").await;
 
@@ -147,11 +139,7 @@ async fn a_cursor_at_the_head_is_accepted() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
     start_session(&mut client, "alice").await;
-    let head = event_log(&mut client)
-        .await
-        .last()
-        .expect("one event")
-        .cursor;
+    let head = head_cursor(&mut client).await;
 
     let mut events = watch_ok(&mut client, Some(head), "").await;
 
@@ -164,8 +152,7 @@ async fn a_cursor_at_the_head_is_accepted() {
 async fn resume_after_disconnect_misses_nothing_and_repeats_nothing() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
-    let mut events = watch_ok(&mut test.client().await, None, "").await;
-    expect_caught_up(&mut events).await;
+    let mut events = live_watch(&test, "").await;
     start_session(&mut client, "a").await;
     start_session(&mut client, "b").await;
     let before = next_session_events(&mut events, 2).await;
@@ -195,8 +182,7 @@ async fn resume_after_disconnect_misses_nothing_and_repeats_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_live_watcher_under_concurrent_writes_misses_nothing() {
     let test = TestServer::start().await;
-    let mut events = watch_ok(&mut test.client().await, None, "").await;
-    expect_caught_up(&mut events).await;
+    let mut events = live_watch(&test, "").await;
     let reading = tokio::spawn(async move { next_session_events(&mut events, 200).await });
 
     let mut writers = Vec::new();
@@ -227,28 +213,21 @@ async fn a_live_watcher_under_concurrent_writes_misses_nothing() {
 async fn resume_after_a_restart_misses_nothing() {
     let mut test = TestServer::start().await;
     let mut client = test.client().await;
-    let mut events = watch_ok(&mut test.client().await, None, "").await;
-    expect_caught_up(&mut events).await;
+    let mut events = live_watch(&test, "").await;
     start_session(&mut client, "a").await;
     let last = next_session_events(&mut events, 1).await.remove(0).cursor;
 
     test.restart().await;
     let mut client = test.client().await;
     let after_restart = start_session(&mut client, "b").await;
-    let mut resumed = watch_ok(&mut client, Some(last), "").await;
 
-    let (replayed, _) = events_until_caught_up(&mut resumed).await;
-    assert_eq!(
-        kinds_and_ids(&replayed),
-        vec![(Kind::Started, id_of(&after_restart))]
-    );
+    assert_replays_only_the_start_of(&mut client, last, &after_restart).await;
 }
 
 #[tokio::test]
 async fn watchers_get_unavailable_when_the_server_stops() {
     let mut test = TestServer::start().await;
-    let mut events = watch_ok(&mut test.client().await, None, "").await;
-    expect_caught_up(&mut events).await;
+    let mut events = live_watch(&test, "").await;
 
     let (stopped, end) = tokio::join!(
         tokio::time::timeout(STREAM_WAIT, test.stop()),
@@ -265,8 +244,7 @@ async fn watchers_get_unavailable_when_the_server_stops() {
 async fn a_user_filter_passes_only_that_users_events() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
-    let mut events = watch_ok(&mut test.client().await, None, "alice").await;
-    expect_caught_up(&mut events).await;
+    let mut events = live_watch(&test, "alice").await;
 
     start_session(&mut client, "bob").await;
     let first = start_session(&mut client, "alice").await;
@@ -291,11 +269,7 @@ async fn a_user_filter_replay_ends_with_caught_up_at_the_log_head() {
     let mut client = test.client().await;
     let alices = start_session(&mut client, "alice").await;
     start_session(&mut client, "bob").await;
-    let head = event_log(&mut client)
-        .await
-        .last()
-        .expect("two events")
-        .cursor;
+    let head = head_cursor(&mut client).await;
 
     let mut events = watch_ok(&mut client, Some(0), "alice").await;
 

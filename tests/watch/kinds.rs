@@ -7,8 +7,7 @@ use super::*;
 async fn watch_delivers_every_kind_of_event_in_order() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
-    let mut events = watch_ok(&mut test.client().await, None, "").await;
-    expect_caught_up(&mut events).await;
+    let mut events = live_watch(&test, "").await;
 
     let first = start_session(&mut client, "alice").await;
     let first_id = id_of(&first);
@@ -53,8 +52,7 @@ async fn watch_delivers_every_kind_of_event_in_order() {
 async fn event_times_come_from_the_server_clock() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
-    let mut events = watch_ok(&mut test.client().await, None, "").await;
-    expect_caught_up(&mut events).await;
+    let mut events = live_watch(&test, "").await;
 
     let started = start_session(&mut client, "alice").await;
     test.advance(secs(90));
@@ -69,8 +67,7 @@ async fn event_times_come_from_the_server_clock() {
 async fn eviction_by_the_session_limit_is_a_revoked_event() {
     let test = TestServer::with_config("[groups.default]\nmax_sessions_per_user = 1").await;
     let mut client = test.client().await;
-    let mut events = watch_ok(&mut test.client().await, None, "").await;
-    expect_caught_up(&mut events).await;
+    let mut events = live_watch(&test, "").await;
 
     let oldest = start_session(&mut client, "alice").await;
     test.advance(secs(1));
@@ -91,8 +88,7 @@ async fn eviction_by_the_session_limit_is_a_revoked_event() {
 async fn refresh_all_for_user_is_one_extended_event_per_session() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
-    let mut events = watch_ok(&mut test.client().await, None, "").await;
-    expect_caught_up(&mut events).await;
+    let mut events = live_watch(&test, "").await;
     let one = start_session(&mut client, "alice").await;
     let two = start_session(&mut client, "alice").await;
     next_session_events(&mut events, 2).await;

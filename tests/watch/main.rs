@@ -47,3 +47,32 @@ fn assert_strictly_increasing(cursors: &[u64]) {
 fn id_of(response: &sessiond::proto::session::v1::StartResponse) -> String {
     session_of(&response.session).session_id.clone()
 }
+
+/// The cursor of the newest event in the log.
+async fn head_cursor(client: &mut Client) -> u64 {
+    event_log(client).await.last().expect("an event").cursor
+}
+
+/// The events a watch from `after_cursor` replays before CAUGHT_UP, checked to be the
+/// STARTED event of `started` alone.
+async fn assert_replays_only_the_start_of(
+    client: &mut Client,
+    after_cursor: u64,
+    started: &sessiond::proto::session::v1::StartResponse,
+) -> Vec<SessionEvent> {
+    let mut events = watch_ok(client, Some(after_cursor), "").await;
+    let (replayed, _) = events_until_caught_up(&mut events).await;
+    assert_eq!(
+        kinds_and_ids(&replayed),
+        vec![(Kind::Started, id_of(started))]
+    );
+    replayed
+}
+
+/// A watch of `user_id`'s events (all with ""), on a connection of its own, read past
+/// its first CAUGHT_UP: what it gets next is live.
+async fn live_watch(test: &TestServer, user_id: &str) -> Events {
+    let mut events = watch_ok(&mut test.client().await, None, user_id).await;
+    expect_caught_up(&mut events).await;
+    events
+}

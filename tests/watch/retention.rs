@@ -38,22 +38,12 @@ async fn the_cursor_of_the_last_pruned_event_still_resumes() {
     let test = TestServer::with_config(ONE_HOUR_RETENTION).await;
     let mut client = test.client().await;
     start_session(&mut client, "a").await;
-    let last_old = event_log(&mut client)
-        .await
-        .last()
-        .expect("one event")
-        .cursor;
+    let last_old = head_cursor(&mut client).await;
     test.advance(secs(2 * HOUR));
     let kept = start_session(&mut client, "b").await;
     test.running().sweep_now().await.expect("sweep");
 
-    let mut events = watch_ok(&mut client, Some(last_old), "").await;
-
-    let (replayed, _) = events_until_caught_up(&mut events).await;
-    assert_eq!(
-        kinds_and_ids(&replayed),
-        vec![(Kind::Started, id_of(&kept))]
-    );
+    assert_replays_only_the_start_of(&mut client, last_old, &kept).await;
 }
 
 #[tokio::test]
@@ -109,11 +99,7 @@ async fn restart_continues_the_sequence() {
     let mut client = test.client().await;
     start_session(&mut client, "alice").await;
     start_session(&mut client, "bob").await;
-    let head = event_log(&mut client)
-        .await
-        .last()
-        .expect("two events")
-        .cursor;
+    let head = head_cursor(&mut client).await;
 
     test.restart().await;
     let mut client = test.client().await;
@@ -141,12 +127,7 @@ async fn restart_after_pruning_the_whole_log_continues_the_sequence() {
     let mut client = test.client().await;
     let fresh = start_session(&mut client, "c").await;
 
-    let mut events = watch_ok(&mut client, Some(old[1].cursor), "").await;
-    let (replayed, _) = events_until_caught_up(&mut events).await;
-    assert_eq!(
-        kinds_and_ids(&replayed),
-        vec![(Kind::Started, id_of(&fresh))]
-    );
+    let replayed = assert_replays_only_the_start_of(&mut client, old[1].cursor, &fresh).await;
     assert!(replayed[0].cursor > old[1].cursor);
     let status = watch_error(&mut client, Some(old[0].cursor), "").await;
     assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
