@@ -50,6 +50,8 @@ pub enum ServerError {
     Store(#[from] StoreError),
     #[error("signing keys: {0}")]
     Signing(#[from] SigningError),
+    #[error("reading the newest session: {0}")]
+    Session(#[from] crate::session::SessionError),
     #[error("gRPC transport: {0}")]
     Transport(#[from] tonic::transport::Error),
     #[error("reflection service: {0}")]
@@ -137,6 +139,7 @@ pub async fn start(
             issuer: config.jwt_issuer.clone(),
         }),
     );
+    manager.resume_session_ids().await?;
     let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
         addr: config.listen,
         source,

@@ -1,11 +1,15 @@
-//! ListUserSessions (paged, newest first) and Logout of every session but one.
+//! ListUserSessions (paged, newest first) and Logout of every session but one; session
+//! ids in creation order, within one millisecond and across a restart.
 
 mod common;
 mod support;
 
+use std::collections::BTreeSet;
+
 use common::TestServer;
 use sessiond::proto::session::v1::{ListUserSessionsRequest, LogoutRequest, SessionState};
 use support::*;
+use tokio::task::JoinSet;
 use tonic::Code;
 
 fn list_request(user: &str, page_size: i32, page_token: &str) -> ListUserSessionsRequest {
@@ -204,4 +208,78 @@ async fn logout_except_without_all_for_user_is_invalid() {
         "except_session_id",
     );
     whoami_ok(&mut client, &started.session_token).await;
+}
+
+/// The ids of `user`'s sessions as ListUserSessions gives them, every page.
+async fn listed_ids(client: &mut Client, user: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = client
+            .list_user_sessions(list_request(user, 100, &token))
+            .await
+            .expect("list")
+            .into_inner();
+        ids.extend(page.sessions.into_iter().map(|s| s.session_id));
+        if page.next_page_token.is_empty() {
+            return ids;
+        }
+        token = page.next_page_token;
+    }
+}
+
+/// Starts `count` sessions of `user` one after another; their ids in that order.
+async fn start_ids(client: &mut Client, user: &str, count: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for _ in 0..count {
+        let started = start_session(client, user).await;
+        ids.push(session_of(&started.session).session_id.clone());
+    }
+    ids
+}
+
+// The test clock stands still: every Start below falls in the same millisecond.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_follow_creation_order_within_one_millisecond_from_many_tasks() {
+    const TASKS: usize = 16;
+    const STARTS: usize = 150;
+    let test = TestServer::start().await;
+    let mut tasks = JoinSet::new();
+    for task in 0..TASKS {
+        let mut client = test.client().await;
+        tasks.spawn(async move {
+            let user = format!("user-{task}");
+            let ids = start_ids(&mut client, &user, STARTS).await;
+            (user, ids)
+        });
+    }
+    let mut client = test.client().await;
+    let mut every_id = BTreeSet::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (user, ids) = joined.expect("task");
+        assert!(
+            ids.windows(2).all(|pair| pair[0] < pair[1]),
+            "{user}: each Start began after the one before returned, so its id is greater"
+        );
+        let mut newest_first = ids.clone();
+        newest_first.reverse();
+        assert_eq!(listed_ids(&mut client, &user).await, newest_first, "{user}");
+        every_id.extend(ids);
+    }
+    assert_eq!(every_id.len(), TASKS * STARTS, "ids are unique");
+}
+
+#[tokio::test]
+async fn ids_after_a_restart_in_the_same_millisecond_sort_after_the_ones_before() {
+    let mut test = TestServer::start().await;
+    let mut client = test.client().await;
+    let before = start_ids(&mut client, "alice", 20).await;
+    test.restart().await;
+    let mut client = test.client().await;
+    let after = start_ids(&mut client, "alice", 20).await;
+    let newest_before = before.iter().max().expect("sessions before");
+    assert!(
+        after.iter().all(|id| id > newest_before),
+        "every id after the restart is greater than {newest_before}: {after:?}"
+    );
 }

@@ -5,6 +5,7 @@ pub mod access;
 pub mod backup;
 pub mod error;
 pub mod filter;
+pub mod ids;
 pub mod jwt;
 pub mod manager;
 pub mod policy;

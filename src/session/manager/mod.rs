@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::access::{Acting, GroupAccess};
+use super::ids::SessionIds;
 use super::policy::{GroupPolicy, Policies, SessionLimitAction, SessionState, DEFAULT_GROUP};
 use super::token::{new_nonce, Secret, SecretHash, Token, TokenKind, RETIRED_DIGEST_LEN};
 use super::SessionError;
@@ -167,6 +168,8 @@ pub struct SessionManager {
     /// Turns true at shutdown: watchers end their streams.
     pub(super) closing: tokio::sync::watch::Sender<bool>,
     pub(super) signer: Option<Signer>,
+    /// Ids of new sessions, in creation order.
+    pub(super) ids: SessionIds,
 }
 
 /// A fresh pair of secrets, made before a store step (which may re-run) uses them.
@@ -251,15 +254,6 @@ fn event(kind: EventKind, at_ms: u64, actor: &str) -> Event {
     }
 }
 
-fn new_session_id(now_ms: u64) -> SessionId {
-    let nanos = u32::try_from((now_ms % 1000) * 1_000_000).unwrap_or(0);
-    SessionId::new_v7(uuid::Timestamp::from_unix(
-        uuid::NoContext,
-        now_ms / 1000,
-        nanos,
-    ))
-}
-
 impl SessionManager {
     /// Binds the rules to a store.
     pub fn new(
@@ -275,7 +269,17 @@ impl SessionManager {
             settings,
             closing: tokio::sync::watch::Sender::new(false),
             signer: None,
+            ids: SessionIds::default(),
         }
+    }
+
+    /// Orders the ids of new sessions after the newest one stored, so a restart within
+    /// the same millisecond (or onto a clock that stepped back) keeps creation order.
+    pub async fn resume_session_ids(&self) -> Result<(), SessionError> {
+        if let Some(newest) = self.store.records_before(None, 1).await?.first() {
+            self.ids.resume_after(session_id_of(newest)?);
+        }
+        Ok(())
     }
 
     /// Signs access tokens (for groups with `access_token_ttl`) with `signer`.

@@ -29,7 +29,7 @@ impl SessionManager {
         let mut record = SessionRecord {
             session_id: self
                 .store
-                .place_session_id(new_session_id(now), &params.user_id)
+                .place_session_id(self.ids.next(now)?, &params.user_id)
                 .as_bytes()
                 .to_vec(),
             user_id: params.user_id,
