@@ -1,5 +1,7 @@
 //! Compiles `proto/` with the protoc that `protoc-bin-vendored` ships, so a machine with
-//! only the Rust toolchain builds the crate. The descriptor set feeds server reflection.
+//! only the Rust toolchain builds the crate. The descriptor sets feed server reflection:
+//! ours, and Envoy's ext_authz from `proto/vendor` (descriptors only: its Rust types come
+//! from the `envoy-types` crate).
 //! Also turns on the `redis_tests` cfg when a test Redis Cluster is configured, and
 //! `redis_tests_required` under CI (`CI` set), where going without one is a failure.
 
@@ -31,7 +33,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .compile_with_config(
             prost_config,
             &[PathBuf::from("proto/session/v1/session.proto")],
-            &[PathBuf::from("proto"), well_known],
+            &[PathBuf::from("proto"), well_known.clone()],
         )?;
+
+    let status = std::process::Command::new(protoc_bin_vendored::protoc_bin_path()?)
+        .arg("--include_imports")
+        .arg("--descriptor_set_out")
+        .arg(out_dir.join("envoy_ext_authz_descriptor.bin"))
+        .arg("-I")
+        .arg("proto/vendor")
+        .arg("-I")
+        .arg(well_known)
+        .arg("envoy/service/auth/v3/external_auth.proto")
+        .status()?;
+    if !status.success() {
+        return Err(format!("protoc failed on proto/vendor: {status}").into());
+    }
     Ok(())
 }

@@ -20,7 +20,7 @@ use crate::gateway::ext_authz::{ExtAuthz, MAX_CHECK_REQUEST_BYTES};
 use crate::gateway::Gatekeeper;
 use crate::layers::{
     BoundedIncoming, CallLimitsLayer, CallLogLayer, CallTrackingLayer, CallerAuthLayer,
-    ClientFaultsLayer,
+    ClientFaultsLayer, WithVersion,
 };
 use crate::proto::session::v1::session_service_server::SessionServiceServer;
 use crate::session::manager::Signer;
@@ -185,18 +185,18 @@ pub async fn start(
     }
     let router = builder
         .layer(layers)
-        .add_service(health_service)
+        .add_service(WithVersion(health_service))
         .add_optional_service(
             // Both reflection versions: grpcurl and ghz of different ages ask for either.
             config
                 .reflection
-                .then(|| reflection().build_v1())
+                .then(|| reflection().build_v1().map(WithVersion))
                 .transpose()?,
         )
         .add_optional_service(
             config
                 .reflection
-                .then(|| reflection().build_v1alpha())
+                .then(|| reflection().build_v1alpha().map(WithVersion))
                 .transpose()?,
         )
         .add_service(
@@ -277,6 +277,7 @@ fn server_tls(tls: &TlsConfig) -> Result<ServerTlsConfig, ServerError> {
 fn reflection() -> tonic_reflection::server::Builder<'static> {
     tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(crate::proto::ENVOY_EXT_AUTHZ_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
 }
 

@@ -5,9 +5,11 @@ pub mod call_log;
 pub mod client_faults;
 pub mod connections;
 pub mod limits;
+pub mod version;
 
 pub use auth::CallerAuthLayer;
 pub use call_log::CallLogLayer;
 pub use client_faults::ClientFaultsLayer;
 pub use connections::{BoundedIncoming, CallTrackingLayer};
 pub use limits::CallLimitsLayer;
+pub use version::WithVersion;
