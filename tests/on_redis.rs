@@ -20,7 +20,7 @@ mod client_context;
 mod end_reasons;
 #[path = "ext_authz.rs"]
 mod ext_authz;
-#[path = "forward_auth.rs"]
+#[path = "forward_auth/main.rs"]
 mod forward_auth;
 #[path = "lifecycle.rs"]
 mod lifecycle;
