@@ -1,19 +1,20 @@
 //! A Redis outage under load: with its Redis gone, a real `sessiond` answers every call
 //! UNAVAILABLE (and answers, rather than hanging), lets no gateway request pass (ext_authz
 //! fails UNAVAILABLE, forward-auth answers 503), keeps serving health, and works again
-//! once Redis is back, without a restart. The test runs a Redis server of its own
-//! (standalone, in memory, on a free loopback port) so it can kill it.
+//! once Redis is back, without a restart. Redis hung rather than gone (frozen with
+//! SIGSTOP: connections stay open, nothing answers), standalone or a Cluster: the
+//! gateways answer UNAVAILABLE / 503 within the call timeout, then pass again once it
+//! answers. Each test runs Redis servers of its own (in memory, on free loopback ports)
+//! so it can kill or freeze them.
 #![cfg(redis_tests)]
 
 mod common;
 mod plain_http;
 mod support;
 
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use support::*;
@@ -30,86 +31,6 @@ const ROUNDS_BEFORE: usize = 25;
 const CALLS_DURING: usize = 10;
 /// Attempts (200 ms apart) for sessiond to work again once Redis is back.
 const RECOVERY_ATTEMPTS: usize = 100;
-
-/// A `redis-server` child of the test (in memory, loopback only), SIGKILLed on drop.
-struct RedisServer {
-    child: std::process::Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl RedisServer {
-    /// Starts redis-server on `port` with its files in `dir`, and waits until it answers.
-    fn start(port: u16, dir: &Path) -> RedisServer {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("redis.log"))
-            .expect("open redis log");
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string()])
-            .args(["--bind", "127.0.0.1"])
-            .args(["--save", ""])
-            .args(["--appendonly", "no"])
-            .args(["--daemonize", "no"])
-            .arg("--dir")
-            .arg(dir)
-            .stdin(std::process::Stdio::null())
-            .stdout(log)
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn redis-server (is it on PATH? see scripts/redis-test-env.sh)");
-        let mut server = RedisServer {
-            child,
-            port,
-            dir: dir.to_owned(),
-        };
-        server.wait_answering();
-        server
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default()
-    }
-
-    /// Whether it answers PING with PONG.
-    fn pong(&self) -> bool {
-        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-        let mut reply = [0u8; 7];
-        stream.write_all(b"PING\r\n").is_ok()
-            && stream.read_exact(&mut reply).is_ok()
-            && &reply == b"+PONG\r\n"
-    }
-
-    fn wait_answering(&mut self) {
-        for _ in 0..200 {
-            if let Some(status) = self.child.try_wait().expect("poll redis-server") {
-                panic!("redis-server exited ({status}):\n{}", self.log_text());
-            }
-            if self.pong() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("redis-server does not answer:\n{}", self.log_text());
-    }
-
-    /// SIGKILL, and wait until the process is gone.
-    fn kill(mut self) {
-        self.child.kill().expect("SIGKILL redis-server");
-        self.child.wait().expect("reap redis-server");
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// One Start then one Whoami of the new session.
 async fn start_and_whoami(client: &mut Client, user: &str) -> Result<(), Status> {
@@ -129,26 +50,9 @@ fn outcome(result: &Result<(), Status>) -> String {
 async fn a_redis_outage_fails_calls_unavailable_and_sessiond_recovers_without_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
     let redis_dir = dir.path().join("redis");
-    std::fs::create_dir(&redis_dir).expect("redis dir");
     let port = free_port();
-    let admin = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
     let redis = RedisServer::start(port, &redis_dir);
-
-    let config = dir.path().join("sessiond.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "store = \"redis\"\nmetrics_listen = \"{admin}\"\n\n[redis]\nurls = [\"redis://127.0.0.1:{port}\"]\n\
-             key_prefix = \"outage\"\nconnect_timeout = \"1s\"\nresponse_timeout = \"1s\"\n"
-        ),
-    )
-    .expect("write config");
-    let mut sessiond = Daemon::spawn(
-        &dir.path().join("data"),
-        &dir.path().join("sessiond.log"),
-        "info",
-        [std::ffi::OsStr::new("--config"), config.as_os_str()],
-    );
+    let (mut sessiond, admin) = sessiond_on(dir.path(), &[redis.url()], false);
     sessiond.serving().await;
     let pid = sessiond.pid();
     let mut client = sessiond.client().await;
@@ -305,4 +209,134 @@ async fn a_redis_outage_fails_calls_unavailable_and_sessiond_recovers_without_re
         pid,
         "the same sessiond process served throughout"
     );
+}
+
+/// A real sessiond on Redis at `urls`, with its admin port for `GET /auth`, whose Redis
+/// commands give up after one second.
+fn sessiond_on(
+    dir: &std::path::Path,
+    urls: &[String],
+    cluster: bool,
+) -> (Daemon, std::net::SocketAddr) {
+    let admin = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let config = dir.join("sessiond.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "store = \"redis\"\nmetrics_listen = \"{admin}\"\n\n[redis]\nurls = {urls:?}\n\
+             cluster = {cluster}\nkey_prefix = \"outage\"\nconnect_timeout = \"1s\"\n\
+             response_timeout = \"1s\"\n"
+        ),
+    )
+    .expect("write config");
+    let sessiond = Daemon::spawn(
+        &dir.join("data"),
+        &dir.join("sessiond.log"),
+        "info",
+        [std::ffi::OsStr::new("--config"), config.as_os_str()],
+    );
+    (sessiond, admin)
+}
+
+/// ext_authz's Check and forward-auth's `GET /auth` for one session: the gRPC outcome
+/// of Check (its CheckResponse status code when it answers) and the HTTP status.
+async fn gateways(
+    sessiond: &Daemon,
+    admin: std::net::SocketAddr,
+    bearer: &str,
+) -> (Result<i32, Code>, u16) {
+    let mut envoy = AuthorizationClient::new(sessiond.channel().await);
+    let checked = tokio::time::timeout(
+        Daemon::CALL_TIMEOUT,
+        envoy.check(check_request(&[("authorization", bearer)])),
+    )
+    .await
+    .expect("ext_authz answers within the client's timeout")
+    .map(|answer| answer.into_inner().status.map_or(0, |status| status.code))
+    .map_err(|status| status.code());
+    let forward = tokio::time::timeout(
+        Daemon::CALL_TIMEOUT,
+        plain_http::get(admin, "/auth", &[("authorization", bearer)]),
+    )
+    .await
+    .expect("GET /auth answers within the client's timeout");
+    (checked, forward.status)
+}
+
+/// While `freeze` holds Redis still, both gateways refuse with UNAVAILABLE / 503 well
+/// within the server's call timeout (10 s by default; Redis commands give up after 1 s);
+/// after `thaw`, the same session passes again, with no restart.
+async fn gateways_refuse_while_redis_hangs_then_pass(
+    mut sessiond: Daemon,
+    admin: std::net::SocketAddr,
+    freeze: impl Fn(),
+    thaw: impl Fn(),
+) {
+    sessiond.serving().await;
+    let mut client = sessiond.client().await;
+    let started = start_session(&mut client, "gate").await;
+    let bearer = format!("Bearer {}", started.session_token);
+    assert_eq!(gateways(&sessiond, admin, &bearer).await, (Ok(0), 200));
+
+    freeze();
+    let begun = Instant::now();
+    let during = gateways(&sessiond, admin, &bearer).await;
+    let took = begun.elapsed();
+    thaw();
+    assert_eq!(
+        during,
+        (Err(Code::Unavailable), 503),
+        "Redis hung: nothing passes, and the answer says retry\n{}",
+        sessiond.log_text()
+    );
+    assert!(
+        took < Duration::from_secs(10),
+        "both answered within the call timeout, not after it ({took:?})"
+    );
+
+    let mut attempts = Vec::new();
+    while attempts.len() < RECOVERY_ATTEMPTS {
+        let outcome = gateways(&sessiond, admin, &bearer).await;
+        attempts.push(outcome);
+        if outcome == (Ok(0), 200) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        attempts.last(),
+        Some(&(Ok(0), 200)),
+        "the gateways pass again once Redis answers: {attempts:?}\n{}",
+        sessiond.log_text()
+    );
+    sessiond.assert_running("after Redis answered again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateways_answer_unavailable_while_a_standalone_redis_hangs_then_recover() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let redis = RedisServer::start(free_port(), &dir.path().join("redis"));
+    let (sessiond, admin) = sessiond_on(dir.path(), &[redis.url()], false);
+    gateways_refuse_while_redis_hangs_then_pass(
+        sessiond,
+        admin,
+        || redis.freeze(),
+        || redis.thaw(),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateways_answer_unavailable_while_a_redis_cluster_hangs_then_recover() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cluster = RedisCluster::start(&dir.path().join("cluster"));
+    let (sessiond, admin) = sessiond_on(dir.path(), &cluster.urls(), true);
+    let every_node = |act: fn(&RedisServer)| cluster.nodes.iter().for_each(act);
+    gateways_refuse_while_redis_hangs_then_pass(
+        sessiond,
+        admin,
+        || every_node(RedisServer::freeze),
+        || every_node(RedisServer::thaw),
+    )
+    .await;
 }

@@ -1,10 +1,12 @@
 //! Small helpers shared by the integration tests: calls with their common shapes,
 //! status assertions, timestamp reading and token tampering; WatchSessions in `watch`,
-//! the real binary in `daemon`, gateway requests in `gateways`.
+//! the real binary in `daemon`, gateway requests in `gateways`, Redis servers of a test's own in
+//! `redis_server`.
 #![allow(dead_code)] // each test binary uses its own part of the helpers
 
 mod daemon;
 mod gateways;
+mod redis_server;
 mod watch;
 
 // Each test binary uses its own part of these too.
@@ -12,6 +14,8 @@ mod watch;
 pub use daemon::*;
 #[allow(unused_imports)]
 pub use gateways::*;
+#[allow(unused_imports)]
+pub use redis_server::*;
 #[allow(unused_imports)]
 pub use watch::*;
 
