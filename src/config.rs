@@ -21,6 +21,7 @@ use crate::session::revocations::retention_covers_the_feed;
 use crate::store::redis::RedisConfig;
 use crate::store::sled::SledConfig;
 use crate::store::{Durability, StoreKind};
+use crate::telemetry::TraceSettings;
 
 /// Command line of `sessiond`; every flag also reads a `SESSIOND_*` variable.
 #[derive(Debug, Default, Parser)]
@@ -64,6 +65,14 @@ pub struct Cli {
     /// Prefix of every Redis key [default: sessiond].
     #[arg(long, env = "SESSIOND_REDIS_KEY_PREFIX")]
     pub redis_key_prefix: Option<String>,
+    /// Export traces to this OTLP/gRPC collector, e.g. http://127.0.0.1:4317 (also
+    /// OTEL_EXPORTER_OTLP_ENDPOINT) [default: off].
+    #[arg(long, env = "SESSIOND_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// Share of new traces recorded, 0 to 1; a sampled caller's trace is always kept
+    /// [default: OTEL_TRACES_SAMPLER, else 1].
+    #[arg(long, env = "SESSIOND_TRACE_SAMPLING_RATIO")]
+    pub trace_sampling_ratio: Option<f64>,
     /// Instead of serving: a one-off task.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -158,6 +167,8 @@ struct FileConfig {
     groups: BTreeMap<String, GroupPolicy>,
     #[serde(default)]
     gateway: GatewaySettings,
+    #[serde(default)]
+    tracing: TraceSettings,
 }
 
 /// How the background sweeper runs.
@@ -220,6 +231,8 @@ pub struct Config {
     pub policies: Policies,
     /// How gateways (ext_authz, forward-auth) find session tokens and what they pass on.
     pub gateway: GatewaySettings,
+    /// OpenTelemetry traces (off without an endpoint).
+    pub tracing: TraceSettings,
 }
 
 /// Why the configuration cannot be used.
@@ -314,6 +327,20 @@ impl Config {
             connections: file.connections,
             policies: Policies::new(file.groups),
             gateway: file.gateway.normalized(),
+            tracing: TraceSettings {
+                // The standard variables sit between ours and the file.
+                otlp_endpoint: cli
+                    .otlp_endpoint
+                    .or_else(|| env_text("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+                    .or_else(|| env_text("OTEL_EXPORTER_OTLP_ENDPOINT"))
+                    .or(file.tracing.otlp_endpoint),
+                sampling_ratio: cli.trace_sampling_ratio.or(file
+                    .tracing
+                    .sampling_ratio
+                    .filter(|_| std::env::var_os("OTEL_TRACES_SAMPLER").is_none())),
+                service_name: env_text("OTEL_SERVICE_NAME").or(file.tracing.service_name),
+                resource_attributes: file.tracing.resource_attributes,
+            },
         };
         config.validate()?;
         Ok(config)
@@ -339,6 +366,15 @@ impl Config {
         }
         if let Some(problem) = self.gateway.problem() {
             return Err(ConfigError::Invalid(problem));
+        }
+        if self
+            .tracing
+            .sampling_ratio
+            .is_some_and(|ratio| !(0.0..=1.0).contains(&ratio))
+        {
+            return Err(ConfigError::Invalid(
+                "tracing.sampling_ratio must be between 0 and 1",
+            ));
         }
         if !retention_covers_the_feed(&self.policies, self.session.event_retention) {
             return Err(ConfigError::Invalid(
@@ -382,6 +418,11 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// An environment variable's text, when set and not empty.
+fn env_text(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|text| !text.is_empty())
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {

@@ -18,3 +18,4 @@ pub mod server;
 pub mod session;
 pub mod signing;
 pub mod store;
+pub mod telemetry;

@@ -7,9 +7,15 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+use opentelemetry::trace::TracerProvider;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use sessiond::config::{Cli, Command, Config, LogFormat};
+use tracing::Level;
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 /// sled allocates and frees a node per key it writes, and each call its own buffers,
 /// from many threads: glibc's malloc spent a fifth of the server's CPU under Start
@@ -30,9 +36,21 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let traces = match sessiond::telemetry::tracer_provider(&config.tracing) {
+        Ok(traces) => traces,
+        Err(error) => {
+            eprintln!("sessiond: {error}");
+            return ExitCode::from(2);
+        }
+    };
     // Held until exit: dropping it writes out the lines still queued.
-    let _log_writer = init_logging(config.log_format);
-    match sessiond::server::run(config).await {
+    let _log_writer = init_logging(config.log_format, traces.as_ref());
+    let served = sessiond::server::run(config).await;
+    if let Some(traces) = traces {
+        // Sends the spans still queued (bounded by the export timeout).
+        let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;
+    }
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "server failed");
@@ -63,18 +81,28 @@ async fn restore(file: &std::path::Path, data_dir: &std::path::Path) -> ExitCode
 
 /// Logs to stderr at INFO unless `RUST_LOG` says otherwise, through a writer thread: a
 /// call never waits for stderr. The queue never drops a line; only a writer 128k lines
-/// behind would make callers wait.
-fn init_logging(format: LogFormat) -> WorkerGuard {
+/// behind would make callers wait. With `traces`, sessiond's spans (store steps and
+/// decision events at DEBUG included) also go to OpenTelemetry; that filter is the
+/// traces' own, so the log's level does not change what a trace holds.
+fn init_logging(format: LogFormat, traces: Option<&SdkTracerProvider>) -> WorkerGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
         .finish(std::io::stderr());
-    let logs = tracing_subscriber::fmt()
-        .with_writer(writer)
-        .with_env_filter(filter);
-    match format {
-        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => logs.json().with_current_span(true).init(),
-    }
+    let logs = tracing_subscriber::fmt::layer().with_writer(writer);
+    let logs = match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).boxed(),
+        LogFormat::Json => logs.json().with_current_span(true).boxed(),
+    };
+    let traces = traces.map(|provider| {
+        sessiond::layers::trace_context::enable();
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("sessiond"))
+            .with_filter(Targets::new().with_target("sessiond", Level::DEBUG))
+    });
+    tracing_subscriber::registry()
+        .with(logs.with_filter(filter))
+        .with(traces)
+        .init();
     guard
 }

@@ -38,6 +38,11 @@ pub const CONNECTIONS_OPEN: &str = "sessiond_connections_open";
 /// Connections the server closed, by `reason`: max_connections (at accept),
 /// handshake_timeout or idle_timeout.
 pub const CONNECTIONS_CLOSED: &str = "sessiond_connections_closed_total";
+/// Trace spans the OTLP exporter delivered to the collector.
+pub const TRACE_SPANS_EXPORTED: &str = "sessiond_trace_spans_exported_total";
+/// Trace spans dropped, by `reason`: queue_full (the collector is slow or away) or
+/// export_failed (it refused or did not answer in time).
+pub const TRACE_SPANS_DROPPED: &str = "sessiond_trace_spans_dropped_total";
 
 /// The process-wide Prometheus recorder, installed on first use.
 pub fn prometheus() -> &'static PrometheusHandle {
@@ -78,6 +83,11 @@ fn describe() {
         CONNECTIONS_CLOSED,
         "connections closed by the server's connection bounds, by reason"
     );
+    describe_counter!(
+        TRACE_SPANS_EXPORTED,
+        "trace spans delivered to the collector"
+    );
+    describe_counter!(TRACE_SPANS_DROPPED, "trace spans dropped, by reason");
     describe_histogram!(
         STORE_FLUSH_SECONDS,
         Unit::Seconds,

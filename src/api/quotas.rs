@@ -164,6 +164,11 @@ impl Holds {
             }
         }
         let _release = Release(&self.held);
+        tracing::debug!(
+            decision = "quota_refusal_held",
+            hold_ms = u64::try_from(hold.as_millis()).unwrap_or(u64::MAX),
+            "quota refusal held until its turn"
+        );
         tokio::time::sleep(hold).await;
     }
 }

@@ -4,11 +4,14 @@
 
 use std::sync::Arc;
 
+use opentelemetry::propagation::Extractor;
 use tonic::{Code, Status};
+use tracing::Instrument;
 
 use super::credentials::{self, Credential};
 use super::{GatewaySettings, RequestHeaders};
 use crate::api::validate;
+use crate::layers::trace_context;
 use crate::session::token::TokenKind;
 use crate::session::{GroupAccess, SessionError, SessionManager};
 use crate::store::SessionId;
@@ -91,7 +94,20 @@ impl Gatekeeper {
     }
 
     /// Decides one request by its `headers`, for a caller that may reach `caller` groups.
+    /// With traces on, the decision is a span in the checked request's trace.
     pub async fn check(
+        &self,
+        caller: &GroupAccess,
+        headers: &(dyn RequestHeaders + Sync),
+    ) -> Result<Grant, Refusal> {
+        if trace_context::enabled() {
+            let span = trace_context::gateway_span("gateway.check", &TraceCarrier(headers));
+            return self.decide(caller, headers).instrument(span).await;
+        }
+        self.decide(caller, headers).await
+    }
+
+    async fn decide(
         &self,
         caller: &GroupAccess,
         headers: &(dyn RequestHeaders + Sync),
@@ -130,5 +146,21 @@ impl Gatekeeper {
             None => unset.push(settings.access_token_header.clone()),
         }
         Ok(Grant { set, unset })
+    }
+}
+
+/// A checked request's headers, where OpenTelemetry looks for `traceparent`.
+struct TraceCarrier<'a>(&'a (dyn RequestHeaders + Sync));
+
+impl Extractor for TraceCarrier<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        let headers: &(dyn RequestHeaders + Sync) = self.0;
+        let first = headers.values(key).into_iter().next()?;
+        std::str::from_utf8(first).ok()
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        // The W3C propagator only asks for its own two headers by name.
+        Vec::new()
     }
 }

@@ -1,7 +1,8 @@
 //! Logs failed and slow calls (every call with `log_calls = "all"`) and counts every
 //! call in two metrics: method, gRPC status code, latency and a request id (the caller's
 //! `x-request-id`, or a new one), which the response carries back. Nothing of the
-//! request or response bodies, so no token can reach the log.
+//! request or response bodies, so no token can reach the log. With traces on, the call's
+//! span is its OpenTelemetry server span (`trace_context`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -16,6 +17,7 @@ use tonic::codegen::http::{self, HeaderValue};
 use tower::{Layer, Service};
 use tracing::Instrument;
 
+use super::trace_context;
 use crate::metrics::{CALLS, CALL_SECONDS};
 
 /// The header that carries the request id both ways.
@@ -112,8 +114,16 @@ where
         let method = method_label(request.uri().path());
         let request_id = request_id(request.headers());
         request.headers_mut().insert(REQUEST_ID, request_id.clone());
-        let span =
-            tracing::info_span!("call", request_id = request_id.to_str().unwrap_or_default());
+        let traced = trace_context::enabled();
+        let span = if traced {
+            trace_context::call_span(
+                request.uri().path(),
+                request.headers(),
+                request_id.to_str().unwrap_or_default(),
+            )
+        } else {
+            tracing::info_span!("call", request_id = request_id.to_str().unwrap_or_default())
+        };
         let settings = self.settings;
         let started = Instant::now();
         let response = span.in_scope(|| self.inner.call(request));
@@ -130,7 +140,11 @@ where
                 let elapsed = started.elapsed();
                 match &mut response {
                     Ok(response) => {
-                        let code = code_name(status_code(response.headers()));
+                        let status = status_code(response.headers());
+                        if traced {
+                            trace_context::record_status(&tracing::Span::current(), status);
+                        }
+                        let code = code_name(status);
                         response.headers_mut().insert(REQUEST_ID, request_id);
                         record_call(&settings, method, code, elapsed);
                     }

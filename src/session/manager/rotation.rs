@@ -91,6 +91,10 @@ impl SessionManager {
                 Ok(self.with_jwts(issued, issue_id_token, now))
             }
             (Some(record), Outcome::Replayed(successor)) => {
+                tracing::debug!(
+                    decision = "grace_replay",
+                    "just-rotated refresh token inside its grace window: the same pair"
+                );
                 // The rotation that made this pair may still be on its way to disk.
                 self.store.sync().await?;
                 let issued = successor.issue(self.snapshot(record, now))?;

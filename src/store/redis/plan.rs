@@ -93,6 +93,7 @@ impl Plan {
 
 impl RedisStore {
     /// Runs a plan; false when a check failed (someone changed what was read).
+    #[tracing::instrument(level = "debug", name = "redis.commit_script", skip_all)]
     pub(super) async fn run(&self, plan: Plan) -> Result<bool, StoreError> {
         for (external_user_id, user_id) in &plan.external {
             // Before the session, in its own slot: a crash in between leaves a mapping to

@@ -123,6 +123,7 @@ impl SledStore {
     /// the writer lock free commits every queued change in one sled transaction (each
     /// sled transaction costs a log write of its own, so sharing one is what makes
     /// concurrent writes cheap), and the others wait for their outcome.
+    #[tracing::instrument(level = "debug", name = "sled.commit", skip_all)]
     pub(super) async fn submit(
         &self,
         change: Change,
@@ -167,6 +168,7 @@ impl SledStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", name = "sled.write_batch", skip_all, fields(changes = batch.len()))]
     pub(super) fn commit_batch(&self, writer: &mut Writer, batch: Vec<Queued>) {
         let changes: Vec<&Change> = batch.iter().map(|queued| &queued.change).collect();
         let outcomes = self.write_changes(writer, &changes);

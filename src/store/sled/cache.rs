@@ -65,7 +65,12 @@ impl RecordCache {
 
     /// The cached record of `id`, if any.
     pub fn get(&self, id: &SessionId) -> Option<CachedRecord> {
-        self.state.read().get(id).cloned()
+        let cached = self.state.read().get(id).cloned();
+        if cached.is_some() {
+            // For traces (at DEBUG: nothing is done with it unless they are on).
+            tracing::debug!(decision = "cache_hit", "record from the read cache");
+        }
+        cached
     }
 
     /// The version to hand to [`RecordCache::fill`] after reading sled.
