@@ -1,6 +1,6 @@
 //! Compiles `proto/` with the protoc that `protoc-bin-vendored` ships, so a machine with
 //! only the Rust toolchain builds the crate. The descriptor sets feed server reflection:
-//! ours, and Envoy's ext_authz from `proto/vendor` (descriptors only: its Rust types come
+//! ours, and Envoy's ext_authz from `third_party/envoy-ext-authz` (descriptors only: its Rust types come
 //! from the `envoy-types` crate).
 //! Also turns on the `redis_tests` cfg when a test Redis Cluster is configured, and
 //! `redis_tests_required` under CI (`CI` set), where going without one is a failure.
@@ -16,6 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo::rerun-if-env-changed=SESSIOND_TEST_REDIS_CLUSTER_URLS");
     println!("cargo::rerun-if-env-changed=CI");
     println!("cargo::rerun-if-changed=proto");
+    println!("cargo::rerun-if-changed=third_party/envoy-ext-authz");
     if std::env::var_os("SESSIOND_TEST_REDIS_CLUSTER_URLS").is_some() {
         println!("cargo::rustc-cfg=redis_tests");
     }
@@ -41,13 +42,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .arg("--descriptor_set_out")
         .arg(out_dir.join("envoy_ext_authz_descriptor.bin"))
         .arg("-I")
-        .arg("proto/vendor")
+        .arg("third_party/envoy-ext-authz")
         .arg("-I")
         .arg(well_known)
         .arg("envoy/service/auth/v3/external_auth.proto")
         .status()?;
     if !status.success() {
-        return Err(format!("protoc failed on proto/vendor: {status}").into());
+        return Err(format!("protoc failed on third_party/envoy-ext-authz: {status}").into());
     }
     Ok(())
 }

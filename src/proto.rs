@@ -12,6 +12,6 @@ pub mod session {
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("session_descriptor");
 
 /// Encoded descriptors of Envoy's `envoy.service.auth.v3` (ext_authz) and its imports,
-/// from `proto/vendor`, so reflection describes the gateway service too.
+/// from `third_party/envoy-ext-authz`, so reflection describes the gateway service too.
 pub const ENVOY_EXT_AUTHZ_DESCRIPTOR_SET: &[u8] =
     tonic::include_file_descriptor_set!("envoy_ext_authz_descriptor");
