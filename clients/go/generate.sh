@@ -5,8 +5,9 @@
 # toolchain shows up as a diff).
 #   clients/go/generate.sh           rewrite sessiond/sessionpb/
 #   clients/go/generate.sh --check   exit 1 if sessiond/sessionpb/ differs from proto/
-# The protos name no go_package (they are the server's contract, not Go's); protoc's M
-# options map each one to the stubs' import path in this module.
+# The contract is proto/session/ (proto/vendor/ holds Envoy's protos, for the server's
+# reflection only). Its protos name no go_package (they are the server's contract, not
+# Go's); protoc's M options map each one to the stubs' import path in this module.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -20,7 +21,7 @@ protos=()
 while IFS= read -r proto; do
   protos+=("$proto")
   mappings+=("M$proto=$package")
-done < <(cd "$root/proto" && find . -name '*.proto' | sed 's|^\./||' | LC_ALL=C sort)
+done < <(cd "$root/proto" && find session -name '*.proto' | LC_ALL=C sort)
 go_opt="$(IFS=,; echo "${mappings[*]}")"
 
 tmp="$(mktemp -d)"

@@ -24,6 +24,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent.parent
 PROTO_ROOT = HERE.parent.parent / "proto"
+#: The folders of proto/ that are our contract (proto/vendor/ holds Envoy's protos, for
+#: the server's reflection only).
+CONTRACT = ("session",)
 GEN = HERE / "sessiond_client" / "_gen"
 
 
@@ -32,7 +35,11 @@ def generate(out: Path) -> None:
     import grpc_tools
     from grpc_tools import protoc
 
-    protos = sorted(str(p.relative_to(PROTO_ROOT)) for p in PROTO_ROOT.rglob("*.proto"))
+    protos = sorted(
+        str(path.relative_to(PROTO_ROOT))
+        for top in CONTRACT
+        for path in (PROTO_ROOT / top).rglob("*.proto")
+    )
     # google/protobuf/*.proto (timestamp.proto) ship inside grpc_tools.
     include = Path(grpc_tools.__file__).parent / "_proto"
     status = protoc.main(
@@ -48,8 +55,7 @@ def generate(out: Path) -> None:
     )
     if status != 0:
         sys.exit(f"generate.py: protoc failed ({status})")
-    tops = sorted(d.name for d in PROTO_ROOT.iterdir() if d.is_dir())
-    ours = re.compile(r"^(from|import) (%s)\." % "|".join(map(re.escape, tops)), re.M)
+    ours = re.compile(r"^(from|import) (%s)\." % "|".join(map(re.escape, CONTRACT)), re.M)
     for folder, _, files in os.walk(out):
         (Path(folder) / "__init__.py").touch()
         for name in files:
