@@ -1,8 +1,10 @@
-//! The Go client (`clients/go`) against the real server: `clients/go/go.sh` generates its
-//! stubs from `proto/` with Debian's protoc, protoc-gen-go and protoc-gen-go-grpc, then
-//! runs `go test` in GOPATH mode against Debian's gRPC and protobuf sources, with
-//! `SESSIOND_ADDR` naming an in-process server. Without the toolchain the test is
-//! skipped, loudly, except under CI (`CI` set), where it fails.
+//! The Go client (`clients/go`, a module) against the real server: its
+//! `test-gopath.sh` checks the committed stubs against `proto/`, then, in a temp GOPATH
+//! outside the checkout with a copy of the module at its module path, vets and tests it
+//! and builds and runs an external program that imports it by that path, in GOPATH mode
+//! against Debian's gRPC and protobuf (no module proxy here), with `SESSIOND_ADDR`
+//! naming an in-process server. Without the toolchain the test is skipped, loudly,
+//! except under CI (`CI` set), where it fails.
 
 mod common;
 
@@ -11,7 +13,7 @@ use std::process::Command;
 use common::foreign_client::{root, run_ok, server_with_access_tokens, toolchain_available};
 
 #[tokio::test]
-async fn go_client_suite_passes() {
+async fn go_module_suite_and_an_importing_program_pass() {
     if !toolchain_available(
         "go_client",
         &["go", "protoc", "protoc-gen-go", "protoc-gen-go-grpc"],
@@ -25,8 +27,7 @@ async fn go_client_suite_passes() {
 
     let mut suite = Command::new("bash");
     suite
-        .arg(root().join("clients/go/go.sh"))
-        .args(["test", "-count=1", "-v", "-timeout=120s", "sessiond"])
+        .arg(root().join("clients/go/test-gopath.sh"))
         .env("SESSIOND_ADDR", &addr);
-    run_ok("go test sessiond (clients/go)", suite).await;
+    run_ok("clients/go/test-gopath.sh", suite).await;
 }

@@ -65,16 +65,23 @@ pub async fn server_with_access_tokens() -> TestServer {
 }
 
 /// Runs `command` to completion on a blocking thread (the server keeps serving on the
-/// runtime meanwhile), from the repository root unless it names a directory, and panics
-/// with its output unless it succeeds.
-pub async fn run_ok(what: &str, mut command: Command) -> Output {
+/// runtime meanwhile); see [`run_ok_blocking`].
+pub async fn run_ok(what: &str, command: Command) -> Output {
+    let what = what.to_owned();
+    tokio::task::spawn_blocking(move || run_ok_blocking(&what, command))
+        .await
+        .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()))
+}
+
+/// Runs `command` to completion, from the repository root unless it names a directory,
+/// and panics with its output unless it succeeds.
+pub fn run_ok_blocking(what: &str, mut command: Command) -> Output {
     if command.get_current_dir().is_none() {
         command.current_dir(root());
     }
     let started = std::time::Instant::now();
-    let output = tokio::task::spawn_blocking(move || command.output())
-        .await
-        .expect("blocking task ends")
+    let output = command
+        .output()
         .unwrap_or_else(|error| panic!("{what}: cannot run: {error}"));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);

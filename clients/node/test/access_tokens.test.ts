@@ -5,7 +5,7 @@ import { test } from "node:test";
 
 import { decodeProtectedHeader, errors } from "jose";
 
-import { AccessTokenVerifier } from "../src/index.js";
+import { AccessTokenVerifier } from "sessiond-client";
 import { connect, newUserId } from "./support.js";
 
 const client = connect();

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { Code, SessionState } from "../src/index.js";
+import { Code, SessionState } from "sessiond-client";
 import { assertAbout, connect, failure, lifetimeSeconds, newUserId } from "./support.js";
 
 const client = connect();

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after } from "node:test";
 
-import { SessionClient, SessionError, type Session } from "../src/index.js";
+import { SessionClient, SessionError, type Session } from "sessiond-client";
 
 /**
  * A client of the server under test, closed after the file's tests. `cargo test --test

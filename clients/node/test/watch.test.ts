@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { SessionEventKind, type SessionEvent } from "../src/index.js";
+import { SessionEventKind, type SessionEvent } from "sessiond-client";
 import { connect, newUserId } from "./support.js";
 
 const client = connect();

@@ -14,15 +14,8 @@ from typing import Any
 
 import grpc
 
-try:
-    from sessiond_client._gen.session.v1 import session_pb2, session_pb2_grpc
-except ModuleNotFoundError as error:  # pragma: no cover - only without setup_env.sh
-    if error.name is None or not error.name.startswith("sessiond_client._gen"):
-        raise
-    raise ImportError(
-        "sessiond_client: the generated stubs are missing; "
-        "run clients/python/setup_env.sh first"
-    ) from error
+from sessiond_client import _requests
+from sessiond_client._gen.session.v1 import session_pb2, session_pb2_grpc
 
 __all__ = ["DEFAULT_TIMEOUT_SECONDS", "SessionClient", "session_pb2"]
 
@@ -90,15 +83,7 @@ class SessionClient:
         (enrichment data) are stored with the session; ``client`` (ip, user agent,
         device id and label) is what a "your devices" page shows.
         """
-        request = session_pb2.StartRequest(
-            user_id=user_id,
-            group=group or "",
-            metadata=dict(metadata or {}),
-            attributes=dict(attributes or {}),
-            client=client,
-        )
-        if ttl_seconds is not None:
-            request.ttl_seconds = ttl_seconds
+        request = _requests.start(user_id, group, ttl_seconds, metadata, attributes, client)
         response: session_pb2.StartResponse = self.stub.Start(
             request, timeout=self.timeout
         )
@@ -112,7 +97,7 @@ class SessionClient:
         ``client`` (the caller's ip and user agent now) updates the session's last-seen
         fields, coalesced by the server (not a write per call).
         """
-        request = session_pb2.WhoamiRequest(session_token=session_token, client=client)
+        request = _requests.whoami(session_token, client)
         response: session_pb2.WhoamiResponse = self.stub.Whoami(
             request, timeout=self.timeout
         )
@@ -124,7 +109,7 @@ class SessionClient:
         The presented pair stops working; presenting the old refresh token again
         revokes the session (``UNAUTHENTICATED``).
         """
-        request = session_pb2.RefreshRequest(refresh_token=refresh_token)
+        request = _requests.refresh(refresh_token)
         response: session_pb2.RefreshResponse = self.stub.Refresh(
             request, timeout=self.timeout
         )
@@ -138,9 +123,7 @@ class SessionClient:
         Unset: the group's lifespan. ``extended`` in the answer is false when the
         session was outside its group's extend window or already at its cap.
         """
-        request = session_pb2.ExtendRequest(session_id=session_id)
-        if keep_alive_seconds is not None:
-            request.keep_alive_seconds = keep_alive_seconds
+        request = _requests.extend(session_id, keep_alive_seconds)
         response: session_pb2.ExtendResponse = self.stub.Extend(
             request, timeout=self.timeout
         )
@@ -160,11 +143,8 @@ class SessionClient:
         ``all_for_user``) keeps that one session. ``revoked_count`` counts the sessions
         this call ended; a retry answers 0.
         """
-        request = session_pb2.LogoutRequest(
-            session_token=session_token or "",
-            session_id=session_id or "",
-            all_for_user=all_for_user,
-            except_session_id=except_session_id or "",
+        request = _requests.logout(
+            session_token, session_id, all_for_user, except_session_id
         )
         response: session_pb2.LogoutResponse = self.stub.Logout(
             request, timeout=self.timeout
@@ -178,9 +158,7 @@ class SessionClient:
 
         ``NOT_FOUND`` when the user has no active session.
         """
-        request = session_pb2.RefreshAllForUserRequest(user_id=user_id)
-        if keep_alive_seconds is not None:
-            request.keep_alive_seconds = keep_alive_seconds
+        request = _requests.refresh_all_for_user(user_id, keep_alive_seconds)
         response: session_pb2.RefreshAllForUserResponse = self.stub.RefreshAllForUser(
             request, timeout=self.timeout
         )
@@ -198,11 +176,8 @@ class SessionClient:
         sessions: list[session_pb2.Session] = []
         page_token = ""
         while True:
-            request = session_pb2.ListUserSessionsRequest(
-                user_id=user_id,
-                page_size=100,
-                page_token=page_token,
-                include_inactive=include_inactive,
+            request = _requests.list_user_sessions_page(
+                user_id, include_inactive, page_token
             )
             page: session_pb2.ListUserSessionsResponse = self.stub.ListUserSessions(
                 request, timeout=self.timeout

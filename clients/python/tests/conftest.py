@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from sessiond_client import SessionClient
+from sessiond_client import SessionClient, aio
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +33,13 @@ def server_addr() -> str:
 def client(server_addr: str) -> Iterator[SessionClient]:
     """A client on its own channel, closed after the test."""
     with SessionClient(server_addr) as session_client:
+        yield session_client
+
+
+@pytest.fixture
+async def aio_client(server_addr: str) -> AsyncIterator[aio.SessionClient]:
+    """An asyncio client on its own channel (in the test's event loop), closed after."""
+    async with aio.SessionClient(server_addr) as session_client:
         yield session_client
 
 

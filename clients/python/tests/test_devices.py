@@ -3,8 +3,7 @@ one device, then every device but the current one."""
 
 from __future__ import annotations
 
-from sessiond_client import SessionClient
-from sessiond_client._gen.session.v1 import session_pb2
+from sessiond_client import SessionClient, session_pb2
 
 
 def login(client: SessionClient, user_id: str, label: str, ip: str) -> session_pb2.StartResponse:

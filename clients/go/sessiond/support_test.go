@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"sessiond"
-	"sessiond/sessionpb"
+	"github.com/sessiond/sessiond/clients/go/sessiond"
+	"github.com/sessiond/sessiond/clients/go/sessiond/sessionpb"
 )
 
 // connect returns a client of the server under test, closed after the test.

@@ -5,8 +5,8 @@ package sessiond_test
 import (
 	"testing"
 
-	"sessiond"
-	"sessiond/sessionpb"
+	"github.com/sessiond/sessiond/clients/go/sessiond"
+	"github.com/sessiond/sessiond/clients/go/sessiond/sessionpb"
 )
 
 // nextEvents are the next count session events of watcher, passing over CAUGHT_UP markers.

@@ -5,7 +5,7 @@ package sessiond
 import (
 	"context"
 
-	"sessiond/sessionpb"
+	"github.com/sessiond/sessiond/clients/go/sessiond/sessionpb"
 )
 
 // Watcher reads one WatchSessions stream. Close it when done.

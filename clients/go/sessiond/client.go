@@ -1,6 +1,7 @@
 // Package sessiond is a client of sessiond's session.v1.SessionService: typed calls over
-// the generated stubs (package sessiond/sessionpb, made from proto/ by go.sh), errors as
-// *Error with the gRPC code, resumable watches, and local access-token verification.
+// the generated stubs (package sessionpb, generated from proto/ by generate.sh and
+// committed), errors as *Error with the gRPC code, resumable watches, and local
+// access-token verification.
 package sessiond
 
 import (
@@ -10,7 +11,7 @@ import (
 
 	"google.golang.org/grpc"
 
-	"sessiond/sessionpb"
+	"github.com/sessiond/sessiond/clients/go/sessiond/sessionpb"
 )
 
 // DefaultTimeout is the deadline of every unary call unless Client.Timeout says otherwise.

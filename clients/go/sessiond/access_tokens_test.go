@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"sessiond"
+	"github.com/sessiond/sessiond/clients/go/sessiond"
 )
 
 // kidOf is the key id in token's header.

@@ -10,8 +10,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"sessiond"
-	"sessiond/sessionpb"
+	"github.com/sessiond/sessiond/clients/go/sessiond"
+	"github.com/sessiond/sessiond/clients/go/sessiond/sessionpb"
 )
 
 func TestSessionLivesFromStartToLogout(t *testing.T) {
