@@ -5,8 +5,8 @@
 # toolchain shows up as a diff).
 #   clients/go/generate.sh           rewrite sessiond/sessionpb/
 #   clients/go/generate.sh --check   exit 1 if sessiond/sessionpb/ differs from proto/
-# The contract is proto/session/ (proto/vendor/ holds Envoy's protos, for the server's
-# reflection only). Its protos name no go_package (they are the server's contract, not
+# The contract is proto/session/ (Envoy's protos, for the server's reflection, are in
+# third_party/, not proto/). Its protos name no go_package (they are the server's contract, not
 # Go's); protoc's M options map each one to the stubs' import path in this module.
 set -euo pipefail
 

@@ -24,8 +24,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent.parent
 PROTO_ROOT = HERE.parent.parent / "proto"
-#: The folders of proto/ that are our contract (proto/vendor/ holds Envoy's protos, for
-#: the server's reflection only).
+#: The folders of proto/ that are our contract (only ours: Envoy's protos, for the
+#: server's reflection, are in third_party/).
 CONTRACT = ("session",)
 GEN = HERE / "sessiond_client" / "_gen"
 
