@@ -3,7 +3,8 @@
 //! through sessiond, spans follow the RPC conventions with store steps as children,
 //! gateways continue the checked request's trace, sampling keeps sampled parents, a dead
 //! collector costs no call, no secret reaches a span, and JSON logs carry the trace id.
-//! On sled, and on Redis where a test Redis is configured.
+//! On sled, and on Redis where a test Redis is configured. A call from the Python client,
+//! installed from its wheel, continues its caller's trace too.
 
 mod common;
 mod plain_http;
@@ -12,6 +13,7 @@ mod support;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use common::foreign_client::{root, run_ok, toolchain_available};
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
@@ -401,4 +403,36 @@ async fn a_dead_collector_costs_no_call_and_its_drops_are_counted() {
         sessiond.terminate().success(),
         "a dead collector does not stop a clean exit"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_clients_traceparent_makes_sessiond_span_its_child() {
+    if !toolchain_available(
+        "python traceparent",
+        &["python3"],
+        "Install python3 (with venv)",
+    ) {
+        return;
+    }
+    let (collector, collector_addr) = Collector::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Ratio 0: only what a sampled caller asks for is recorded.
+    let mut sessiond = traced_daemon(&dir, collector_addr, "0", loopback(), None);
+    sessiond.serving().await;
+    let mut python = std::process::Command::new("bash");
+    python
+        .arg(root().join("clients/python/scripts/test-installed.sh"))
+        .args(["-k", "traceparent"])
+        .env("SESSIOND_ADDR", sessiond.addr.to_string())
+        .env(
+            "SESSIOND_TRACEPARENT",
+            traceparent("00f067aa0ba902d1", true),
+        );
+    run_ok("the Python client's traceparent test", python).await;
+    assert!(sessiond.terminate().success());
+
+    let whoami = collector.named("session.v1.SessionService/Whoami");
+    assert_eq!(whoami.len(), 1, "the Python caller's Whoami: {whoami:?}");
+    assert_eq!(hex(&whoami[0].trace_id), TRACE_ID);
+    assert_eq!(hex(&whoami[0].parent_span_id), "00f067aa0ba902d1");
 }
