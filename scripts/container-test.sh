@@ -59,7 +59,8 @@ if ! podman image exists "$base_image"; then
     --dpkgopt='path-exclude=/usr/share/locale/*' \
     --dpkgopt='path-exclude=/usr/share/info/*' \
     --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*' \
-    bookworm "$work/base.tar" http://deb.debian.org/debian
+    bookworm "$work/base.tar" http://deb.debian.org/debian >"$work/mmdebstrap.log" 2>&1 ||
+    { cat "$work/mmdebstrap.log"; exit 1; }
   podman import --quiet "$work/base.tar" "$base_image" >/dev/null
   rm -f "$work/base.tar"
 fi
