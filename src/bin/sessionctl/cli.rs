@@ -149,6 +149,9 @@ pub enum Command {
     /// Follow session events as they happen (WatchSessions): one line each, or one JSON
     /// object per line with --json; resume with --after CURSOR.
     Watch(crate::watch::WatchArgs),
+    /// Ask grpc.health.v1 whether the server serves: prints SERVING and exits 0, else
+    /// names the status and exits 1 (2: no answer). For container health checks.
+    Health(crate::health::HealthArgs),
 }
 
 /// Flags of `start`.
@@ -345,9 +348,11 @@ impl Command {
             },
             Command::Backup { out } => Call::Backup { out },
             Command::Admin(command) => Call::Admin(command.into_call()?),
-            // A stream, not one answer: main runs it (see `watch.rs`).
-            Command::Watch(_) => {
-                return Err(CtlError::Usage("watch is a stream, not a call".into()))
+            // Not a session call: main runs them (see `watch.rs`, `health.rs`).
+            Command::Watch(_) | Command::Health(_) => {
+                return Err(CtlError::Usage(
+                    "watch and health are not session calls".into(),
+                ))
             }
             Command::RevokeUser {
                 user_id,

@@ -10,6 +10,7 @@ use sessiond::proto::session::v1::session_service_client::SessionServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status, TimeoutExpired};
+use tonic_health::pb::health_client::HealthClient;
 
 use crate::cli::Call;
 use crate::error::{causes, CtlError};
@@ -70,7 +71,8 @@ impl Target {
             .map_err(|_| failed(format!("no connection within {}s", self.timeout.as_secs())))?
             .map_err(|error| failed(causes(&error)))?;
         Ok(Api {
-            client: SessionServiceClient::new(channel),
+            client: SessionServiceClient::new(channel.clone()),
+            channel,
             authorization: self.authorization.clone(),
             timeout: self.timeout,
         })
@@ -104,6 +106,8 @@ fn url(addr: &str) -> Result<String, CtlError> {
 /// A connected client that adds the API key and the deadline to every call.
 pub struct Api {
     client: SessionServiceClient<Channel>,
+    /// The connection, for the services beside the session service (health).
+    channel: Channel,
     authorization: Option<MetadataValue<Ascii>>,
     timeout: Duration,
 }
@@ -192,6 +196,11 @@ impl Api {
                 .insert("authorization", authorization.clone());
         }
         request
+    }
+
+    /// A client of `grpc.health.v1` on the same connection.
+    pub fn health_client(&self) -> HealthClient<Channel> {
+        HealthClient::new(self.channel.clone())
     }
 
     /// The generated client.

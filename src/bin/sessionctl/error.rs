@@ -28,6 +28,13 @@ pub enum CtlError {
     Status(Status),
     /// The answer could not be written to stdout.
     Output(std::io::Error),
+    /// `health`: the server answered, with a status other than SERVING.
+    NotServing {
+        /// The service asked about ("" is the whole server).
+        service: String,
+        /// The status's name in the health protocol, e.g. "NOT_SERVING".
+        status: &'static str,
+    },
 }
 
 impl CtlError {
@@ -35,7 +42,9 @@ impl CtlError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CtlError::Usage(_) | CtlError::Connect { .. } => EXIT_NOTHING_SENT,
-            CtlError::Status(_) | CtlError::Output(_) => EXIT_CALL_FAILED,
+            CtlError::Status(_) | CtlError::Output(_) | CtlError::NotServing { .. } => {
+                EXIT_CALL_FAILED
+            }
         }
     }
 }
@@ -56,6 +65,10 @@ impl fmt::Display for CtlError {
                 }
             }
             CtlError::Output(error) => write!(f, "cannot write the answer: {error}"),
+            CtlError::NotServing { service, status } => match service.as_str() {
+                "" => write!(f, "the server is {status}"),
+                service => write!(f, "{service} is {status}"),
+            },
         }
     }
 }
@@ -131,5 +144,20 @@ mod tests {
             "cannot connect to http://127.0.0.1:1: refused"
         );
         assert_eq!(connect.exit_code(), 2);
+    }
+
+    #[test]
+    fn a_service_not_serving_names_itself_and_exits_1() {
+        let not_serving = |service: &str| CtlError::NotServing {
+            service: service.into(),
+            status: "NOT_SERVING",
+        };
+        let error = not_serving("session.v1.SessionService");
+        assert_eq!(
+            error.to_string(),
+            "session.v1.SessionService is NOT_SERVING"
+        );
+        assert_eq!(error.exit_code(), 1);
+        assert_eq!(not_serving("").to_string(), "the server is NOT_SERVING");
     }
 }

@@ -10,6 +10,7 @@ mod backup;
 mod cli;
 mod client;
 mod error;
+mod health;
 mod render;
 mod table;
 mod time;
@@ -48,18 +49,37 @@ fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Watch(args) => {
             return runtime.block_on(async { target.connect().await?.watch(args, cli.json).await })
         }
+        Command::Health(args) => {
+            let checked = runtime.block_on(health::check(&target, args))?;
+            let text = if cli.json {
+                json_text(&checked.json())
+            } else {
+                checked.human()
+            };
+            return print(&text);
+        }
         command => command.into_call()?,
     };
     let answer = runtime.block_on(async { target.connect().await?.send(call).await })?;
     let text = if cli.json {
-        // A `Value` always serializes; the fallback is never used.
-        let mut json = serde_json::to_string_pretty(&answer.json()).unwrap_or_default();
-        json.push('\n');
-        json
+        json_text(&answer.json())
     } else {
         let now_seconds = i64::try_from(SystemClock.now_ms() / 1000).unwrap_or(i64::MAX);
         answer.human(now_seconds)
     };
+    print(&text)
+}
+
+/// `value` as pretty JSON and a newline.
+fn json_text(value: &serde_json::Value) -> String {
+    // A `Value` always serializes; the fallback is never used.
+    let mut json = serde_json::to_string_pretty(value).unwrap_or_default();
+    json.push('\n');
+    json
+}
+
+/// Writes `text` to stdout.
+fn print(text: &str) -> Result<(), CtlError> {
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(text.as_bytes())
