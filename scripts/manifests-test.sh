@@ -24,11 +24,10 @@ fi
 version="$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)"
 help_file="$(mktemp)"
 trap 'rm -f "$help_file"' EXIT
-# The release binary the image ships (already built when scripts/container-test.sh ran
-# first, as in .ci/run); a debug build outside `cargo test` would rebuild half the
-# dependencies with other features.
-cargo build --release --locked --quiet --bin sessiond
-target/release/sessiond --help >"$help_file"
+# The binary the image ships, as scripts/container-test.sh (run first, as in .ci/run)
+# left it: its flags and env are the same in every profile.
+[[ -x target/container/sessiond ]] || scripts/container-test.sh >/dev/null
+target/container/sessiond --help >"$help_file"
 
 "$venv/bin/python" scripts/manifests-check.py \
   --root deploy/kubernetes \
