@@ -64,6 +64,44 @@ fn each_alert_fires_on_its_series_and_not_on_the_others() {
     promtool(&["test", "rules", RULE_TESTS]);
 }
 
+/// GitHub's anchor of a heading: lower case, punctuation dropped, spaces as hyphens.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+#[test]
+fn every_alert_links_its_runbook_in_the_operations_docs() {
+    let rules = repo_file(RULES);
+    let docs = repo_file("docs/operations.md");
+    let anchors: BTreeSet<String> = docs
+        .lines()
+        .filter_map(|line| line.strip_prefix('#'))
+        .map(|heading| anchor(heading.trim_start_matches('#')))
+        .collect();
+    let alerts = rules.matches("- alert: ").count();
+    let links: Vec<&str> = rules
+        .lines()
+        .filter_map(|line| {
+            line.trim()
+                .strip_prefix("runbook_url: \"docs/operations.md#")
+        })
+        .map(|rest| rest.trim_end_matches('"'))
+        .collect();
+    assert_eq!(links.len(), alerts, "one runbook_url per alert");
+    for link in links {
+        assert!(
+            anchors.contains(link),
+            "no heading in docs/operations.md for #{link}"
+        );
+    }
+}
+
 /// Every panel, those inside collapsed rows included.
 fn panels(dashboard: &serde_json::Value) -> Vec<&serde_json::Value> {
     let mut all = Vec::new();
