@@ -54,6 +54,7 @@ pub fn prometheus() -> &'static PrometheusHandle {
         // the scrape shows nothing, which the metrics test would catch.
         let _ = metrics::set_global_recorder(recorder);
         describe();
+        alerting::describe();
         handle
     })
 }
@@ -93,4 +94,47 @@ fn describe() {
         Unit::Seconds,
         "time a durable write waits for its flush"
     );
+}
+
+/// Metrics added for the alert rules and dashboard in `deploy/` (issue 29).
+pub mod alerting {
+    /// `max_connections`, to compare [`super::CONNECTIONS_OPEN`] with.
+    pub const CONNECTIONS_MAX: &str = "sessiond_connections_max";
+    /// Calls refused by a quota, by `quota`: the setting's name (`start_per_caller`, ...).
+    pub const QUOTA_REFUSALS: &str = "sessiond_quota_refusals_total";
+    /// WatchSessions streams open.
+    pub const WATCHERS_OPEN: &str = "sessiond_watchers_open";
+    /// Events a watcher is behind the event log's head, at each page it reads.
+    pub const WATCH_LAG_EVENTS: &str = "sessiond_watch_lag_events";
+    /// Watchers cut off because their stream stayed full for `watch_stall_timeout`.
+    pub const WATCHERS_CUT_OFF: &str = "sessiond_watchers_cut_off_total";
+    /// When the sweeper last finished a pass, Unix seconds by the server's clock.
+    pub const SWEEPER_LAST_SUCCESS: &str = "sessiond_sweeper_last_success_timestamp_seconds";
+    /// Changes written per sled commit batch (group commit).
+    pub const STORE_COMMIT_BATCH: &str = "sessiond_store_commit_batch_size";
+
+    pub(super) fn describe() {
+        use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+        describe_gauge!(CONNECTIONS_MAX, "client connections allowed at once");
+        describe_counter!(QUOTA_REFUSALS, "calls refused by a quota, by quota");
+        describe_gauge!(WATCHERS_OPEN, "WatchSessions streams open");
+        describe_histogram!(
+            WATCH_LAG_EVENTS,
+            "events a watcher is behind the event log, at each page it reads"
+        );
+        describe_counter!(WATCHERS_CUT_OFF, "watchers cut off for falling behind");
+        describe_gauge!(
+            SWEEPER_LAST_SUCCESS,
+            Unit::Seconds,
+            "when the sweeper last finished a pass (Unix time)"
+        );
+        describe_histogram!(STORE_COMMIT_BATCH, "changes written per sled commit batch");
+        // Counters an alert watches for a first increase are exported from the start:
+        // a series that appears at 1 shows no increase to Prometheus.
+        metrics::counter!(super::STORE_WRITE_FAULTS).absolute(0);
+        metrics::counter!(super::REFRESH_REUSE).absolute(0);
+        metrics::counter!(WATCHERS_CUT_OFF).absolute(0);
+        metrics::counter!(super::CONNECTIONS_CLOSED, "reason" => "max_connections").absolute(0);
+        metrics::gauge!(WATCHERS_OPEN).set(0.0);
+    }
 }

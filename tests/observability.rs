@@ -5,25 +5,6 @@ mod support;
 
 use common::TestServer;
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// GET http://addr/metrics over a plain socket (HTTP/1.0: the server closes after).
-async fn scrape(addr: std::net::SocketAddr) -> String {
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connect metrics port");
-    stream
-        .write_all(b"GET /metrics HTTP/1.0\r\nHost: test\r\n\r\n")
-        .await
-        .expect("send request");
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .await
-        .expect("read response");
-    assert!(response.starts_with("HTTP/1.0 200"), "{response}");
-    response
-}
 
 /// The value of the first sample line starting with `prefix`, or 0.
 fn sample(text: &str, prefix: &str) -> f64 {
@@ -62,7 +43,7 @@ async fn metrics_count_calls_and_session_events() {
     );
     drop(refreshed);
 
-    let text = scrape(addr).await;
+    let text = scrape_metrics(addr).await;
     assert!(
         sample(
             &text,

@@ -14,7 +14,6 @@ use sessiond::proto::session::v1::{
     ListUserSessionsRequest, RefreshResponse, SessionEventKind as Kind, SessionState,
 };
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::{Code, Status};
 
 /// Reuse is theft at once: the grace window is off.
@@ -400,23 +399,6 @@ async fn reuse_after_the_window_is_logged_without_the_token() {
         let body = &token[3..];
         assert!(!text.contains(body), "a token reached the log:\n{text}");
     }
-}
-
-/// GET http://addr/metrics over a plain socket (HTTP/1.0: the server closes after).
-async fn scrape_metrics(addr: std::net::SocketAddr) -> String {
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connect metrics port");
-    stream
-        .write_all(b"GET /metrics HTTP/1.0\r\nHost: test\r\n\r\n")
-        .await
-        .expect("send request");
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .await
-        .expect("read response");
-    response
 }
 
 /// The value of the sample line that starts with `name` followed by a space, or 0.

@@ -30,6 +30,7 @@ use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::layers::auth::Caller;
+use crate::metrics::alerting::QUOTA_REFUSALS;
 use crate::session::SessionError;
 use crate::store::SessionId;
 
@@ -128,6 +129,8 @@ struct Bucket<K: Hash + Eq + Clone> {
     rate: Rate,
     /// "Start calls of this caller", "Refresh calls of this session"...
     what: &'static str,
+    /// The setting's name, the label of its refusals' count.
+    setting: &'static str,
     /// When the next refusal of each recently refused key may be answered.
     paced: Mutex<HashMap<K, Instant>>,
     holds: Arc<Holds>,
@@ -177,6 +180,7 @@ impl<K: Hash + Eq + Clone> Bucket<K> {
     fn new(
         rate: Option<Rate>,
         clock: &Arc<dyn Clock>,
+        setting: &'static str,
         what: &'static str,
         holds: &Arc<Holds>,
     ) -> Option<Bucket<K>> {
@@ -189,6 +193,7 @@ impl<K: Hash + Eq + Clone> Bucket<K> {
             clock,
             rate,
             what,
+            setting,
             paced: Mutex::default(),
             holds: holds.clone(),
         })
@@ -204,6 +209,7 @@ impl<K: Hash + Eq + Clone> Bucket<K> {
         let Err(not_until) = self.limiter.check_key(key) else {
             return Ok(());
         };
+        metrics::counter!(QUOTA_REFUSALS, "quota" => self.setting).increment(1);
         let retry_after = not_until.wait_time_from(self.clock.now());
         let hold = self.turn(key, retry_after);
         let hold = hold.min(deadline.saturating_duration_since(Instant::now()) / 2);
@@ -291,24 +297,28 @@ impl Quotas {
             start_per_caller: Bucket::new(
                 settings.start_per_caller,
                 clock,
+                "start_per_caller",
                 "Start calls of this caller",
                 &holds,
             ),
             start_per_user: Bucket::new(
                 settings.start_per_user,
                 clock,
+                "start_per_user",
                 "Start calls for this user",
                 &holds,
             ),
             refresh_per_caller: Bucket::new(
                 settings.refresh_per_caller,
                 clock,
+                "refresh_per_caller",
                 "Refresh calls of this caller",
                 &holds,
             ),
             refresh_per_session: Bucket::new(
                 settings.refresh_per_session,
                 clock,
+                "refresh_per_session",
                 "Refresh calls of this session",
                 &holds,
             ),

@@ -27,6 +27,7 @@ use tonic::codegen::http;
 use tonic::transport::server::{Connected, TcpConnectInfo, TlsConnectInfo};
 use tower::{Layer, Service};
 
+use crate::metrics::alerting::CONNECTIONS_MAX;
 use crate::metrics::{CONNECTIONS_CLOSED, CONNECTIONS_OPEN};
 
 /// The `[connections]` table.
@@ -249,6 +250,7 @@ pub struct BoundedIncoming<S> {
 impl<S> BoundedIncoming<S> {
     /// Bounds the streams `incoming` accepts by `settings`.
     pub fn new(incoming: S, settings: ConnectionSettings) -> BoundedIncoming<S> {
+        metrics::gauge!(CONNECTIONS_MAX).set(settings.max_connections as f64);
         BoundedIncoming {
             incoming,
             places: Arc::new(Semaphore::new(settings.max_connections)),

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::SendTimeoutError;
 
 use super::{SessionError, SessionManager};
+use crate::metrics::alerting::{WATCHERS_CUT_OFF, WATCHERS_OPEN, WATCH_LAG_EVENTS};
 use crate::store::{EventsAfter, StoredEvent};
 
 /// Events read from the log per store call.
@@ -112,6 +113,7 @@ impl SessionManager {
         };
         let (sender, items) = mpsc::channel(BUFFER);
         let cut_off = Arc::new(AtomicBool::new(false));
+        metrics::gauge!(WATCHERS_OPEN).increment(1.0);
         let pump = Pump {
             manager: self.clone(),
             sender,
@@ -130,13 +132,20 @@ impl SessionManager {
     }
 }
 
-/// Moves events from the log into one watcher's buffer.
+/// Moves events from the log into one watcher's buffer; counted among the open
+/// watchers until it ends.
 struct Pump {
     manager: Arc<SessionManager>,
     sender: mpsc::Sender<Result<WatchItem, SessionError>>,
     user_id: Option<String>,
     stall_timeout: Duration,
     cut_off: Arc<AtomicBool>,
+}
+
+impl Drop for Pump {
+    fn drop(&mut self) {
+        metrics::gauge!(WATCHERS_OPEN).decrement(1.0);
+    }
 }
 
 impl Pump {
@@ -165,6 +174,8 @@ impl Pump {
                     return;
                 }
             };
+            metrics::histogram!(WATCH_LAG_EVENTS)
+                .record(store.head_seq().saturating_sub(cursor) as f64);
             if events.is_empty() {
                 if announced != Some(cursor) {
                     if !self.send(Ok(WatchItem::CaughtUp { cursor })).await {
@@ -197,6 +208,7 @@ impl Pump {
         match self.sender.send_timeout(item, self.stall_timeout).await {
             Ok(()) => true,
             Err(SendTimeoutError::Timeout(_)) => {
+                metrics::counter!(WATCHERS_CUT_OFF).increment(1);
                 self.cut_off.store(true, Ordering::Release);
                 false
             }

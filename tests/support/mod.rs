@@ -344,3 +344,23 @@ pub fn sorted_ids<'a>(sessions: impl IntoIterator<Item = &'a Session>) -> Vec<St
     ids.sort();
     ids
 }
+
+/// GET http://addr/metrics (the admin port) over a plain socket: HTTP/1.0, so the server
+/// closes after. Returns the whole response, headers included.
+pub async fn scrape_metrics(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect metrics port");
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: test\r\n\r\n")
+        .await
+        .expect("send request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .expect("read response");
+    assert!(response.starts_with("HTTP/1.0 200"), "{response}");
+    response
+}

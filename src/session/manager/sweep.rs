@@ -40,6 +40,8 @@ impl SessionManager {
                 ::metrics::counter!(metrics::SWEEPER_RUNS).increment(1);
                 ::metrics::histogram!(metrics::SWEEPER_BATCH).record(total as f64);
                 ::metrics::counter!(metrics::SESSIONS_EXPIRED).increment(total as u64);
+                ::metrics::gauge!(metrics::alerting::SWEEPER_LAST_SUCCESS)
+                    .set(self.clock.now_ms() as f64 / 1000.0);
                 return Ok(total);
             }
             // A batch holds sled's commit lock, which reads wait for: a pause between

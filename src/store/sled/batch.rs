@@ -170,6 +170,8 @@ impl SledStore {
 
     #[tracing::instrument(level = "debug", name = "sled.write_batch", skip_all, fields(changes = batch.len()))]
     pub(super) fn commit_batch(&self, writer: &mut Writer, batch: Vec<Queued>) {
+        metrics::histogram!(crate::metrics::alerting::STORE_COMMIT_BATCH)
+            .record(batch.len() as f64);
         let changes: Vec<&Change> = batch.iter().map(|queued| &queued.change).collect();
         let outcomes = self.write_changes(writer, &changes);
         // One flush for the whole batch, before anyone hears back: a group flush per
