@@ -334,10 +334,10 @@ impl Config {
                     .or_else(|| env_text("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
                     .or_else(|| env_text("OTEL_EXPORTER_OTLP_ENDPOINT"))
                     .or(file.tracing.otlp_endpoint),
-                sampling_ratio: cli.trace_sampling_ratio.or(file
-                    .tracing
-                    .sampling_ratio
-                    .filter(|_| std::env::var_os("OTEL_TRACES_SAMPLER").is_none())),
+                sampling_ratio: cli
+                    .trace_sampling_ratio
+                    .or_else(crate::telemetry::ratio_from_otel_env)
+                    .or(file.tracing.sampling_ratio),
                 service_name: env_text("OTEL_SERVICE_NAME").or(file.tracing.service_name),
                 resource_attributes: file.tracing.resource_attributes,
             },

@@ -10,9 +10,10 @@ use clap::Parser;
 use opentelemetry::trace::TracerProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use sessiond::config::{Cli, Command, Config, LogFormat};
+use tracing::subscriber::Interest;
 use tracing::Level;
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
-use tracing_subscriber::filter::Targets;
+use tracing_subscriber::filter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -44,7 +45,11 @@ async fn main() -> ExitCode {
         }
     };
     // Held until exit: dropping it writes out the lines still queued.
-    let _log_writer = init_logging(config.log_format, traces.as_ref());
+    let _log_writer = init_logging(
+        config.log_format,
+        traces.as_ref(),
+        config.tracing.sampling_ratio.unwrap_or(1.0),
+    );
     let served = sessiond::server::run(config).await;
     if let Some(traces) = traces {
         // Sends the spans still queued (bounded by the export timeout).
@@ -84,7 +89,11 @@ async fn restore(file: &std::path::Path, data_dir: &std::path::Path) -> ExitCode
 /// behind would make callers wait. With `traces`, sessiond's spans (store steps and
 /// decision events at DEBUG included) also go to OpenTelemetry; that filter is the
 /// traces' own, so the log's level does not change what a trace holds.
-fn init_logging(format: LogFormat, traces: Option<&SdkTracerProvider>) -> WorkerGuard {
+fn init_logging(
+    format: LogFormat,
+    traces: Option<&SdkTracerProvider>,
+    sampling_ratio: f64,
+) -> WorkerGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
@@ -95,10 +104,22 @@ fn init_logging(format: LogFormat, traces: Option<&SdkTracerProvider>) -> Worker
         LogFormat::Json => logs.json().with_current_span(true).boxed(),
     };
     let traces = traces.map(|provider| {
-        sessiond::layers::trace_context::enable();
+        sessiond::layers::trace_context::enable(sampling_ratio);
+        // Call and gateway spans (made only when sampled), and sessiond's spans and
+        // events inside one; nothing outside a traced call, nothing of other crates.
+        let in_traced_call = filter::dynamic_filter_fn(|meta, context| {
+            matches!(meta.name(), "rpc" | "gateway") || context.lookup_current().is_some()
+        })
+        .with_callsite_filter(|meta| {
+            if meta.target().starts_with("sessiond") && *meta.level() <= Level::DEBUG {
+                Interest::sometimes()
+            } else {
+                Interest::never()
+            }
+        });
         tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("sessiond"))
-            .with_filter(Targets::new().with_target("sessiond", Level::DEBUG))
+            .with_filter(in_traced_call)
     });
     tracing_subscriber::registry()
         .with(logs.with_filter(filter))

@@ -31,8 +31,8 @@ const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct TraceSettings {
     /// OTLP/gRPC collector, e.g. `http://127.0.0.1:4317`; None: traces off.
     pub otlp_endpoint: Option<String>,
-    /// Share of new traces recorded (a sampled caller's are always kept); None: the
-    /// `OTEL_TRACES_SAMPLER` env, else every trace.
+    /// Share of new traces recorded (a sampled caller's are always kept, an unsampled
+    /// caller's never); None: every trace.
     pub sampling_ratio: Option<f64>,
     /// `service.name` (`OTEL_SERVICE_NAME` beats the file's); None: "sessiond".
     pub service_name: Option<String>,
@@ -86,17 +86,15 @@ pub fn tracer_provider(
         )
         .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
         .build();
-    let mut provider = SdkTracerProvider::builder()
+    // Sampling is decided before a span is made (layers/trace_context.rs, at
+    // `sampling_ratio`): what reaches the SDK is kept.
+    let provider = SdkTracerProvider::builder()
         .with_span_processor(BoundedQueue {
             inner: batches,
             queue,
         })
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
         .with_resource(resource);
-    if let Some(ratio) = settings.sampling_ratio {
-        provider = provider.with_sampler(Sampler::ParentBased(Box::new(
-            Sampler::TraceIdRatioBased(ratio),
-        )));
-    }
     Ok(Some(provider.build()))
 }
 
@@ -165,5 +163,22 @@ impl SpanExporter for CountingExporter {
 
     fn set_resource(&mut self, resource: &Resource) {
         self.inner.set_resource(resource);
+    }
+}
+
+/// The ratio OpenTelemetry's `OTEL_TRACES_SAMPLER` (and `_ARG`) name, if they name one
+/// (every sampler is taken as parent-based: a caller's decision always wins).
+pub fn ratio_from_otel_env() -> Option<f64> {
+    let sampler = std::env::var("OTEL_TRACES_SAMPLER").ok()?;
+    let argument = || {
+        std::env::var("OTEL_TRACES_SAMPLER_ARG")
+            .ok()
+            .and_then(|text| text.trim().parse::<f64>().ok())
+    };
+    match sampler.trim() {
+        "always_on" | "parentbased_always_on" => Some(1.0),
+        "always_off" | "parentbased_always_off" => Some(0.0),
+        "traceidratio" | "parentbased_traceidratio" => Some(argument().unwrap_or(1.0)),
+        _ => None,
     }
 }

@@ -100,11 +100,13 @@ impl Gatekeeper {
         caller: &GroupAccess,
         headers: &(dyn RequestHeaders + Sync),
     ) -> Result<Grant, Refusal> {
-        if trace_context::enabled() {
-            let span = trace_context::gateway_span("gateway.check", &TraceCarrier(headers));
-            return self.decide(caller, headers).instrument(span).await;
+        let span = trace_context::enabled()
+            .then(|| trace_context::gateway_span("gateway.check", &TraceCarrier(headers)))
+            .flatten();
+        match span {
+            Some(span) => self.decide(caller, headers).instrument(span).await,
+            None => self.decide(caller, headers).await,
         }
-        self.decide(caller, headers).await
     }
 
     async fn decide(

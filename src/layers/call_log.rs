@@ -114,16 +114,18 @@ where
         let method = method_label(request.uri().path());
         let request_id = request_id(request.headers());
         request.headers_mut().insert(REQUEST_ID, request_id.clone());
-        let traced = trace_context::enabled();
-        let span = if traced {
+        let traced = if trace_context::enabled() {
             trace_context::call_span(
                 request.uri().path(),
                 request.headers(),
                 request_id.to_str().unwrap_or_default(),
             )
         } else {
-            tracing::info_span!("call", request_id = request_id.to_str().unwrap_or_default())
+            None
         };
+        let span = traced.clone().unwrap_or_else(|| {
+            tracing::info_span!("call", request_id = request_id.to_str().unwrap_or_default())
+        });
         let settings = self.settings;
         let started = Instant::now();
         let response = span.in_scope(|| self.inner.call(request));
@@ -141,8 +143,8 @@ where
                 match &mut response {
                     Ok(response) => {
                         let status = status_code(response.headers());
-                        if traced {
-                            trace_context::record_status(&tracing::Span::current(), status);
+                        if let Some(span) = &traced {
+                            trace_context::record_status(span, status);
                         }
                         let code = code_name(status);
                         response.headers_mut().insert(REQUEST_ID, request_id);
