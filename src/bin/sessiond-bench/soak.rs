@@ -2,9 +2,10 @@
 //! `--sample-every` it prints the server's data-dir size, its RSS, the sessions stored and
 //! the space amplification (data dir / live bytes, as the server's metrics report them).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use sessiond::store::sled::disk_usage;
 use tokio::task::JoinHandle;
 
 /// What to sample, from the flags.
@@ -62,7 +63,7 @@ async fn take(target: &SoakTarget) -> Sample {
     };
     let metric = |name: &str| metrics.as_deref().and_then(|text| gauge(text, name));
     Sample {
-        data_dir_bytes: dir_bytes(&target.data_dir).ok(),
+        data_dir_bytes: disk_usage(&target.data_dir).ok(),
         rss_bytes: target.pid.and_then(rss_bytes),
         sessions: metric("sessiond_sessions_stored"),
         live_bytes: metric("sessiond_store_live_bytes"),
@@ -90,24 +91,6 @@ fn line(elapsed: Duration, sample: &Sample) -> String {
             .compactions
             .map_or("-".to_owned(), |n| format!("{n:.0}")),
     )
-}
-
-/// Bytes allocated on disk by every file under `dir` (what fills a disk: sparse
-/// files count their blocks, not their length).
-fn dir_bytes(dir: &Path) -> std::io::Result<u64> {
-    use std::os::unix::fs::MetadataExt;
-    let mut total = 0;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let metadata = entry.metadata()?;
-        total += if metadata.is_dir() {
-            // A directory removed between listing and reading counts as empty.
-            dir_bytes(&entry.path()).unwrap_or(0)
-        } else {
-            metadata.blocks() * 512
-        };
-    }
-    Ok(total)
 }
 
 /// The resident set of process `pid`, from `/proc/PID/status`.
