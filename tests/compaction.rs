@@ -4,16 +4,17 @@
 //! external id; `sessiond compact` does the same offline. (Killed compactions:
 //! `compaction_crash.rs`.)
 
+mod stored;
+
 use std::path::Path;
 use std::time::Duration;
 
 use prost::Message;
 use sessiond::store::sled::{disk_usage, SledConfig, SledStore};
 use sessiond::store::{
-    Commit, Decision, Durability, EventsAfter, SessionId, SessionRecord, SessionStore, StoredState,
+    Commit, Decision, Durability, EventsAfter, SessionId, SessionRecord, SessionStore,
 };
-
-const NOW_MS: u64 = 1_767_225_600_000;
+use stored::{id_of, record, NOW_MS};
 
 /// Live sessions the churn keeps.
 const LIVE: usize = 2_000;
@@ -33,26 +34,6 @@ fn compacting() -> SledConfig {
 
 fn open(dir: &Path, config: &SledConfig) -> SledStore {
     SledStore::open_with(dir, Durability::Periodic, config).expect("open the store")
-}
-
-fn record(user: &str, expires_at_ms: u64) -> SessionRecord {
-    SessionRecord {
-        session_id: SessionId::now_v7().as_bytes().to_vec(),
-        user_id: user.to_owned(),
-        group: "default".to_owned(),
-        state: StoredState::Active as i32,
-        created_at_ms: NOW_MS,
-        expires_at_ms,
-        max_expires_at_ms: expires_at_ms,
-        started_by: "test".to_owned(),
-        session_token_hash: vec![7; 32],
-        refresh_token_hash: vec![9; 32],
-        ..Default::default()
-    }
-}
-
-fn id_of(record: &SessionRecord) -> SessionId {
-    SessionId::from_slice(&record.session_id).expect("16-byte id")
 }
 
 /// A Refresh's change: new token hashes, a later expiry.

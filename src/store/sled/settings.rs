@@ -38,7 +38,7 @@ impl Default for SledConfig {
         SledConfig {
             cache_mib: DEFAULT_CACHE_MIB,
             compact_above: 4.0,
-            compact_min_mib: 64,
+            compact_min_mib: 16,
             compact_interval: Duration::from_secs(60),
             compact_pause_at: None,
         }
@@ -51,7 +51,9 @@ impl SledConfig {
         if self.cache_mib < 16 {
             return Some("sled.cache_mib must be at least 16");
         }
-        if self.compact_above != 0.0 && !(self.compact_above >= 1.0) {
+        // Written so that NaN is refused too.
+        let usable = self.compact_above == 0.0 || self.compact_above >= 1.0;
+        if !usable {
             return Some("sled.compact_above must be 0 (never) or at least 1");
         }
         None
