@@ -153,15 +153,17 @@ impl SledStore {
         self.compaction.copying.store(true, Ordering::SeqCst);
         let switched = self.copy_and_switch(&old, fresh);
         self.compaction.stop_copying();
-        let writes_paused = match switched {
-            Ok(paused) => paused,
+        let (writes_paused, keep_old) = match switched {
+            Ok(switched) => switched,
             Err(error) => {
                 // Nothing names the new generation: it goes now, or at the next open.
                 let _ = generations::remove(&next);
                 return Err(error);
             }
         };
-        self.retire(old);
+        if !keep_old {
+            self.retire(old);
+        }
         let bytes_after = disk_usage(&self.data_dir).map_err(io_error)?;
         let took = started.elapsed();
         metrics::counter!(crate::metrics::STORE_COMPACTIONS).increment(1);
@@ -189,8 +191,9 @@ impl SledStore {
         })
     }
 
-    /// Copies `old` into `fresh` and makes `fresh` current; how long writes waited.
-    fn copy_and_switch(&self, old: &Engine, fresh: Engine) -> Result<Duration, StoreError> {
+    /// Copies `old` into `fresh` and makes `fresh` current; how long writes waited, and
+    /// whether `old` must stay on disk (see below).
+    fn copy_and_switch(&self, old: &Engine, fresh: Engine) -> Result<(Duration, bool), StoreError> {
         let (from, to) = (&old.trees, &fresh.trees);
         // Everything, while the store serves: commits from now on note what they change.
         copy_tree(&from.sessions, &to.sessions, &fresh.db)?;
@@ -213,15 +216,22 @@ impl SledStore {
             self.pause_at(CompactStep::Switching);
             generations::make_current(&self.data_dir, &fresh.generation).map_err(io_error)
         });
+        let mut keep_old = false;
         if let Err(error) = made_current {
-            // Touches go on in the generation still current.
-            self.touches.switch_to(from.touches.clone())?;
-            return Err(error);
+            // Only the dir's fsync after the rename may have failed: then the pointer
+            // names the new generation, and it must serve from now on.
+            if generations::current(&self.data_dir).ok().as_ref() != Some(&fresh.generation) {
+                // Touches go on in the generation still current.
+                self.touches.switch_to(from.touches.clone())?;
+                return Err(error);
+            }
+            tracing::error!(%error, "the new generation is current, its pointer maybe not on disk yet; the old one is kept until the next open");
+            keep_old = true;
         }
         self.pause_at(CompactStep::Switched);
         self.engine.store(Arc::new(fresh));
         drop(writer);
-        Ok(paused.elapsed())
+        Ok((paused.elapsed(), keep_old))
     }
 
     /// Deletes a replaced generation once its readers are done with it (bounded wait).
