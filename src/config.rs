@@ -90,6 +90,13 @@ pub enum Command {
         #[arg(long)]
         data_dir: PathBuf,
     },
+    /// Compact a stopped server's sled data dir (its live data into a fresh
+    /// generation, the old one deleted), then exit.
+    Compact {
+        /// The data dir (no server may be running on it).
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
 }
 
 /// Server TLS, and with `client_ca`, client certificates (mTLS).

@@ -32,6 +32,21 @@ pub const SWEEPER_BATCH: &str = "sessiond_sweeper_batch_size";
 pub const STORE_WRITE_FAULTS: &str = "sessiond_store_write_faults_total";
 /// Time a durable write waits for its (shared) flush, seconds.
 pub const STORE_FLUSH_SECONDS: &str = "sessiond_store_flush_duration_seconds";
+/// Bytes on disk under the sled store's data dir.
+pub const STORE_DATA_DIR_BYTES: &str = "sessiond_store_data_dir_bytes";
+/// Bytes of the sled store's live data: records, event pages kept, touches pending.
+pub const STORE_LIVE_BYTES: &str = "sessiond_store_live_bytes";
+/// The data dir's bytes over the live bytes (what compaction keeps bounded).
+pub const STORE_SPACE_AMPLIFICATION: &str = "sessiond_store_space_amplification";
+/// Compactions of the sled store that finished.
+pub const STORE_COMPACTIONS: &str = "sessiond_store_compactions_total";
+/// How long a compaction took, seconds.
+pub const STORE_COMPACTION_SECONDS: &str = "sessiond_store_compaction_duration_seconds";
+/// How long writes waited for a compaction's switch, seconds.
+pub const STORE_COMPACTION_PAUSE_SECONDS: &str = "sessiond_store_compaction_write_pause_seconds";
+/// Bytes of the data dir that compactions gave back.
+pub const STORE_COMPACTION_RECLAIMED_BYTES: &str =
+    "sessiond_store_compaction_reclaimed_bytes_total";
 
 /// Client connections open.
 pub const CONNECTIONS_OPEN: &str = "sessiond_connections_open";
@@ -79,6 +94,36 @@ fn describe() {
     describe_counter!(REFRESH_REUSE, "rotated refresh tokens presented again");
     describe_counter!(SWEEPER_RUNS, "sweeper passes");
     describe_histogram!(SWEEPER_BATCH, "sessions deleted per sweeper pass");
+    describe_gauge!(
+        STORE_DATA_DIR_BYTES,
+        Unit::Bytes,
+        "bytes on disk under the sled data dir"
+    );
+    describe_gauge!(
+        STORE_LIVE_BYTES,
+        Unit::Bytes,
+        "bytes of live data in the sled store (records, event pages, touches)"
+    );
+    describe_gauge!(
+        STORE_SPACE_AMPLIFICATION,
+        "sled data dir bytes over live bytes"
+    );
+    describe_counter!(STORE_COMPACTIONS, "compactions of the sled store");
+    describe_histogram!(
+        STORE_COMPACTION_SECONDS,
+        Unit::Seconds,
+        "how long a compaction took"
+    );
+    describe_histogram!(
+        STORE_COMPACTION_PAUSE_SECONDS,
+        Unit::Seconds,
+        "how long writes waited for a compaction's switch"
+    );
+    describe_counter!(
+        STORE_COMPACTION_RECLAIMED_BYTES,
+        Unit::Bytes,
+        "bytes of the data dir that compactions gave back"
+    );
     describe_gauge!(CONNECTIONS_OPEN, "client connections open");
     describe_counter!(
         CONNECTIONS_CLOSED,

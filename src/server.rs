@@ -107,10 +107,10 @@ pub async fn start(
     // server in Redis.
     let (store, vault): (Arc<dyn SessionStore>, Box<dyn KeyVault>) = match config.store {
         StoreKind::Sled => (
-            Arc::new(SledStore::open_with_cache(
+            Arc::new(SledStore::open_with(
                 &config.data_dir,
                 config.durability,
-                config.sled.cache_mib,
+                &config.sled,
             )?),
             Box::new(KeyFiles::new(config.data_dir.join("keys"))?),
         ),

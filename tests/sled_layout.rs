@@ -3,6 +3,8 @@
 //! stored in pages that a cursor can resume inside of, and a data dir of the earlier
 //! layout (one event per key, index trees on disk) opened with nothing lost.
 
+mod stored;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -10,28 +12,9 @@ use prost::Message;
 use sessiond::store::sled::SledStore;
 use sessiond::store::{
     Commit, Decision, Durability, Event, EventKind, EventsAfter, SessionId, SessionRecord,
-    SessionStore, StoredEvent, StoredState,
+    SessionStore, StoredEvent,
 };
-
-const NOW_MS: u64 = 1_767_225_600_000;
-
-fn record(user: &str, expires_at_ms: u64) -> SessionRecord {
-    SessionRecord {
-        session_id: SessionId::now_v7().as_bytes().to_vec(),
-        user_id: user.to_owned(),
-        group: "default".to_owned(),
-        state: StoredState::Active as i32,
-        created_at_ms: NOW_MS,
-        expires_at_ms,
-        max_expires_at_ms: expires_at_ms,
-        started_by: "test".to_owned(),
-        ..Default::default()
-    }
-}
-
-fn id_of(record: &SessionRecord) -> SessionId {
-    SessionId::from_slice(&record.session_id).expect("16-byte id")
-}
+use stored::{id_of, record, NOW_MS};
 
 fn ids(records: &[SessionRecord]) -> Vec<SessionId> {
     records.iter().map(id_of).collect()

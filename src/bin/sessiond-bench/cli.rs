@@ -110,6 +110,25 @@ pub struct Cli {
     #[arg(long, value_name = "PATH", conflicts_with_all = ["mix", "json", "count"])]
     pub ghz_data: Option<PathBuf>,
 
+    /// Soak: while the measured phase runs, sample the size of this data dir (the
+    /// server's), and print it with the server's RSS, sessions and space
+    /// amplification every --sample-every.
+    #[arg(long, value_name = "DIR")]
+    pub soak_data_dir: Option<PathBuf>,
+
+    /// Soak: the server's process id, for its RSS.
+    #[arg(long, value_name = "PID", requires = "soak_data_dir")]
+    pub soak_pid: Option<u32>,
+
+    /// Soak: the server's admin port (`--metrics-listen`), `HOST:PORT`, for the
+    /// sessions stored and the store's live bytes.
+    #[arg(long, value_name = "HOST:PORT", requires = "soak_data_dir")]
+    pub soak_metrics: Option<String>,
+
+    /// Soak: how often to sample.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub sample_every: Duration,
+
     /// Give up on one call after this long (counted as DeadlineExceeded).
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
     pub timeout: Duration,

@@ -15,6 +15,7 @@
 mod cli;
 mod prepare;
 mod report;
+mod soak;
 mod stats;
 mod workload;
 
@@ -224,7 +225,18 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
 
     let stop = phase_stop();
     let reason = stop.reason();
+    let soaking = cli.soak_data_dir.clone().map(|data_dir| {
+        soak::spawn(soak::SoakTarget {
+            data_dir,
+            pid: cli.soak_pid,
+            metrics: cli.soak_metrics.clone(),
+            every: cli.sample_every.max(Duration::from_millis(100)),
+        })
+    });
     let (workers, measured) = workload::run_phase(workers, &schedule, stop, cli.timeout).await?;
+    if let Some(soaking) = soaking {
+        soaking.abort();
+    }
     let summary = measured.stats.all()?.summary(measured.elapsed, reason);
     let per_call: BTreeMap<CallKind, Summary> = measured
         .stats

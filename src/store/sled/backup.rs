@@ -19,7 +19,8 @@ impl SledStore {
             Some(id) => Bound::Excluded(keys::session_key(id).to_vec()),
             None => Bound::Unbounded,
         };
-        self.trees
+        self.engine()
+            .trees
             .sessions
             .range::<Vec<u8>, _>((from, Bound::Unbounded))
             .take(limit)
@@ -47,7 +48,7 @@ impl SledStore {
             Ok(((), 0))
         })?;
         self.count_stored(records.len() as u64, 0);
-        self.db.flush()?;
+        self.engine().db.flush()?;
         Ok(())
     }
 }

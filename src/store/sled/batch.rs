@@ -240,7 +240,8 @@ impl SledStore {
             }
         }
         if let Some((key, bytes)) = events::page_entry(&written.events) {
-            if let Err(error) = self.trees.events.insert(&key[..], bytes) {
+            written.paged(bytes.len());
+            if let Err(error) = self.engine().trees.events.insert(&key[..], bytes) {
                 self.note_io(&StoreError::from(error.clone()));
                 for (index, _) in planned {
                     outcomes[index] = Err(StoreError::from(error.clone()));
@@ -270,7 +271,7 @@ impl SledStore {
             } => (Some(&**old), &**next, event.clone(), Some(expected)),
         };
         let id = record_id(next)?;
-        let stored = self.trees.sessions.get(keys::session_key(id))?;
+        let stored = self.engine().trees.sessions.get(keys::session_key(id))?;
         if stored.as_ref() != expected {
             return Ok(None);
         }
@@ -285,18 +286,20 @@ impl SledStore {
     /// Writes a planned record, noting it in `written`.
     fn write_record(&self, plan: &Planned<'_>, written: &mut Written) -> Result<(), StoreError> {
         let bytes = sled::IVec::from(plan.next.encode_to_vec());
-        self.trees
+        let replaced = self
+            .engine()
+            .trees
             .sessions
             .insert(keys::session_key(plan.id), bytes.clone())?;
         if maps_external_user_anew(plan.old, plan.next, |external| {
-            self.trees.by_external.get(external)
+            self.engine().trees.by_external.get(external)
         })? {
-            self.trees.by_external.insert(
+            self.engine().trees.by_external.insert(
                 plan.next.external_user_id.as_bytes(),
                 plan.next.user_id.as_bytes(),
             )?;
         }
-        written.put(&self.indexes, plan.id, plan.old, plan.next, bytes);
+        written.put(&self.indexes, plan.id, plan.old, plan.next, bytes, replaced);
         Ok(())
     }
 

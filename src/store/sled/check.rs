@@ -9,7 +9,7 @@ impl SledStore {
     /// during the scan may show as a disagreement, so run it again before acting on one.
     pub(super) async fn scan_consistency(&self) -> Result<ConsistencyReport, StoreError> {
         let mut expected = HashMap::new();
-        for entry in self.trees.sessions.iter() {
+        for entry in self.engine().trees.sessions.iter() {
             let (key, bytes) = entry?;
             let id = keys::id_from(&key, "session record")?;
             expected.insert(id, self.indexes.placement(&decode(id, &bytes)?));

@@ -35,7 +35,7 @@ impl SledStore {
     /// Flushes sled's log now, on this thread.
     pub(super) fn flush_log(&self) -> Result<(), sled::Error> {
         let started = std::time::Instant::now();
-        self.db.flush()?;
+        self.engine().db.flush()?;
         metrics::histogram!(crate::metrics::STORE_FLUSH_SECONDS)
             .record(started.elapsed().as_secs_f64());
         Ok(())
@@ -53,7 +53,10 @@ impl SledStore {
         // must never see an event (or a cursor) that a crash could take back.
         let durable = commit == Commit::Durable || last_seq.is_some();
         if durable && self.durability == Durability::Sync {
-            self.watch_io(self.group_commit.flush(&self.db).await)?;
+            // A clone of the handle: a compaction may replace the engine meanwhile, and then
+            // this write is in the new generation, flushed before it became current.
+            let db = self.engine().db.clone();
+            self.watch_io(self.group_commit.flush(&db).await)?;
         }
         self.publish(last_seq);
         Ok(())

@@ -21,12 +21,26 @@ const SINGLE_EVENTS_TREE: &str = "seq_event";
 /// Events per page when moving the old log.
 const MOVED_PER_PAGE: usize = 128;
 
-/// Stores `events` (logged by one transaction, in seq order) as one page.
-pub(super) fn store_page(events: &TransactionalTree, page: &[StoredEvent]) -> Result<(), TxError> {
-    if let Some((key, bytes)) = page_entry(page) {
-        events.insert(&key[..], bytes)?;
+/// Stores `events` (logged by one transaction, in seq order) as one page; its bytes.
+pub(super) fn store_page(
+    events: &TransactionalTree,
+    page: &[StoredEvent],
+) -> Result<usize, TxError> {
+    let Some((key, bytes)) = page_entry(page) else {
+        return Ok(0);
+    };
+    let paged = bytes.len();
+    events.insert(&key[..], bytes)?;
+    Ok(paged)
+}
+
+/// Bytes of every page in `pages`.
+pub(super) fn page_bytes(pages: &sled::Tree) -> Result<u64, StoreError> {
+    let mut total = 0;
+    for entry in pages.iter() {
+        total += entry?.1.len() as u64;
     }
-    Ok(())
+    Ok(total)
 }
 
 /// The key and bytes of one page holding `events` (in seq order); None when empty.
@@ -110,7 +124,7 @@ impl SledStore {
         after_seq: u64,
         limit: usize,
     ) -> Result<EventsAfter, StoreError> {
-        let pruned_through = match self.trees.meta.get(keys::EVENTS_PRUNED_THROUGH)? {
+        let pruned_through = match self.engine().trees.meta.get(keys::EVENTS_PRUNED_THROUGH)? {
             Some(value) => keys::decode_u64(&value, "meta")?,
             None => 0,
         };
@@ -121,6 +135,7 @@ impl SledStore {
         let wanted = after_seq.saturating_add(1);
         // The page holding `wanted` starts at or before it.
         let first_page = match self
+            .engine()
             .trees
             .events
             .range(..=keys::event_key(wanted))
@@ -130,7 +145,7 @@ impl SledStore {
             None => sled::IVec::from(&keys::event_key(wanted)[..]),
         };
         let mut events = Vec::new();
-        'pages: for entry in self.trees.events.range(first_page..) {
+        'pages: for entry in self.engine().trees.events.range(first_page..) {
             let (key, bytes) = entry?;
             for event in decode_page(&key, &bytes)?.events {
                 // Past the head: committed but not yet durable; shown after the flush.
@@ -155,7 +170,8 @@ impl SledStore {
         let mut doomed = Vec::new();
         let mut pruned = 0;
         let mut pruned_through = 0;
-        for entry in self.trees.events.iter() {
+        let mut pruned_bytes = 0;
+        for entry in self.engine().trees.events.iter() {
             let (key, bytes) = entry?;
             let page = decode_page(&key, &bytes)?;
             let (Some(last), true) = (
@@ -168,6 +184,7 @@ impl SledStore {
                 break;
             }
             pruned += page.events.len();
+            pruned_bytes += bytes.len() as i64;
             pruned_through = last.seq;
             doomed.push(key);
         }
@@ -184,6 +201,7 @@ impl SledStore {
             )?;
             Ok(((), 0))
         })?;
+        self.live.add(0, -pruned_bytes);
         Ok(pruned)
     }
 }

@@ -7,11 +7,12 @@
 
 use std::cell::RefCell;
 use std::ops::Bound;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use prost::Message;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
@@ -22,17 +23,27 @@ mod backup;
 mod batch;
 mod cache;
 mod check;
+mod compact;
 mod durability;
 mod events;
+mod generations;
 mod index;
+mod live;
+mod settings;
 mod sweep;
 mod touches;
 mod tx;
 
 use batch::*;
+use compact::Compaction;
+pub use compact::{compact_data_dir, CompactStep, Compacted};
 use durability::*;
 use events::*;
-use index::{Indexes, Moved};
+pub use generations::disk_usage;
+use generations::Generation;
+use index::{Indexes, Moved, Placement};
+use live::LiveBytes;
+pub use settings::{SledConfig, DEFAULT_CACHE_MIB};
 use touches::{Touch, Touches, TOUCHES_TREE};
 use tx::*;
 
@@ -45,8 +56,11 @@ use cache::{CachedRecord, RecordCache};
 
 /// Sessions in a sled database on local disk.
 pub struct SledStore {
-    db: sled::Db,
-    trees: Trees,
+    /// The current generation's database; a compaction replaces it whole (see
+    /// `compact`), so every use loads it anew and none keeps it across an await.
+    engine: ArcSwap<Engine>,
+    data_dir: PathBuf,
+    config: SledConfig,
     durability: Durability,
     group_commit: GroupCommit,
     /// Held across every writing transaction: it hands out event sequence numbers in
@@ -63,14 +77,25 @@ pub struct SledStore {
     head: watch::Sender<u64>,
     /// Session records stored, kept in step by every insert and delete.
     stored: AtomicU64,
+    /// Bytes of the live data (records and event pages), kept in step by every commit.
+    live: LiveBytes,
     /// Recently used records, kept in step with every commit (see `cache`).
     cache: RecordCache,
     /// Sessions by user, expiry and grace window, kept in step with every commit.
     indexes: Indexes,
     /// Last-access touches not yet in their records.
     touches: Arc<Touches>,
+    /// When compactions ran, and what changed while one copies.
+    compaction: Compaction,
     /// The first failed disk write: sled stays failed after one (see `write_fault`).
     fault: watch::Sender<Option<String>>,
+}
+
+/// One generation's sled database and its trees.
+struct Engine {
+    db: sled::Db,
+    trees: Trees,
+    generation: Generation,
 }
 
 struct Trees {
@@ -78,6 +103,7 @@ struct Trees {
     events: sled::Tree,
     meta: sled::Tree,
     by_external: sled::Tree,
+    touches: sled::Tree,
 }
 
 /// Trees of the index entries that earlier versions kept on disk; the indexes are
@@ -92,37 +118,58 @@ struct Writer {
     next_seq: u64,
 }
 
-impl SledStore {
-    /// Opens (or creates) the database in `dir`, with the default page cache.
-    pub fn open(dir: &Path, durability: Durability) -> Result<SledStore, StoreError> {
-        SledStore::open_with_cache(dir, durability, DEFAULT_CACHE_MIB)
-    }
-
-    /// Opens (or creates) the database in `dir`, with a page cache of `cache_mib` MiB.
-    pub fn open_with_cache(
-        dir: &Path,
-        durability: Durability,
-        cache_mib: u64,
-    ) -> Result<SledStore, StoreError> {
-        let db = open_db(dir, cache_mib.saturating_mul(1 << 20))?;
+impl Engine {
+    /// Opens generation `generation` of a data dir, moving an earlier layout's trees.
+    fn open(generation: Generation, config: &SledConfig) -> Result<Engine, StoreError> {
+        let db = open_db(&generation.dir, config.cache_mib.saturating_mul(1 << 20))?;
         let trees = Trees {
             sessions: db.open_tree("sessionid_session")?,
             events: db.open_tree(PAGES_TREE)?,
             meta: db.open_tree("meta")?,
             by_external: db.open_tree("extuserid_userid")?,
+            touches: db.open_tree(TOUCHES_TREE)?,
         };
         move_single_events(&db, &trees.events)?;
         for name in DROPPED_INDEX_TREES {
             db.drop_tree(name)?;
         }
+        Ok(Engine {
+            db,
+            trees,
+            generation,
+        })
+    }
+}
+
+impl SledStore {
+    /// Opens (or creates) the database in `dir`, with the default settings.
+    pub fn open(dir: &Path, durability: Durability) -> Result<SledStore, StoreError> {
+        SledStore::open_with(dir, durability, &SledConfig::default())
+    }
+
+    /// Opens (or creates) the database in `data_dir` with `config`: its current
+    /// generation, after deleting any other (see `generations`).
+    pub fn open_with(
+        data_dir: &Path,
+        durability: Durability,
+        config: &SledConfig,
+    ) -> Result<SledStore, StoreError> {
+        let generation = generations::current(data_dir).map_err(io_error)?;
+        let engine = Engine::open(generation, config)?;
+        // Only now: sled's lock on the current generation says no other process uses
+        // this data dir, so the other generations are leftovers.
+        generations::discard_others(data_dir, &engine.generation).map_err(io_error)?;
+        let trees = &engine.trees;
         let pruned_through = match trees.meta.get(keys::EVENTS_PRUNED_THROUGH)? {
             Some(value) => keys::decode_u64(&value, "meta")?,
             None => 0,
         };
         let head = last_seq(&trees.events)?.max(pruned_through);
         let indexes = Indexes::new();
-        let stored = index_records(&trees.sessions, &indexes)?;
-        let touches = Arc::new(Touches::open(db.open_tree(TOUCHES_TREE)?)?);
+        let (stored, record_bytes) = index_records(&trees.sessions, &indexes)?;
+        let live = LiveBytes::default();
+        live.add(record_bytes as i64, page_bytes(&trees.events)? as i64);
+        let touches = Arc::new(Touches::open(trees.touches.clone())?);
         touches.settle_at_open(|id| match trees.sessions.get(keys::session_key(id))? {
             Some(bytes) => Touches::stored_touch(&bytes)
                 .map(Some)
@@ -132,8 +179,10 @@ impl SledStore {
         metrics::gauge!(crate::metrics::SESSIONS_STORED).set(stored as f64);
         Ok(SledStore {
             stored: AtomicU64::new(stored),
-            trees,
-            db,
+            live,
+            engine: ArcSwap::from_pointee(engine),
+            data_dir: data_dir.to_owned(),
+            config: config.clone(),
             durability,
             group_commit: GroupCommit::default(),
             writer: Mutex::new(Writer { next_seq: head + 1 }),
@@ -143,8 +192,14 @@ impl SledStore {
             cache: RecordCache::new(READ_CACHE_RECORDS),
             indexes,
             touches,
+            compaction: Compaction::new(std::time::Instant::now()),
             fault: watch::Sender::new(None),
         })
+    }
+
+    /// The current generation's database.
+    fn engine(&self) -> arc_swap::Guard<Arc<Engine>> {
+        self.engine.load()
     }
 
     /// A session's record as stored (from the cache or else from sled, then cached),
@@ -164,7 +219,7 @@ impl SledStore {
             return Ok(Some(cached));
         }
         let version = self.cache.version();
-        let Some(bytes) = self.trees.sessions.get(keys::session_key(id))? else {
+        let Some(bytes) = self.engine().trees.sessions.get(keys::session_key(id))? else {
             return Ok(None);
         };
         let cached = CachedRecord {
@@ -206,36 +261,6 @@ impl SledStore {
 /// 1 GiB of memory.
 const READ_CACHE_RECORDS: usize = 8_192;
 
-/// sled's page cache, in MiB, unless configured. sled counts its pages' serialized
-/// size, and the heap they take is about 2.5 times that: 256 MiB kept a store of 1 M
-/// sessions at ~0.75 GB of RSS, where sled's own default (1 GiB) let it reach 2.7 GB.
-/// Whoami reads the read cache above first, so a smaller page cache mostly costs
-/// cold reads and index updates.
-pub const DEFAULT_CACHE_MIB: u64 = 256;
-
-/// The sled store's settings (`[sled]` in the config file).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SledConfig {
-    /// sled's page cache in MiB (see [`DEFAULT_CACHE_MIB`]).
-    pub cache_mib: u64,
-}
-
-impl Default for SledConfig {
-    fn default() -> Self {
-        SledConfig {
-            cache_mib: DEFAULT_CACHE_MIB,
-        }
-    }
-}
-
-impl SledConfig {
-    /// What makes this config unusable, if anything.
-    pub fn problem(&self) -> Option<&'static str> {
-        (self.cache_mib < 16).then_some("sled.cache_mib must be at least 16")
-    }
-}
-
 /// How long `open_db` waits for the data dir's lock.
 const LOCK_WAIT: Duration = Duration::from_secs(3);
 
@@ -262,9 +287,10 @@ fn open_db(dir: &Path, cache_bytes: u64) -> Result<sled::Db, sled::Error> {
     }
 }
 
-/// Puts every stored record in `indexes`; returns how many there are.
-fn index_records(sessions: &sled::Tree, indexes: &Indexes) -> Result<u64, StoreError> {
+/// Puts every stored record in `indexes`; returns how many there are and their bytes.
+fn index_records(sessions: &sled::Tree, indexes: &Indexes) -> Result<(u64, u64), StoreError> {
     let mut stored = 0;
+    let mut bytes_stored = 0;
     let mut moves = Vec::with_capacity(1024);
     for entry in sessions.iter() {
         let (key, bytes) = entry?;
@@ -281,9 +307,15 @@ fn index_records(sessions: &sled::Tree, indexes: &Indexes) -> Result<u64, StoreE
             indexes.apply(moves.drain(..));
         }
         stored += 1;
+        bytes_stored += bytes.len() as u64;
     }
     indexes.apply(moves);
-    Ok(stored)
+    Ok((stored, bytes_stored))
+}
+
+/// A filesystem error of the data dir, as the store reports disk faults.
+fn io_error(error: std::io::Error) -> StoreError {
+    StoreError::Io(error.to_string())
 }
 
 fn decode(id: SessionId, bytes: &[u8]) -> Result<SessionRecord, StoreError> {
@@ -331,6 +363,7 @@ impl SessionStore for SledStore {
 
     async fn user_of_external(&self, external_user_id: &str) -> Result<Option<String>, StoreError> {
         Ok(self
+            .engine()
             .trees
             .by_external
             .get(external_user_id.as_bytes())?
@@ -365,7 +398,13 @@ impl SessionStore for SledStore {
     }
 
     async fn remove_expired(&self, now_ms: u64, limit: usize) -> Result<usize, StoreError> {
-        self.watch_io(self.remove_expired_due(now_ms, limit).await)
+        let removed = self.watch_io(self.remove_expired_due(now_ms, limit).await)?;
+        // The end of a sweep, which the server runs every second: the time to look at
+        // the data dir's size, and compact when it is due.
+        if removed < limit {
+            self.compact_if_due().await;
+        }
+        Ok(removed)
     }
 
     async fn grace_closed(&self, now_ms: u64, limit: usize) -> Result<Vec<SessionId>, StoreError> {
@@ -406,7 +445,8 @@ impl SessionStore for SledStore {
             Some(id) => Bound::Excluded(keys::session_key(id).to_vec()),
             None => Bound::Unbounded,
         };
-        self.trees
+        self.engine()
+            .trees
             .sessions
             .range::<Vec<u8>, _>((Bound::Unbounded, end))
             .rev()
@@ -421,7 +461,8 @@ impl SessionStore for SledStore {
 
     async fn flush(&self) -> Result<(), StoreError> {
         self.watch_io(self.touches.write_pending())?;
-        self.watch_io(self.db.flush_async().await.map_err(StoreError::from))?;
+        let db = self.engine().db.clone();
+        self.watch_io(db.flush_async().await.map_err(StoreError::from))?;
         Ok(())
     }
 

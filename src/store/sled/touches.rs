@@ -90,7 +90,9 @@ struct Pending {
 
 /// The touches not yet in their records.
 pub(super) struct Touches {
-    tree: sled::Tree,
+    /// The current generation's tree (see `switch_to`); held for reading while a page
+    /// is written.
+    tree: RwLock<sled::Tree>,
     /// The newest touch of each session whose record does not hold it.
     newest: RwLock<HashMap<SessionId, Touch>>,
     /// Touches not yet in a page.
@@ -123,7 +125,7 @@ impl Touches {
             }
         }
         Ok(Touches {
-            tree,
+            tree: RwLock::new(tree),
             newest: RwLock::new(newest),
             pending: Mutex::default(),
             next_page: AtomicU64::new(next_page),
@@ -148,7 +150,7 @@ impl Touches {
         }
         *newest = kept;
         drop(newest);
-        self.rewrite_if_outgrown()
+        self.rewrite_if_outgrown(&self.tree.read())
     }
 
     /// The touch fields of a stored record's bytes.
@@ -241,20 +243,50 @@ impl Touches {
     /// could not be written goes back ahead of the touches queued meanwhile, so the next
     /// write carries it.
     pub(super) fn write_pending(&self) -> Result<(), StoreError> {
+        let tree = self.tree.read();
         let touches = std::mem::take(&mut *self.pending.lock()).touches;
         if touches.is_empty() {
             return Ok(());
         }
-        if let Err(error) = self.write_page(&touches) {
+        if let Err(error) = self.write_page(&tree, &touches) {
             let mut pending = self.pending.lock();
             pending.touches.splice(0..0, touches);
             pending.since.get_or_insert_with(Instant::now);
             return Err(error);
         }
-        self.rewrite_if_outgrown()
+        self.rewrite_if_outgrown(&tree)
     }
 
-    fn write_page(&self, touches: &[(SessionId, Touch)]) -> Result<(), StoreError> {
+    /// Moves the touches to `tree` (a compaction's new generation): the ones still
+    /// needed are written there, and every page written after this goes there. A touch
+    /// made meanwhile is in `newest` (kept first) or pending (written after), so none is
+    /// left behind in the old tree.
+    pub(super) fn switch_to(&self, tree: sled::Tree) -> Result<(), StoreError> {
+        let mut current = self.tree.write();
+        let needed: Vec<(SessionId, Touch)> = self
+            .newest
+            .read()
+            .iter()
+            .map(|(id, touch)| (*id, *touch))
+            .collect();
+        for chunk in needed.chunks(PAGE_TOUCHES) {
+            self.write_page(&tree, chunk)?;
+        }
+        self.written.store(needed.len() as u64, Ordering::Relaxed);
+        *current = tree;
+        Ok(())
+    }
+
+    /// Bytes of the touches not yet in their records, as pages hold them.
+    pub(super) fn bytes(&self) -> u64 {
+        (self.newest.read().len() * ENTRY_LEN) as u64
+    }
+
+    fn write_page(
+        &self,
+        tree: &sled::Tree,
+        touches: &[(SessionId, Touch)],
+    ) -> Result<(), StoreError> {
         let mut page = Vec::with_capacity(touches.len() * ENTRY_LEN);
         for (id, touch) in touches {
             page.extend_from_slice(id.as_bytes());
@@ -262,7 +294,7 @@ impl Touches {
             page.extend_from_slice(&touch.last_seen_at_ms.to_be_bytes());
         }
         let number = self.next_page.fetch_add(1, Ordering::Relaxed);
-        self.tree.insert(number.to_be_bytes(), page)?;
+        tree.insert(number.to_be_bytes(), page)?;
         self.written
             .fetch_add(touches.len() as u64, Ordering::Relaxed);
         Ok(())
@@ -271,7 +303,7 @@ impl Touches {
     /// Once pages hold far more touches than are still needed (most were superseded or
     /// made redundant by their records), writes the needed ones anew and drops the
     /// older pages: written first, dropped after, so a crash in between keeps them all.
-    fn rewrite_if_outgrown(&self) -> Result<(), StoreError> {
+    fn rewrite_if_outgrown(&self, tree: &sled::Tree) -> Result<(), StoreError> {
         let needed: Vec<(SessionId, Touch)> = {
             let newest = self.newest.read();
             let limit = 2 * newest.len() as u64 + 65_536;
@@ -283,10 +315,10 @@ impl Touches {
         let first_new = self.next_page.load(Ordering::Relaxed);
         self.written.store(0, Ordering::Relaxed);
         for chunk in needed.chunks(PAGE_TOUCHES) {
-            self.write_page(chunk)?;
+            self.write_page(tree, chunk)?;
         }
-        for entry in self.tree.range(..first_new.to_be_bytes()) {
-            self.tree.remove(entry?.0)?;
+        for entry in tree.range(..first_new.to_be_bytes()) {
+            tree.remove(entry?.0)?;
         }
         Ok(())
     }

@@ -54,6 +54,10 @@ pub(super) struct Written {
     /// Every record whose index placement moved.
     moves: Vec<Moved>,
     pub(super) events: Vec<StoredEvent>,
+    /// Bytes the records written took, less those they replaced or deleted.
+    record_bytes: i64,
+    /// Bytes of the event page written.
+    event_bytes: i64,
 }
 
 impl Written {
@@ -65,7 +69,9 @@ impl Written {
         old: Option<&SessionRecord>,
         new: &SessionRecord,
         bytes: sled::IVec,
+        replaced: Option<sled::IVec>,
     ) {
+        self.record_bytes += bytes.len() as i64 - replaced.map_or(0, |old| old.len() as i64);
         self.records.push((
             id,
             Some(CachedRecord {
@@ -82,6 +88,22 @@ impl Written {
                 new: Some(new),
             });
         }
+    }
+
+    /// Notes a record deleted: its `removed` bytes and its placement `old` leave.
+    fn delete(&mut self, id: SessionId, old: Placement, removed: Option<sled::IVec>) {
+        self.record_bytes -= removed.map_or(0, |bytes| bytes.len() as i64);
+        self.records.push((id, None));
+        self.moves.push(Moved {
+            id,
+            old: Some(old),
+            new: None,
+        });
+    }
+
+    /// Notes the bytes of the event page written.
+    pub(super) fn paged(&mut self, bytes: usize) {
+        self.event_bytes += bytes as i64;
     }
 
     /// Notes the event of `record` at `seq`; a commit stores its events together, as
@@ -124,7 +146,8 @@ impl Tx<'_> {
     ) -> Result<(), TxError> {
         let id = record_id(new).map_err(abort)?;
         let bytes = sled::IVec::from(new.encode_to_vec());
-        self.sessions
+        let replaced = self
+            .sessions
             .insert(&keys::session_key(id)[..], bytes.clone())?;
         if maps_external_user_anew(old, new, |external| self.by_external.get(external))? {
             self.by_external
@@ -132,20 +155,16 @@ impl Tx<'_> {
         }
         self.written
             .borrow_mut()
-            .put(self.indexes, id, old, new, bytes);
+            .put(self.indexes, id, old, new, bytes, replaced);
         Ok(())
     }
 
     pub(super) fn delete(&self, record: &SessionRecord) -> Result<(), TxError> {
         let id = record_id(record).map_err(abort)?;
-        self.sessions.remove(&keys::session_key(id)[..])?;
-        let mut written = self.written.borrow_mut();
-        written.records.push((id, None));
-        written.moves.push(Moved {
-            id,
-            old: Some(self.indexes.placement(record)),
-            new: None,
-        });
+        let removed = self.sessions.remove(&keys::session_key(id)[..])?;
+        self.written
+            .borrow_mut()
+            .delete(id, self.indexes.placement(record), removed);
         Ok(())
     }
 
@@ -180,7 +199,8 @@ impl SledStore {
         self.watch_io(self.touches.write_pending())?;
         let first_seq = writer.next_seq;
         let written = RefCell::new(Written::default());
-        let t = &self.trees;
+        let engine = self.engine();
+        let t = &engine.trees;
         let committed = (&t.sessions, &t.events, &t.meta, &t.by_external)
             .transaction(|(sessions, events, meta, by_external)| {
                 // A re-run starts over: only the last run's writes were committed.
@@ -195,7 +215,8 @@ impl SledStore {
                     written: &written,
                 };
                 let outcome = body(&tx, first_seq)?;
-                store_page(events, &written.borrow().events)?;
+                let paged = store_page(events, &written.borrow().events)?;
+                written.borrow_mut().paged(paged);
                 Ok(outcome)
             })
             .map_err(from_tx);
@@ -215,7 +236,16 @@ impl SledStore {
         written: Written,
         appended: u64,
     ) -> Option<u64> {
-        let Written { records, moves, .. } = written;
+        let Written {
+            records,
+            moves,
+            record_bytes,
+            event_bytes,
+            ..
+        } = written;
+        self.live.add(record_bytes, event_bytes);
+        self.compaction
+            .note_changed(records.iter().map(|(id, _)| *id));
         self.touches.settle(
             records
                 .iter()
