@@ -31,64 +31,43 @@ enum Answer {
     Files(Vec<Vec<u8>>),
 }
 
+/// One question over one reflection version's generated types (v1 and v1alpha have the
+/// same messages in two packages).
+macro_rules! ask_over {
+    ($version:ident, $channel:expr, $question:expr) => {{
+        use $version::server_reflection_request::MessageRequest;
+        use $version::server_reflection_response::MessageResponse;
+        let request = $version::ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(match $question {
+                Question::List => MessageRequest::ListServices(String::new()),
+                Question::Symbol(s) => MessageRequest::FileContainingSymbol(s),
+                Question::File(f) => MessageRequest::FileByFilename(f),
+            }),
+        };
+        let mut client = $version::server_reflection_client::ServerReflectionClient::new($channel);
+        let mut answers = client
+            .server_reflection_info(tokio_stream::iter([request]))
+            .await
+            .expect("reflection answers")
+            .into_inner();
+        match answers.message().await.unwrap().unwrap().message_response {
+            Some(MessageResponse::ListServicesResponse(list)) => {
+                Answer::Services(list.service.into_iter().map(|s| s.name).collect())
+            }
+            Some(MessageResponse::FileDescriptorResponse(files)) => {
+                Answer::Files(files.file_descriptor_proto)
+            }
+            other => panic!("unexpected reflection answer {other:?}"),
+        }
+    }};
+}
+
 impl Reflection {
     async fn ask(self, channel: Channel, question: Question) -> Answer {
         match self {
-            Reflection::V1 => {
-                use v1::server_reflection_request::MessageRequest;
-                use v1::server_reflection_response::MessageResponse;
-                let request = v1::ServerReflectionRequest {
-                    host: String::new(),
-                    message_request: Some(match question {
-                        Question::List => MessageRequest::ListServices(String::new()),
-                        Question::Symbol(s) => MessageRequest::FileContainingSymbol(s),
-                        Question::File(f) => MessageRequest::FileByFilename(f),
-                    }),
-                };
-                let mut client = v1::server_reflection_client::ServerReflectionClient::new(channel);
-                let mut answers = client
-                    .server_reflection_info(tokio_stream::iter([request]))
-                    .await
-                    .expect("reflection answers")
-                    .into_inner();
-                match answers.message().await.unwrap().unwrap().message_response {
-                    Some(MessageResponse::ListServicesResponse(list)) => {
-                        Answer::Services(list.service.into_iter().map(|s| s.name).collect())
-                    }
-                    Some(MessageResponse::FileDescriptorResponse(files)) => {
-                        Answer::Files(files.file_descriptor_proto)
-                    }
-                    other => panic!("unexpected reflection answer {other:?}"),
-                }
-            }
-            Reflection::V1Alpha => {
-                use v1alpha::server_reflection_request::MessageRequest;
-                use v1alpha::server_reflection_response::MessageResponse;
-                let request = v1alpha::ServerReflectionRequest {
-                    host: String::new(),
-                    message_request: Some(match question {
-                        Question::List => MessageRequest::ListServices(String::new()),
-                        Question::Symbol(s) => MessageRequest::FileContainingSymbol(s),
-                        Question::File(f) => MessageRequest::FileByFilename(f),
-                    }),
-                };
-                let mut client =
-                    v1alpha::server_reflection_client::ServerReflectionClient::new(channel);
-                let mut answers = client
-                    .server_reflection_info(tokio_stream::iter([request]))
-                    .await
-                    .expect("reflection answers")
-                    .into_inner();
-                match answers.message().await.unwrap().unwrap().message_response {
-                    Some(MessageResponse::ListServicesResponse(list)) => {
-                        Answer::Services(list.service.into_iter().map(|s| s.name).collect())
-                    }
-                    Some(MessageResponse::FileDescriptorResponse(files)) => {
-                        Answer::Files(files.file_descriptor_proto)
-                    }
-                    other => panic!("unexpected reflection answer {other:?}"),
-                }
-            }
+            Reflection::V1 => ask_over!(v1, channel, question),
+            Reflection::V1Alpha => ask_over!(v1alpha, channel, question),
         }
     }
 
