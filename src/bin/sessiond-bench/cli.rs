@@ -68,6 +68,11 @@ pub struct Cli {
     #[arg(long, default_value = "10s", value_parser = parse_duration, conflicts_with = "count")]
     pub duration: Duration,
 
+    /// Pace the calls to sessiond to at most this many per second in all (every phase,
+    /// its health baseline too; not the --reference): a soak at a set load.
+    #[arg(long, value_name = "CALLS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate: Option<u32>,
+
     /// Measure a fixed number of calls per phase instead of a duration.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,

@@ -174,7 +174,14 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
     if let Some(path) = &cli.ghz_data {
         return write_ghz_data(path, &label, &prepared);
     }
-    let mut workers = workload::workers(&channels, &auth, prepared, concurrency, &run_tag);
+    let mut workers = workload::workers(
+        &channels,
+        &auth,
+        prepared,
+        concurrency,
+        &run_tag,
+        workload::pace(cli.rate),
+    );
 
     let phase_stop = || match cli.count {
         Some(count) => Stop::count(count),
@@ -391,6 +398,7 @@ async fn measure_reference(
         prepare::Prepared::default(),
         concurrency,
         run_tag,
+        None,
     );
     if !cli.warmup.is_zero() {
         let health = [CallKind::Health];

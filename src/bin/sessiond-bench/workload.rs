@@ -220,6 +220,19 @@ pub struct Worker {
     concurrency: usize,
     run_tag: Arc<str>,
     started: u64,
+    pace: Option<Arc<Pace>>,
+}
+
+/// A cap on calls per second shared by every worker of the sessiond phases (a soak
+/// runs at a set load instead of as fast as the cores allow).
+pub type Pace = governor::DefaultDirectRateLimiter;
+
+/// A pace of `per_second` calls in all, or none.
+pub fn pace(per_second: Option<u32>) -> Option<Arc<Pace>> {
+    let per_second = std::num::NonZeroU32::new(per_second?)?;
+    Some(Arc::new(governor::RateLimiter::direct(
+        governor::Quota::per_second(per_second),
+    )))
 }
 
 /// What one call came to.
@@ -246,6 +259,9 @@ impl Worker {
                 break;
             };
             position = position.wrapping_add(1);
+            if let Some(pace) = &self.pace {
+                pace.until_ready().await;
+            }
             match self.call(kind, timeout).await {
                 Outcome::Done(latency, result) => {
                     stats.record(kind, latency, result.as_ref().map(|_| ()))?
@@ -426,6 +442,7 @@ pub fn workers(
     prepared: Prepared,
     concurrency: usize,
     run_tag: &str,
+    pace: Option<Arc<Pace>>,
 ) -> Vec<Worker> {
     let users: Arc<[String]> = prepared.users.into();
     let run_tag: Arc<str> = run_tag.into();
@@ -448,6 +465,7 @@ pub fn workers(
                 concurrency,
                 run_tag: run_tag.clone(),
                 started: 0,
+                pace: pace.clone(),
             }
         })
         .collect();
