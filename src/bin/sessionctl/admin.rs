@@ -5,10 +5,12 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 use sessiond::proto::session::v1 as pb;
 
-use crate::cli::{into_map, key_value, rfc3339_moment};
-use crate::client::{answer, Api};
+use crate::args::{into_map, key_value, rfc3339_moment};
+use crate::client::Target;
 use crate::error::CtlError;
-use crate::render::{session_json, session_table};
+use crate::output::Output;
+use crate::render::{one_session, session_json, session_table};
+use crate::time::now_seconds;
 
 /// Admin commands (flattened into `sessionctl`'s own list).
 #[derive(Subcommand)]
@@ -149,166 +151,159 @@ impl FilterArgs {
     }
 }
 
-/// An admin request, ready to send.
-pub enum AdminCall {
-    Search(pb::ListSessionsRequest),
-    Revoke(pb::RevokeSessionsRequest),
-    Reauth(pb::ReauthenticateRequest),
-    Attrs(pb::UpdateAttributesRequest),
-    RotateKey,
-    Jwks,
-}
-
-/// What an admin call answered, in both printed forms.
-pub struct AdminAnswer {
-    pub json: Value,
-    pub human: String,
-}
-
 impl AdminCommand {
-    /// The request this command sends.
-    pub fn into_call(self) -> Result<AdminCall, CtlError> {
-        Ok(match self {
+    /// Makes the call and returns its answer.
+    pub async fn run(self, target: &Target) -> Result<Output, CtlError> {
+        match self {
             AdminCommand::Search {
                 filter,
                 page_size,
                 page_token,
-            } => AdminCall::Search(pb::ListSessionsRequest {
-                filter: Some(filter.into_filter()),
-                page_size: page_size.unwrap_or(0),
-                page_token: page_token.unwrap_or_default(),
-            }),
+            } => {
+                let message = pb::ListSessionsRequest {
+                    filter: Some(filter.into_filter()),
+                    page_size: page_size.unwrap_or(0),
+                    page_token: page_token.unwrap_or_default(),
+                };
+                let page = target
+                    .call(message, async |client, request| {
+                        client.list_sessions(request).await
+                    })
+                    .await?;
+                Ok(search_page(&page, now_seconds()))
+            }
             AdminCommand::Revoke {
                 filter,
                 reason,
                 dry_run,
                 all,
                 max_sessions,
-            } => AdminCall::Revoke(pb::RevokeSessionsRequest {
-                filter: Some(filter.into_filter()),
-                all,
-                dry_run,
-                reason,
-                max_sessions: max_sessions.unwrap_or(0),
-            }),
+            } => {
+                let message = pb::RevokeSessionsRequest {
+                    filter: Some(filter.into_filter()),
+                    all,
+                    dry_run,
+                    reason,
+                    max_sessions: max_sessions.unwrap_or(0),
+                };
+                let done = target
+                    .call(message, async |client, request| {
+                        client.revoke_sessions(request).await
+                    })
+                    .await?;
+                Ok(bulk_revoked(&done, dry_run))
+            }
             AdminCommand::Reauth { session_id, aal } => {
-                AdminCall::Reauth(pb::ReauthenticateRequest {
+                let message = pb::ReauthenticateRequest {
                     session_id,
                     aal: aal.unwrap_or_default(),
                     ..Default::default()
-                })
+                };
+                let done = target
+                    .call(message, async |client, request| {
+                        client.reauthenticate(request).await
+                    })
+                    .await?;
+                Ok(one_session(done.session, now_seconds()))
             }
-            AdminCommand::Attrs(AttrsCommand::Set { session_id, pairs }) => {
-                AdminCall::Attrs(pb::UpdateAttributesRequest {
-                    session_id,
-                    set: into_map("KEY=VALUE", pairs)?,
-                    ..Default::default()
-                })
+            AdminCommand::Attrs(command) => {
+                let message = command.into_request()?;
+                let done = target
+                    .call(message, async |client, request| {
+                        client.update_attributes(request).await
+                    })
+                    .await?;
+                Ok(one_session(done.session, now_seconds()))
             }
-            AdminCommand::Attrs(AttrsCommand::Rm { session_id, keys }) => {
-                AdminCall::Attrs(pb::UpdateAttributesRequest {
-                    session_id,
-                    remove: keys,
-                    ..Default::default()
-                })
-            }
-            AdminCommand::Keys(KeysCommand::Rotate) => AdminCall::RotateKey,
-            AdminCommand::Jwks => AdminCall::Jwks,
-        })
-    }
-}
-
-impl Api {
-    /// Sends an admin call; `now_seconds` dates the human form.
-    pub async fn send_admin(
-        &mut self,
-        call: AdminCall,
-        now_seconds: i64,
-    ) -> Result<AdminAnswer, CtlError> {
-        let timeout = self.timeout();
-        Ok(match call {
-            AdminCall::Search(message) => {
-                let request = self.request(message);
-                let page = answer(timeout, self.client().list_sessions(request)).await?;
-                let mut human = session_table(&page.sessions, now_seconds);
-                if !page.next_page_token.is_empty() {
-                    human.push_str(&format!("more: --page-token {}\n", page.next_page_token));
-                }
-                AdminAnswer {
-                    json: json!({
-                        "sessions": page.sessions.iter().map(session_json).collect::<Vec<_>>(),
-                        "next_page_token": page.next_page_token,
-                    }),
-                    human,
-                }
-            }
-            AdminCall::Revoke(message) => {
-                let dry_run = message.dry_run;
-                let request = self.request(message);
-                let done = answer(timeout, self.client().revoke_sessions(request)).await?;
-                let human = match dry_run {
-                    true => format!(
-                        "{} sessions match (dry run: none ended)\n",
-                        done.matched_count
-                    ),
-                    false => format!(
-                        "{} sessions matched, {} ended\n",
-                        done.matched_count, done.revoked_count
-                    ),
-                } + &done
-                    .session_ids
-                    .iter()
-                    .map(|id| format!("{id}\n"))
-                    .collect::<String>();
-                AdminAnswer {
-                    json: json!({
-                        "matched_count": done.matched_count,
-                        "revoked_count": done.revoked_count,
-                        "session_ids": done.session_ids,
-                        "dry_run": dry_run,
-                    }),
-                    human,
-                }
-            }
-            AdminCall::Reauth(message) => {
-                let request = self.request(message);
-                let done = answer(timeout, self.client().reauthenticate(request)).await?;
-                one_session(done.session, now_seconds)
-            }
-            AdminCall::Attrs(message) => {
-                let request = self.request(message);
-                let done = answer(timeout, self.client().update_attributes(request)).await?;
-                one_session(done.session, now_seconds)
-            }
-            AdminCall::RotateKey => {
-                let request = self.request(pb::RotateSigningKeyRequest {});
-                let done = answer(timeout, self.client().rotate_signing_key(request)).await?;
-                AdminAnswer {
-                    human: format!("new signing key: {}\n", done.kid),
+            AdminCommand::Keys(KeysCommand::Rotate) => {
+                let message = pb::RotateSigningKeyRequest {};
+                let done = target
+                    .call(message, async |client, request| {
+                        client.rotate_signing_key(request).await
+                    })
+                    .await?;
+                Ok(Output {
+                    text: format!("new signing key: {}\n", done.kid),
                     json: json!({ "kid": done.kid }),
-                }
+                })
             }
-            AdminCall::Jwks => {
-                let request = self.request(pb::GetJwksRequest {});
-                let done = answer(timeout, self.client().get_jwks(request)).await?;
+            AdminCommand::Jwks => {
+                let message = pb::GetJwksRequest {};
+                let done = target
+                    .call(message, async |client, request| {
+                        client.get_jwks(request).await
+                    })
+                    .await?;
                 let jwks: Value = serde_json::from_str(&done.jwks_json).unwrap_or(Value::Null);
-                AdminAnswer {
-                    human: format!(
+                Ok(Output {
+                    text: format!(
                         "{}\n",
                         serde_json::to_string_pretty(&jwks).unwrap_or_default()
                     ),
                     json: jwks,
-                }
+                })
             }
+        }
+    }
+}
+
+impl AttrsCommand {
+    /// The request: pairs to set (a key given twice is refused) or keys to delete.
+    fn into_request(self) -> Result<pb::UpdateAttributesRequest, CtlError> {
+        Ok(match self {
+            AttrsCommand::Set { session_id, pairs } => pb::UpdateAttributesRequest {
+                session_id,
+                set: into_map("KEY=VALUE", pairs)?,
+                ..Default::default()
+            },
+            AttrsCommand::Rm { session_id, keys } => pb::UpdateAttributesRequest {
+                session_id,
+                remove: keys,
+                ..Default::default()
+            },
         })
     }
 }
 
-/// The answer that is one session.
-fn one_session(session: Option<pb::Session>, now_seconds: i64) -> AdminAnswer {
-    let session = session.unwrap_or_default();
-    AdminAnswer {
-        human: session_table(std::slice::from_ref(&session), now_seconds),
-        json: json!({ "session": session_json(&session) }),
+/// One page of `search`, and how to get the next one when there is one.
+fn search_page(page: &pb::ListSessionsResponse, now_seconds: i64) -> Output {
+    let mut text = session_table(&page.sessions, now_seconds);
+    if !page.next_page_token.is_empty() {
+        text.push_str(&format!("more: --page-token {}\n", page.next_page_token));
+    }
+    Output {
+        json: json!({
+            "sessions": page.sessions.iter().map(session_json).collect::<Vec<_>>(),
+            "next_page_token": page.next_page_token,
+        }),
+        text,
+    }
+}
+
+/// What a bulk `revoke` matched and ended (a dry run ends none), and the ids.
+fn bulk_revoked(done: &pb::RevokeSessionsResponse, dry_run: bool) -> Output {
+    let counts = match dry_run {
+        true => format!(
+            "{} sessions match (dry run: none ended)\n",
+            done.matched_count
+        ),
+        false => format!(
+            "{} sessions matched, {} ended\n",
+            done.matched_count, done.revoked_count
+        ),
+    };
+    let ids: String = done
+        .session_ids
+        .iter()
+        .map(|id| format!("{id}\n"))
+        .collect();
+    Output {
+        json: json!({
+            "matched_count": done.matched_count,
+            "revoked_count": done.revoked_count,
+            "session_ids": done.session_ids,
+            "dry_run": dry_run,
+        }),
+        text: counts + &ids,
     }
 }

@@ -1,20 +1,16 @@
 //! The connection to the server: address, API key and timeout applied to every call.
 
-use std::collections::HashSet;
 use std::error::Error;
 use std::future::Future;
 use std::time::Duration;
 
-use sessiond::proto::session::v1 as pb;
 use sessiond::proto::session::v1::session_service_client::SessionServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status, TimeoutExpired};
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::cli::Call;
 use crate::error::{causes, CtlError};
-use crate::render::Answer;
 
 /// Where and how to call: checked before anything is sent.
 pub struct Target {
@@ -77,6 +73,18 @@ impl Target {
             timeout: self.timeout,
         })
     }
+
+    /// Connects and sends one unary call (see `Api::call`): what most commands do.
+    pub async fn call<Req, Resp>(
+        &self,
+        message: Req,
+        send: impl AsyncFnOnce(
+            &mut SessionServiceClient<Channel>,
+            Request<Req>,
+        ) -> Result<Response<Resp>, Status>,
+    ) -> Result<Resp, CtlError> {
+        self.connect().await?.call(message, send).await
+    }
 }
 
 /// `addr` as an `http://` URL: a bare `HOST:PORT` gets the scheme.
@@ -113,71 +121,18 @@ pub struct Api {
 }
 
 impl Api {
-    /// Sends `call` (every page of it, for `list --all-pages`) and returns the answer.
-    pub async fn send(&mut self, call: Call) -> Result<Answer, CtlError> {
-        Ok(match call {
-            Call::Start(message) => {
-                let request = self.request(*message);
-                Answer::Start(answer(self.timeout, self.client.start(request)).await?)
-            }
-            Call::Whoami(message) => {
-                let request = self.request(message);
-                Answer::Whoami(answer(self.timeout, self.client.whoami(request)).await?)
-            }
-            Call::Refresh(message) => {
-                let request = self.request(message);
-                Answer::Refresh(answer(self.timeout, self.client.refresh(request)).await?)
-            }
-            Call::Extend(message) => {
-                let request = self.request(message);
-                Answer::Extend(answer(self.timeout, self.client.extend(request)).await?)
-            }
-            Call::Logout(message) => {
-                let request = self.request(message);
-                Answer::Logout(answer(self.timeout, self.client.logout(request)).await?)
-            }
-            Call::RefreshAll(message) => {
-                let request = self.request(message);
-                let response = self.client.refresh_all_for_user(request);
-                Answer::RefreshAll(answer(self.timeout, response).await?)
-            }
-            Call::List { request, all_pages } => Answer::List(self.list(request, all_pages).await?),
-            Call::Backup { out } => Answer::Backup(self.backup(&out).await?),
-            Call::RevokeUser(message) => {
-                let request = self.request(message);
-                let response = answer(self.timeout, self.client.revoke_user_sessions(request));
-                let revoked_count = response.await?.revoked_count;
-                Answer::Logout(pb::LogoutResponse { revoked_count })
-            }
-            Call::Admin(call) => Answer::Admin(self.send_admin(call, now_seconds()).await?),
-        })
-    }
-
-    /// One page, or with `all_pages` every page from `first` on, merged into one.
-    async fn list(
+    /// Sends one unary call made by `send` with `message` (API key and deadline
+    /// attached) and returns the answer's message.
+    pub async fn call<Req, Resp>(
         &mut self,
-        first: pb::ListUserSessionsRequest,
-        all_pages: bool,
-    ) -> Result<pb::ListUserSessionsResponse, CtlError> {
-        let mut message = first;
-        let mut merged = pb::ListUserSessionsResponse::default();
-        let mut seen_tokens = HashSet::from([message.page_token.clone()]);
-        loop {
-            let request = self.request(message.clone());
-            let page = answer(self.timeout, self.client.list_user_sessions(request)).await?;
-            merged.sessions.extend(page.sessions);
-            merged.next_page_token = page.next_page_token;
-            if !all_pages || merged.next_page_token.is_empty() {
-                return Ok(merged);
-            }
-            // A token seen before would page in a circle forever.
-            if !seen_tokens.insert(merged.next_page_token.clone()) {
-                return Err(CtlError::Status(Status::internal(
-                    "the server repeated a next_page_token; paging stopped",
-                )));
-            }
-            message.page_token.clone_from(&merged.next_page_token);
-        }
+        message: Req,
+        send: impl AsyncFnOnce(
+            &mut SessionServiceClient<Channel>,
+            Request<Req>,
+        ) -> Result<Response<Resp>, Status>,
+    ) -> Result<Resp, CtlError> {
+        let request = self.request(message);
+        answer(self.timeout, send(&mut self.client, request)).await
     }
 
     /// `message` with the API key and the deadline attached.
@@ -239,12 +194,6 @@ fn deadline_passed(status: &Status) -> bool {
         source = error.source();
     }
     false
-}
-
-/// Now, in whole seconds (dates an answer's human form).
-fn now_seconds() -> i64 {
-    use sessiond::clock::Clock;
-    i64::try_from(sessiond::clock::SystemClock.now_ms() / 1000).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

@@ -2,18 +2,21 @@
 //! and answers with the exit code, so a container HEALTHCHECK or a script needs no
 //! shell and no grpc tool.
 
+use serde_json::json;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::HealthCheckRequest;
 
 use crate::client::{answer, Target};
 use crate::error::CtlError;
+use crate::output::Output;
 
 /// The service asked about by default: it turns NOT_SERVING as soon as the server
 /// starts to stop or its store can no longer write, while the whole server ("") may
 /// still answer SERVING.
 pub const SESSION_SERVICE: &str = "session.v1.SessionService";
 
-/// Flags of `health`.
+/// Ask grpc.health.v1 whether the server serves: prints SERVING and exits 0, else
+/// names the status and exits 1 (2: no answer). For container health checks.
 #[derive(clap::Args)]
 pub struct HealthArgs {
     /// The service to ask about ("" for the server as a whole).
@@ -21,41 +24,25 @@ pub struct HealthArgs {
     service: String,
 }
 
-/// Asks the server; Ok with the status's name when it is SERVING, else the failure.
-pub async fn check(target: &Target, args: HealthArgs) -> Result<Checked, CtlError> {
-    let api = target.connect().await?;
-    let request = api.request(HealthCheckRequest {
-        service: args.service.clone(),
-    });
-    let response = answer(api.timeout(), api.health_client().check(request)).await?;
-    let status = ServingStatus::try_from(response.status).unwrap_or(ServingStatus::Unknown);
-    let checked = Checked {
-        service: args.service,
-        status: status.as_str_name(),
-    };
-    match status {
-        ServingStatus::Serving => Ok(checked),
-        _ => Err(CtlError::NotServing {
-            service: checked.service,
-            status: checked.status,
-        }),
-    }
-}
-
-/// A SERVING answer, ready to print.
-pub struct Checked {
-    service: String,
-    status: &'static str,
-}
-
-impl Checked {
-    /// One line for people: the status, as the health protocol names it.
-    pub fn human(&self) -> String {
-        format!("{}\n", self.status)
-    }
-
-    /// The service and its status, for scripts.
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::json!({ "service": self.service, "status": self.status })
+impl HealthArgs {
+    /// Asks the server: the status when it is SERVING, else the failure (exit 1).
+    pub async fn run(self, target: &Target) -> Result<Output, CtlError> {
+        let api = target.connect().await?;
+        let request = api.request(HealthCheckRequest {
+            service: self.service.clone(),
+        });
+        let response = answer(api.timeout(), api.health_client().check(request)).await?;
+        let status = ServingStatus::try_from(response.status).unwrap_or(ServingStatus::Unknown);
+        let name = status.as_str_name();
+        if status != ServingStatus::Serving {
+            return Err(CtlError::NotServing {
+                service: self.service,
+                status: name,
+            });
+        }
+        Ok(Output {
+            json: json!({ "service": self.service, "status": name }),
+            text: format!("{name}\n"),
+        })
     }
 }

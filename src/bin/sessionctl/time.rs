@@ -1,9 +1,15 @@
-//! Timestamps as RFC 3339 UTC and spans as "23h 59m", with the civil-date arithmetic
-//! done here so the CLI needs no date crate.
+//! Timestamps as RFC 3339 UTC, spans as "23h 59m" and now from the one clock, with the
+//! civil-date arithmetic done here so the CLI needs no date crate.
 
 use prost_types::Timestamp;
+use sessiond::clock::{Clock, SystemClock};
 
 const SECONDS_PER_DAY: i64 = 86_400;
+
+/// Now, in whole seconds since the epoch: what relative times ("in 23h 59m") count from.
+pub fn now_seconds() -> i64 {
+    i64::try_from(SystemClock.now_ms() / 1000).unwrap_or(i64::MAX)
+}
 
 /// `timestamp` in RFC 3339 UTC (`2026-01-01T00:00:00Z`). With `fraction`, sub-second
 /// digits follow as protobuf's JSON mapping writes them (none, 3, 6 or 9); without, the

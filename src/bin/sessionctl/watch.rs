@@ -1,18 +1,18 @@
 //! `sessionctl watch`: follows WatchSessions and prints one line per event as it comes
 //! (`--json`: one JSON object per line, for pipes), resumable with `--after CURSOR`.
 
-use std::io::Write;
-
 use clap::Args;
 use futures::StreamExt;
 use serde_json::json;
 use sessiond::proto::session::v1 as pb;
 
-use crate::client::Api;
+use crate::client::Target;
 use crate::error::CtlError;
+use crate::output::write_stdout;
 use crate::time::rfc3339;
 
-/// Flags of `watch`.
+/// Follow session events as they happen (WatchSessions): one line each, or one JSON
+/// object per line with --json; resume with --after CURSOR.
 #[derive(Args)]
 pub struct WatchArgs {
     /// Resume after this cursor (the `cursor` of the last event seen); default: from now.
@@ -26,31 +26,30 @@ pub struct WatchArgs {
     count: Option<u64>,
 }
 
-impl Api {
-    /// Prints events of the stream to stdout until `count`, Ctrl-C or the stream's end.
-    pub async fn watch(&mut self, args: WatchArgs, as_json: bool) -> Result<(), CtlError> {
-        let request = self.untimed_request(pb::WatchSessionsRequest {
-            after_cursor: args.after,
-            user_id: args.user.unwrap_or_default(),
+impl WatchArgs {
+    /// Prints events of the stream to stdout until `count`, Ctrl-C or the stream's end:
+    /// each line as its event comes, so no `Output` is handed back at the end.
+    pub async fn run(self, target: &Target, as_json: bool) -> Result<(), CtlError> {
+        let mut api = target.connect().await?;
+        let request = api.untimed_request(pb::WatchSessionsRequest {
+            after_cursor: self.after,
+            user_id: self.user.unwrap_or_default(),
         });
-        let mut events = self
+        let mut events = api
             .client()
             .watch_sessions(request)
             .await
             .map_err(CtlError::Status)?
             .into_inner();
         let mut printed = 0u64;
-        while args.count.is_none_or(|count| printed < count) {
+        while self.count.is_none_or(|count| printed < count) {
             let next = tokio::select! {
                 next = events.next() => next,
                 _ = tokio::signal::ctrl_c() => None,
             };
             let Some(event) = next else { break };
             let line = event_line(&event.map_err(CtlError::Status)?, as_json);
-            let mut stdout = std::io::stdout().lock();
-            writeln!(stdout, "{line}")
-                .and_then(|()| stdout.flush())
-                .map_err(CtlError::Output)?;
+            write_stdout(&format!("{line}\n"))?;
             printed += 1;
         }
         Ok(())
