@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{ArgGroup, Parser};
 
-use crate::workload::CallKind;
+use crate::calls::CallKind;
 
 /// Drives a running sessiond over real gRPC and reports calls/s and latency, next to
 /// the `grpc.health.v1` Check measured in the same run (the ceiling on this machine).

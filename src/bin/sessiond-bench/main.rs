@@ -12,7 +12,10 @@
 // No unwrap/expect outside tests: request and storage data must never panic the server.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+mod calls;
 mod cli;
+mod connect;
+mod error;
 mod prepare;
 mod report;
 mod soak;
@@ -20,24 +23,18 @@ mod stats;
 mod workload;
 
 use std::collections::BTreeMap;
-use std::error::Error;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
-use tonic_health::pb::health_client::HealthClient;
 
+use crate::calls::{Auth, CallKind, Caller};
 use crate::cli::Cli;
+use crate::connect::{connect, CONNECT_TIMEOUT};
+use crate::error::{chain, BoxError};
 use crate::report::{JsonReport, Options, PreparedInfo, Ratio};
 use crate::stats::Summary;
-use crate::workload::{Auth, CallKind, Stop};
-
-/// Any error of the bench: it is reported once, in `main`, and ends the run.
-pub type BoxError = Box<dyn Error + Send + Sync>;
-
-/// How long to wait for each connection before calling the server unreachable.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::workload::Stop;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -59,15 +56,8 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
     let weights = cli.weights();
     let schedule = workload::schedule(&weights);
     let concurrency = usize::try_from(cli.concurrency)?;
-    let needs_sessions = weights.iter().any(|(kind, _)| {
-        matches!(
-            kind,
-            CallKind::Whoami | CallKind::Refresh | CallKind::Extend
-        )
-    });
-    let needs_users = weights
-        .iter()
-        .any(|(kind, _)| *kind == CallKind::RefreshAll);
+    let needs_sessions = weights.iter().any(|(kind, _)| kind.needs_session());
+    let needs_users = weights.iter().any(|(kind, _)| kind.needs_user());
     let sessions = if !needs_sessions {
         0
     } else if cli.ghz_data.is_some() || cli.sessions >= u64::from(cli.concurrency) {
@@ -119,8 +109,8 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
         .first()
         .cloned()
         .ok_or("no connection was opened")?;
-    let mut probe = HealthClient::new(first);
-    workload::health_check(&mut probe, CONNECT_TIMEOUT)
+    Caller::new(&first, &Auth::default(), CONNECT_TIMEOUT)
+        .health()
         .await
         .map_err(|status| {
             format!(
@@ -181,6 +171,7 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
         concurrency,
         &run_tag,
         workload::pace(cli.rate),
+        cli.timeout,
     );
 
     let phase_stop = || match cli.count {
@@ -189,8 +180,7 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
     };
 
     if !cli.warmup.is_zero() {
-        let (back, warm) =
-            workload::run_phase(workers, &schedule, Stop::after(cli.warmup), cli.timeout).await?;
+        let (back, warm) = workload::run_phase(workers, &schedule, Stop::after(cli.warmup)).await?;
         workers = back;
         let all = warm.stats.all()?;
         println!(
@@ -218,8 +208,7 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
     if !cli.no_baseline {
         let stop = phase_stop();
         let reason = stop.reason();
-        let (back, measured) =
-            workload::run_phase(workers, &[CallKind::Health], stop, cli.timeout).await?;
+        let (back, measured) = workload::run_phase(workers, &[CallKind::Health], stop).await?;
         workers = back;
         let summary = measured.stats.all()?.summary(measured.elapsed, reason);
         println!();
@@ -240,7 +229,7 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
             every: cli.sample_every.max(Duration::from_millis(100)),
         })
     });
-    let (workers, measured) = workload::run_phase(workers, &schedule, stop, cli.timeout).await?;
+    let (workers, measured) = workload::run_phase(workers, &schedule, stop).await?;
     if let Some(soaking) = soaking {
         soaking.abort();
     }
@@ -399,19 +388,18 @@ async fn measure_reference(
         concurrency,
         run_tag,
         None,
+        cli.timeout,
     );
     if !cli.warmup.is_zero() {
         let health = [CallKind::Health];
-        (workers, _) =
-            workload::run_phase(workers, &health, Stop::after(cli.warmup), cli.timeout).await?;
+        (workers, _) = workload::run_phase(workers, &health, Stop::after(cli.warmup)).await?;
     }
     let stop = match cli.count {
         Some(count) => Stop::count(count),
         None => Stop::after(cli.duration),
     };
     let reason = stop.reason();
-    let (_, measured) =
-        workload::run_phase(workers, &[CallKind::Health], stop, cli.timeout).await?;
+    let (_, measured) = workload::run_phase(workers, &[CallKind::Health], stop).await?;
     Ok(measured.stats.all()?.summary(measured.elapsed, reason))
 }
 
@@ -438,62 +426,6 @@ fn write_ghz_data(
         path.display()
     );
     Ok(true)
-}
-
-/// Opens `--connections` HTTP/2 connections to `url`, each with its own `Channel`,
-/// over TLS when the flags ask for it.
-async fn connect(cli: &Cli, url: &str, tls: bool) -> Result<Vec<Channel>, BoxError> {
-    let mut endpoint = Endpoint::from_shared(url.to_owned())
-        .map_err(|error| format!("--addr {url} is not a valid URL: {}", chain(&error)))?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .tcp_nodelay(true);
-    if tls {
-        let ca_cert = cli
-            .ca_cert
-            .as_ref()
-            .ok_or("TLS needs --ca-cert: no system roots are built into the bench")?;
-        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca_cert)?));
-        if let (Some(cert), Some(key)) = (&cli.cert, &cli.key) {
-            tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
-        }
-        if let Some(domain) = &cli.tls_domain {
-            tls = tls.domain_name(domain);
-        }
-        endpoint = endpoint
-            .tls_config(tls)
-            .map_err(|error| format!("TLS settings: {}", chain(&error)))?;
-    }
-    let mut channels = Vec::new();
-    for _ in 0..cli.connections.max(1) {
-        let channel = endpoint.connect().await.map_err(|error| {
-            format!(
-                "cannot connect to {url}: {} (is sessiond running there?)",
-                chain(&error)
-            )
-        })?;
-        channels.push(channel);
-    }
-    Ok(channels)
-}
-
-/// A PEM file's bytes.
-fn read(path: &std::path::Path) -> Result<Vec<u8>, BoxError> {
-    std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()).into())
-}
-
-/// An error and its sources, `outer: inner: root`.
-fn chain(error: &(dyn Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// A duration in whole ns, saturating.

@@ -5,11 +5,11 @@
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
-use sessiond::proto::session::v1::session_service_client::SessionServiceClient;
 use tonic::transport::Channel;
 
-use crate::workload::{bounded, start_request, Auth, CallKind, Slot};
-use crate::BoxError;
+use crate::calls::{Auth, CallKind, Caller, Slot};
+use crate::error::BoxError;
+use crate::stats::code_name;
 
 /// What the calls need, made before any timing.
 #[derive(Default)]
@@ -39,29 +39,19 @@ pub async fn prepare(
 ) -> Result<Prepared, BoxError> {
     let began = Instant::now();
     let start = |user_id: String, channel: &Channel| {
-        let channel = channel.clone();
+        let mut caller = Caller::new(channel, auth, timeout);
         async move {
-            let mut client = SessionServiceClient::new(channel);
-            let request = auth.request(start_request(user_id.clone()));
-            let response = bounded(timeout, client.start(request))
-                .await
-                .map_err(|status| {
-                    format!(
-                        "preparing: Start for {user_id} failed: {} ({})",
-                        crate::stats::code_name(status.code()),
-                        status.message()
-                    )
-                })?
-                .into_inner();
-            let session_id = response
-                .session
-                .map(|session| session.session_id)
-                .ok_or_else(|| format!("preparing: Start for {user_id} returned no session"))?;
-            Ok::<Slot, BoxError>(Slot {
-                session_id,
-                session_token: response.session_token,
-                refresh_token: response.refresh_token,
-                broken: false,
+            let response = caller.start(user_id.clone()).await.map_err(|status| {
+                format!(
+                    "preparing: Start for {user_id} failed: {} ({})",
+                    code_name(status.code()),
+                    status.message()
+                )
+            })?;
+            Slot::started(response).ok_or_else(|| {
+                BoxError::from(format!(
+                    "preparing: Start for {user_id} returned no session"
+                ))
             })
         }
     };

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::error::BoxError;
 use crate::stats::Summary;
-use crate::BoxError;
 
 /// How much slower a call is than the health Check measured in the same run.
 #[derive(Debug, Clone, Copy, Serialize)]

@@ -8,8 +8,8 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use tonic::{Code, Status};
 
-use crate::workload::CallKind;
-use crate::BoxError;
+use crate::calls::CallKind;
+use crate::error::BoxError;
 
 /// Histograms start covering 1 ns..1 s at 3 significant digits and grow when a call
 /// takes longer (auto-resize), so no latency is ever dropped or clamped.

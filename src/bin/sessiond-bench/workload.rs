@@ -1,95 +1,19 @@
-//! The calls, the workers that make them and the phases that run the workers until a
-//! deadline or a call count (what they need is made in `prepare`).
+//! The workers that make the calls and the phases that run them until a deadline or a
+//! call count, paced when asked; the order of the calls in a mix. What the calls need
+//! is made in `prepare`, how each is made is in `calls`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::ValueEnum;
-use sessiond::proto::session::v1::session_service_client::SessionServiceClient;
-use sessiond::proto::session::v1::{
-    ExtendRequest, RefreshAllForUserRequest, RefreshRequest, StartRequest, WhoamiRequest,
-};
 use tokio::task::JoinSet;
-use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
-use tonic::{Request, Status};
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
+use tonic::Status;
 
+use crate::calls::{Auth, CallKind, Caller, Slot};
+use crate::error::BoxError;
 use crate::prepare::Prepared;
 use crate::stats::PhaseStats;
-use crate::BoxError;
-
-/// The service the health Check asks about: sessiond reports it SERVING once ready.
-pub const HEALTH_SERVICE: &str = "session.v1.SessionService";
-
-/// A call the bench can drive.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum)]
-pub enum CallKind {
-    /// `Whoami` with a prepared session token.
-    Whoami,
-    /// `Start` for a new user id each call.
-    Start,
-    /// `Refresh` along each worker's own chains of refresh tokens.
-    Refresh,
-    /// `Extend` of a prepared session, by id.
-    Extend,
-    /// `RefreshAllForUser` of a prepared user with a few sessions.
-    RefreshAll,
-    /// `grpc.health.v1.Health/Check`: the empty call, our ceiling.
-    Health,
-}
-
-impl CallKind {
-    /// Every kind, in flag order.
-    pub const ALL: [CallKind; 6] = [
-        CallKind::Whoami,
-        CallKind::Start,
-        CallKind::Refresh,
-        CallKind::Extend,
-        CallKind::RefreshAll,
-        CallKind::Health,
-    ];
-
-    /// The flag spelling (`refresh-all`).
-    pub fn name(self) -> &'static str {
-        match self {
-            CallKind::Whoami => "whoami",
-            CallKind::Start => "start",
-            CallKind::Refresh => "refresh",
-            CallKind::Extend => "extend",
-            CallKind::RefreshAll => "refresh-all",
-            CallKind::Health => "health",
-        }
-    }
-
-    /// The kind a flag spelling names.
-    pub fn from_name(name: &str) -> Option<CallKind> {
-        CallKind::ALL.into_iter().find(|kind| kind.name() == name)
-    }
-
-    /// The full gRPC method.
-    pub fn method(self) -> &'static str {
-        match self {
-            CallKind::Whoami => "session.v1.SessionService/Whoami",
-            CallKind::Start => "session.v1.SessionService/Start",
-            CallKind::Refresh => "session.v1.SessionService/Refresh",
-            CallKind::Extend => "session.v1.SessionService/Extend",
-            CallKind::RefreshAll => "session.v1.SessionService/RefreshAllForUser",
-            CallKind::Health => "grpc.health.v1.Health/Check",
-        }
-    }
-
-    /// Whether the call works on a prepared session of the worker.
-    fn needs_session(self) -> bool {
-        matches!(
-            self,
-            CallKind::Whoami | CallKind::Refresh | CallKind::Extend
-        )
-    }
-}
 
 /// The order a worker makes its calls in: each kind `weight` times per round,
 /// interleaved (smooth weighted round-robin), so a 90/5/5 mix is spread evenly.
@@ -119,51 +43,12 @@ pub fn schedule(weights: &[(CallKind, u32)]) -> Vec<CallKind> {
     order
 }
 
+/// The greatest common divisor, to reduce mix weights to their smallest round.
 fn gcd(a: u32, b: u32) -> u32 {
     if b == 0 {
         a
     } else {
         gcd(b, a % b)
-    }
-}
-
-/// One prepared session: its id and current tokens. Refresh replaces the tokens.
-#[derive(Debug, Clone)]
-pub struct Slot {
-    pub(crate) session_id: String,
-    pub(crate) session_token: String,
-    pub(crate) refresh_token: String,
-    /// A Refresh failed, so which refresh token is current is unknown: presenting the
-    /// old one could be reuse. The slot is not used again.
-    pub(crate) broken: bool,
-}
-
-/// The credentials every SessionService call carries (health and reflection need none).
-#[derive(Clone, Debug, Default)]
-pub struct Auth {
-    bearer: Option<MetadataValue<Ascii>>,
-}
-
-impl Auth {
-    /// Calls carry `authorization: Bearer <key>`, as a `[[callers]]` API key.
-    pub fn api_key(key: &str) -> Result<Auth, BoxError> {
-        let bearer = format!("Bearer {key}")
-            .parse()
-            .map_err(|_| "--api-key must be printable ASCII")?;
-        Ok(Auth {
-            bearer: Some(bearer),
-        })
-    }
-
-    /// `message` as a request with the credentials attached.
-    pub(crate) fn request<T>(&self, message: T) -> Request<T> {
-        let mut request = Request::new(message);
-        if let Some(bearer) = &self.bearer {
-            request
-                .metadata_mut()
-                .insert("authorization", bearer.clone());
-        }
-        request
     }
 }
 
@@ -206,15 +91,12 @@ impl Stop {
     }
 }
 
-/// One task's worth of load: its clients, its own sessions, and where it is in the
+/// One task's worth of load: its caller, its own sessions, and where it is in the
 /// schedule. Workers outlive phases, so refresh chains carry over from warm-up.
 pub struct Worker {
     index: usize,
-    sessions: SessionServiceClient<Channel>,
-    auth: Auth,
-    health: HealthClient<Channel>,
-    slots: Vec<Slot>,
-    next_slot: usize,
+    caller: Caller,
+    slots: Slots,
     users: Arc<[String]>,
     next_user: usize,
     concurrency: usize,
@@ -244,12 +126,11 @@ enum Outcome {
 }
 
 impl Worker {
-    /// Makes calls from `schedule` until `stop`, each bounded by `timeout`.
+    /// Makes calls from `schedule` until `stop`.
     async fn run(
         mut self,
         schedule: Arc<[CallKind]>,
         stop: Stop,
-        timeout: Duration,
     ) -> Result<(Worker, PhaseStats, bool), BoxError> {
         let mut stats = PhaseStats::default();
         let mut position = self.index;
@@ -262,7 +143,7 @@ impl Worker {
             if let Some(pace) = &self.pace {
                 pace.until_ready().await;
             }
-            match self.call(kind, timeout).await {
+            match self.call(kind).await {
                 Outcome::Done(latency, result) => {
                     stats.record(kind, latency, result.as_ref().map(|_| ()))?
                 }
@@ -275,105 +156,32 @@ impl Worker {
         Ok((self, stats, ran_dry))
     }
 
-    /// Makes one call of `kind` and times it.
-    async fn call(&mut self, kind: CallKind, timeout: Duration) -> Outcome {
-        let slot = if kind.needs_session() {
-            match self.next_slot() {
-                Some(slot) => Some(slot),
-                None => return Outcome::NoSession,
-            }
-        } else {
-            None
-        };
-        let started = Instant::now();
-        let result = match kind {
-            CallKind::Whoami => {
-                let Some(slot) = slot.and_then(|slot| self.slots.get(slot)) else {
-                    return Outcome::NoSession;
-                };
-                let request = WhoamiRequest {
-                    session_token: slot.session_token.clone(),
-                    client: None,
-                };
-                bounded(timeout, self.sessions.whoami(self.auth.request(request)))
-                    .await
-                    .map(drop)
-            }
-            CallKind::Refresh => {
-                let Some(slot) = slot.and_then(|slot| self.slots.get_mut(slot)) else {
-                    return Outcome::NoSession;
-                };
-                let request = RefreshRequest {
-                    refresh_token: slot.refresh_token.clone(),
-                    ..Default::default()
-                };
-                match bounded(timeout, self.sessions.refresh(self.auth.request(request))).await {
-                    Ok(response) => {
-                        let response = response.into_inner();
-                        slot.session_token = response.session_token;
-                        slot.refresh_token = response.refresh_token;
-                        Ok(())
-                    }
-                    Err(status) => {
-                        slot.broken = true;
-                        Err(status)
-                    }
-                }
-            }
-            CallKind::Extend => {
-                let Some(slot) = slot.and_then(|slot| self.slots.get(slot)) else {
-                    return Outcome::NoSession;
-                };
-                let request = ExtendRequest {
-                    session_id: slot.session_id.clone(),
-                    keep_alive_seconds: None,
-                };
-                bounded(timeout, self.sessions.extend(self.auth.request(request)))
-                    .await
-                    .map(drop)
-            }
+    /// Makes one call of `kind` on what it acts on (picked before the clock starts).
+    async fn call(&mut self, kind: CallKind) -> Outcome {
+        match kind {
+            CallKind::Whoami => match self.slots.next() {
+                Some(slot) => timed(self.caller.whoami(slot)).await,
+                None => Outcome::NoSession,
+            },
+            CallKind::Refresh => match self.slots.next() {
+                Some(slot) => timed(self.caller.refresh(slot)).await,
+                None => Outcome::NoSession,
+            },
+            CallKind::Extend => match self.slots.next() {
+                Some(slot) => timed(self.caller.extend(slot)).await,
+                None => Outcome::NoSession,
+            },
             CallKind::Start => {
                 self.started += 1;
-                let request = start_request(format!(
-                    "bench-{}-w{}-{}",
-                    self.run_tag, self.index, self.started
-                ));
-                bounded(timeout, self.sessions.start(self.auth.request(request)))
-                    .await
-                    .map(drop)
+                let user_id = format!("bench-{}-w{}-{}", self.run_tag, self.index, self.started);
+                timed(async { self.caller.start(user_id).await.map(drop) }).await
             }
-            CallKind::RefreshAll => {
-                let Some(user_id) = self.next_user() else {
-                    return Outcome::NoSession;
-                };
-                let request = RefreshAllForUserRequest {
-                    user_id,
-                    ..Default::default()
-                };
-                bounded(
-                    timeout,
-                    self.sessions
-                        .refresh_all_for_user(self.auth.request(request)),
-                )
-                .await
-                .map(drop)
-            }
-            CallKind::Health => health_check(&mut self.health, timeout).await,
-        };
-        Outcome::Done(started.elapsed(), result)
-    }
-
-    /// The index of the next usable slot, round-robin.
-    fn next_slot(&mut self) -> Option<usize> {
-        let len = self.slots.len();
-        for step in 0..len {
-            let index = (self.next_slot + step) % len;
-            if self.slots.get(index).is_some_and(|slot| !slot.broken) {
-                self.next_slot = index + 1;
-                return Some(index);
-            }
+            CallKind::RefreshAll => match self.next_user() {
+                Some(user_id) => timed(self.caller.refresh_all(user_id)).await,
+                None => Outcome::NoSession,
+            },
+            CallKind::Health => timed(self.caller.health()).await,
         }
-        None
     }
 
     /// The next refresh-all user: workers start apart and stride by the worker count.
@@ -388,54 +196,44 @@ impl Worker {
 
     /// Prepared sessions this worker can no longer use.
     pub fn broken_slots(&self) -> usize {
+        self.slots.broken()
+    }
+}
+
+/// Makes `call` and measures how long it took.
+async fn timed(call: impl std::future::Future<Output = Result<(), Status>>) -> Outcome {
+    let started = Instant::now();
+    let result = call.await;
+    Outcome::Done(started.elapsed(), result)
+}
+
+/// A worker's prepared sessions, handed out round-robin; a broken one is skipped.
+#[derive(Default)]
+struct Slots {
+    slots: Vec<Slot>,
+    next: usize,
+}
+
+impl Slots {
+    /// The next usable session, or None when every one is broken (or there is none).
+    fn next(&mut self) -> Option<&mut Slot> {
+        let len = self.slots.len();
+        let index = (0..len)
+            .map(|step| (self.next + step) % len)
+            .find(|&index| self.slots.get(index).is_some_and(|slot| !slot.broken))?;
+        self.next = index + 1;
+        self.slots.get_mut(index)
+    }
+
+    /// Sessions that can no longer be used.
+    fn broken(&self) -> usize {
         self.slots.iter().filter(|slot| slot.broken).count()
     }
 }
 
-/// Awaits a call, giving up after `timeout` with DEADLINE_EXCEEDED.
-pub(crate) async fn bounded<T>(
-    timeout: Duration,
-    call: impl std::future::Future<Output = Result<tonic::Response<T>, Status>>,
-) -> Result<tonic::Response<T>, Status> {
-    match tokio::time::timeout(timeout, call).await {
-        Ok(result) => result,
-        Err(_) => Err(Status::deadline_exceeded(format!(
-            "no answer within {timeout:?} (client timeout)"
-        ))),
-    }
-}
-
-/// One health Check of `session.v1.SessionService`; an answer other than SERVING
-/// counts as UNAVAILABLE.
-pub async fn health_check(
-    client: &mut HealthClient<Channel>,
-    timeout: Duration,
-) -> Result<(), Status> {
-    let request = HealthCheckRequest {
-        service: HEALTH_SERVICE.into(),
-    };
-    let response = bounded(timeout, client.check(request)).await?.into_inner();
-    if response.status == ServingStatus::Serving as i32 {
-        Ok(())
-    } else {
-        Err(Status::unavailable(format!(
-            "health of {HEALTH_SERVICE} is {:?}, not SERVING",
-            ServingStatus::try_from(response.status).unwrap_or(ServingStatus::Unknown)
-        )))
-    }
-}
-
-/// A Start like a login: one user id, a device in the metadata.
-pub(crate) fn start_request(user_id: String) -> StartRequest {
-    StartRequest {
-        user_id,
-        metadata: [("device".to_owned(), "sessiond-bench".to_owned())].into(),
-        ..Default::default()
-    }
-}
-
 /// Builds `concurrency` workers over the channels round-robin, dealing the prepared
-/// sessions out like cards (session i to worker i mod concurrency).
+/// sessions out like cards (session i to worker i mod concurrency); each call may take
+/// `timeout`.
 pub fn workers(
     channels: &[Channel],
     auth: &Auth,
@@ -443,6 +241,7 @@ pub fn workers(
     concurrency: usize,
     run_tag: &str,
     pace: Option<Arc<Pace>>,
+    timeout: Duration,
 ) -> Vec<Worker> {
     let users: Arc<[String]> = prepared.users.into();
     let run_tag: Arc<str> = run_tag.into();
@@ -451,27 +250,21 @@ pub fn workers(
         .cycle()
         .take(concurrency)
         .enumerate()
-        .map(|(index, channel)| {
-            let channel = channel.clone();
-            Worker {
-                index,
-                sessions: SessionServiceClient::new(channel.clone()),
-                auth: auth.clone(),
-                health: HealthClient::new(channel),
-                slots: Vec::new(),
-                next_slot: 0,
-                users: users.clone(),
-                next_user: 0,
-                concurrency,
-                run_tag: run_tag.clone(),
-                started: 0,
-                pace: pace.clone(),
-            }
+        .map(|(index, channel)| Worker {
+            index,
+            caller: Caller::new(channel, auth, timeout),
+            slots: Slots::default(),
+            users: users.clone(),
+            next_user: 0,
+            concurrency,
+            run_tag: run_tag.clone(),
+            started: 0,
+            pace: pace.clone(),
         })
         .collect();
     for (i, slot) in prepared.slots.into_iter().enumerate() {
         if let Some(worker) = workers.get_mut(i % concurrency.max(1)) {
-            worker.slots.push(slot);
+            worker.slots.slots.push(slot);
         }
     }
     workers
@@ -493,13 +286,12 @@ pub async fn run_phase(
     workers: Vec<Worker>,
     schedule: &[CallKind],
     stop: Stop,
-    timeout: Duration,
 ) -> Result<(Vec<Worker>, PhaseOutcome), BoxError> {
     let schedule: Arc<[CallKind]> = schedule.into();
     let began = Instant::now();
     let mut tasks = JoinSet::new();
     for worker in workers {
-        tasks.spawn(worker.run(schedule.clone(), stop.clone(), timeout));
+        tasks.spawn(worker.run(schedule.clone(), stop.clone()));
     }
     let mut workers = Vec::with_capacity(tasks.len());
     let mut stats = PhaseStats::default();
@@ -524,7 +316,8 @@ pub async fn run_phase(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{schedule, Stop};
+    use crate::calls::CallKind;
 
     #[test]
     fn schedule_interleaves_by_weight() {
@@ -546,17 +339,5 @@ mod tests {
         assert!(stop.next() && stop.next() && stop.next());
         assert!(!stop.next());
         assert!(!stop.next());
-    }
-
-    #[test]
-    fn names_round_trip() {
-        for kind in CallKind::ALL {
-            assert_eq!(CallKind::from_name(kind.name()), Some(kind));
-            assert_eq!(
-                kind.to_possible_value()
-                    .map(|value| value.get_name().to_owned()),
-                Some(kind.name().to_owned())
-            );
-        }
     }
 }
