@@ -12,6 +12,21 @@ use tonic_health::pb::health_client::HealthClient;
 
 use crate::error::{causes, CtlError};
 
+/// One unary call of the session service as a command makes it: the generated client's
+/// method given the request, `async |client, request| client.start(request).await`.
+pub trait UnaryCall<Req, Resp>:
+    AsyncFnOnce(&mut SessionServiceClient<Channel>, Request<Req>) -> Result<Response<Resp>, Status>
+{
+}
+
+impl<Req, Resp, F> UnaryCall<Req, Resp> for F where
+    F: AsyncFnOnce(
+        &mut SessionServiceClient<Channel>,
+        Request<Req>,
+    ) -> Result<Response<Resp>, Status>
+{
+}
+
 /// Where and how to call: checked before anything is sent.
 pub struct Target {
     endpoint: Endpoint,
@@ -78,10 +93,7 @@ impl Target {
     pub async fn call<Req, Resp>(
         &self,
         message: Req,
-        send: impl AsyncFnOnce(
-            &mut SessionServiceClient<Channel>,
-            Request<Req>,
-        ) -> Result<Response<Resp>, Status>,
+        send: impl UnaryCall<Req, Resp>,
     ) -> Result<Resp, CtlError> {
         self.connect().await?.call(message, send).await
     }
@@ -126,10 +138,7 @@ impl Api {
     pub async fn call<Req, Resp>(
         &mut self,
         message: Req,
-        send: impl AsyncFnOnce(
-            &mut SessionServiceClient<Channel>,
-            Request<Req>,
-        ) -> Result<Response<Resp>, Status>,
+        send: impl UnaryCall<Req, Resp>,
     ) -> Result<Resp, CtlError> {
         let request = self.request(message);
         answer(self.timeout, send(&mut self.client, request)).await
