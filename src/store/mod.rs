@@ -2,7 +2,6 @@
 //! Every state change is one atomic step in the store: record and indexes together.
 
 pub mod backup_file;
-pub mod keys;
 pub mod record;
 pub mod redis;
 pub mod sled;

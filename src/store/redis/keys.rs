@@ -81,11 +81,3 @@ pub(super) fn parse_expiry_member(member: &str) -> Result<(SessionId, &str), Sto
 pub(super) fn parse_id_hex(hex: &str, what: &'static str) -> Result<SessionId, StoreError> {
     SessionId::try_parse(hex).map_err(|_| StoreError::MalformedKey(what))
 }
-
-pub(super) fn record_id(record: &SessionRecord) -> Result<SessionId, StoreError> {
-    crate::store::keys::id_from(&record.session_id, "session record")
-}
-
-pub(super) fn decode(id: SessionId, bytes: &[u8]) -> Result<SessionRecord, StoreError> {
-    SessionRecord::decode(bytes).map_err(|source| StoreError::CorruptRecord { id, source })
-}

@@ -56,6 +56,7 @@ use super::{
     Commit, ConsistencyReport, Decision, Event, EventsAfter, RecordDecision, SessionId,
     SessionRecord, SessionStore, StoreError, StoredEvent, UserDecision,
 };
+use super::record::{decode_record, record_id};
 use crate::clock::Clock;
 use crate::signing::{KeyVault, SigningError};
 
@@ -277,7 +278,7 @@ impl SessionStore for RedisStore {
         let bytes: Option<Vec<u8>> = self
             .query(redis::cmd("GET").arg(self.keys.session(id)))
             .await?;
-        bytes.map(|bytes| decode(id, &bytes)).transpose()
+        bytes.map(|bytes| decode_record(id, &bytes)).transpose()
     }
 
     async fn insert(&self, record: &SessionRecord) -> Result<(), StoreError> {
@@ -324,7 +325,7 @@ impl SessionStore for RedisStore {
         let stored = self.records(&ids).await?;
         ids.iter()
             .zip(stored)
-            .filter_map(|(id, bytes)| bytes.map(|bytes| decode(*id, &bytes)))
+            .filter_map(|(id, bytes)| bytes.map(|bytes| decode_record(*id, &bytes)))
             .collect()
     }
 

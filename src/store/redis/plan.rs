@@ -180,7 +180,7 @@ impl RedisStore {
             let Some(bytes) = bytes else {
                 return Ok(None);
             };
-            let current = decode(id, &bytes)?;
+            let current = decode_record(id, &bytes)?;
             match decide(&current) {
                 Decision::Keep => return Ok(Some(current)),
                 Decision::Put(next, event) => {
@@ -219,7 +219,7 @@ impl RedisStore {
             for (id, bytes) in ids.iter().zip(&stored) {
                 plan.check_value(self.keys.session(*id), bytes.as_deref());
                 if let Some(bytes) = bytes {
-                    current.push(decode(*id, bytes)?);
+                    current.push(decode_record(*id, bytes)?);
                 }
             }
             let puts = decide(&current);

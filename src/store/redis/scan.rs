@@ -33,7 +33,7 @@ impl RedisStore {
         let mut records = fetched
             .into_iter()
             .flatten()
-            .filter_map(|(id, bytes)| bytes.map(|bytes| decode(id, &bytes)))
+            .filter_map(|(id, bytes)| bytes.map(|bytes| decode_record(id, &bytes)))
             .collect::<Result<Vec<_>, _>>()?;
         records.sort_unstable_by(|a, b| b.session_id.cmp(&a.session_id));
         Ok(records)

@@ -43,7 +43,7 @@ impl RedisStore {
             plan.check_value(key.clone(), bytes.as_deref());
             let record = bytes
                 .as_deref()
-                .map(|bytes| decode(*id, bytes))
+                .map(|bytes| decode_record(*id, bytes))
                 .transpose()?;
             if record
                 .as_ref()

@@ -12,7 +12,7 @@ impl SledStore {
         for entry in self.engine().trees.sessions.iter() {
             let (key, bytes) = entry?;
             let id = keys::id_from(&key, "session record")?;
-            expected.insert(id, self.indexes.placement(&decode(id, &bytes)?));
+            expected.insert(id, self.indexes.placement(&decode_record(id, &bytes)?));
         }
         let (user_index_entries, expiry_index_entries, orphans) = self.indexes.compare(&expected);
         Ok(ConsistencyReport {

@@ -315,7 +315,7 @@ fn copy_records(
         let key = keys::session_key(id);
         match old.trees.sessions.get(key)? {
             Some(bytes) => {
-                let record = decode(id, &bytes)?;
+                let record = decode_record(id, &bytes)?;
                 fresh.trees.sessions.insert(key, bytes)?;
                 let external = record.external_user_id.as_bytes();
                 if !external.is_empty() {

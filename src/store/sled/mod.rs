@@ -28,6 +28,7 @@ mod durability;
 mod events;
 mod generations;
 mod index;
+mod keys;
 mod live;
 mod settings;
 mod sweep;
@@ -47,7 +48,7 @@ pub use settings::{SledConfig, DEFAULT_CACHE_MIB};
 use touches::{Touch, Touches, TOUCHES_TREE};
 use tx::*;
 
-use super::keys;
+use super::record::{decode_record, record_id};
 use super::{
     Commit, ConsistencyReport, Decision, Durability, Event, EventsAfter, RecordDecision, SessionId,
     SessionRecord, SessionStore, StoreError, StoredEvent, UserDecision,
@@ -223,7 +224,7 @@ impl SledStore {
             return Ok(None);
         };
         let cached = CachedRecord {
-            record: Arc::new(decode(id, &bytes)?),
+            record: Arc::new(decode_record(id, &bytes)?),
             bytes,
         };
         self.cache.fill(id, cached.clone(), version);
@@ -237,7 +238,7 @@ impl SledStore {
     ) -> Result<SessionRecord, StoreError> {
         let (key, bytes) = entry?;
         let id = keys::id_from(&key, "session record")?;
-        let mut record = decode(id, &bytes)?;
+        let mut record = decode_record(id, &bytes)?;
         self.touches.merge(id, &mut record);
         Ok(record)
     }
@@ -316,14 +317,6 @@ fn index_records(sessions: &sled::Tree, indexes: &Indexes) -> Result<(u64, u64),
 /// A filesystem error of the data dir, as the store reports disk faults.
 fn io_error(error: std::io::Error) -> StoreError {
     StoreError::Io(error.to_string())
-}
-
-fn decode(id: SessionId, bytes: &[u8]) -> Result<SessionRecord, StoreError> {
-    SessionRecord::decode(bytes).map_err(|source| StoreError::CorruptRecord { id, source })
-}
-
-fn record_id(record: &SessionRecord) -> Result<SessionId, StoreError> {
-    keys::id_from(&record.session_id, "session record")
 }
 
 #[async_trait]

@@ -129,7 +129,7 @@ impl Tx<'_> {
     pub(super) fn get(&self, id: SessionId) -> Result<Option<SessionRecord>, TxError> {
         match self.sessions.get(keys::session_key(id))? {
             Some(bytes) => {
-                let mut record = decode(id, &bytes).map_err(abort)?;
+                let mut record = decode_record(id, &bytes).map_err(abort)?;
                 self.touches.merge(id, &mut record);
                 Ok(Some(record))
             }
