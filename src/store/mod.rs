@@ -167,11 +167,13 @@ pub struct ConsistencyReport {
     pub orphans: u64,
 }
 
-/// Failures of the storage layer.
+/// Failures of the storage layer, in terms of no engine: each adapter turns its
+/// engine's errors into these (`sled/error.rs`, `redis/error.rs`).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("storage engine: {0}")]
-    Engine(::sled::Error),
+    /// The engine failed in a way no other variant names; the detail is for the log.
+    #[error("{0}")]
+    Engine(Box<dyn std::error::Error + Send + Sync>),
     /// The disk failed a read or write (full, I/O error): retrying may help once it is
     /// fixed; the store reports it through [`SessionStore::write_fault`].
     #[error("storage I/O: {0}")]
@@ -191,8 +193,6 @@ pub enum StoreError {
     /// The store cannot be reached now (network, failover, timeout): callers may retry.
     #[error("store unreachable: {0}")]
     Unavailable(String),
-    #[error("redis: {0}")]
-    Redis(::redis::RedisError),
     /// A batched write got no outcome from the writer that took it.
     #[error("a batched write was lost by its writer")]
     BatchLost,
@@ -202,34 +202,6 @@ pub enum StoreError {
     /// A change kept losing to concurrent changes of the same records.
     #[error("gave up after {0} attempts lost to concurrent changes")]
     Contended(u32),
-}
-
-impl From<::sled::Error> for StoreError {
-    fn from(error: ::sled::Error) -> StoreError {
-        match error {
-            ::sled::Error::Io(error) => StoreError::Io(error.to_string()),
-            other => StoreError::Engine(other),
-        }
-    }
-}
-
-impl From<::redis::RedisError> for StoreError {
-    fn from(error: ::redis::RedisError) -> StoreError {
-        // Not reachable now, but may be soon: the network, a node down or failing over,
-        // no node of a cluster left, a server still loading or busy.
-        if error.is_io_error()
-            || error.is_timeout()
-            || error.is_connection_dropped()
-            || error.is_connection_refusal()
-            || error.is_cluster_error()
-            || matches!(error.kind(), ::redis::ErrorKind::ClusterConnectionNotFound)
-            || matches!(error.retry_method(), ::redis::RetryMethod::WaitAndRetry)
-        {
-            StoreError::Unavailable(error.to_string())
-        } else {
-            StoreError::Redis(error)
-        }
-    }
 }
 
 /// A decision over one record, re-run if the store retries the atomic step (so it must
@@ -354,25 +326,4 @@ pub trait SessionStore: Send + Sync {
     /// promises acknowledged writes to be (for answers that write nothing themselves
     /// but hand out what an earlier write made).
     async fn sync(&self) -> Result<(), StoreError>;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redis_errors_that_pass_are_unavailable_and_others_are_not() {
-        let transient = [
-            ::redis::RedisError::from((::redis::ErrorKind::ClusterConnectionNotFound, "none")),
-            ::redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
-        ];
-        for error in transient {
-            assert!(
-                matches!(StoreError::from(error), StoreError::Unavailable(_)),
-                "transient"
-            );
-        }
-        let lasting = ::redis::RedisError::from((::redis::ErrorKind::Client, "bad call"));
-        assert!(matches!(StoreError::from(lasting), StoreError::Redis(_)));
-    }
 }

@@ -26,6 +26,7 @@
 //! events up to G in order, every shard is first fenced at G (its top raised to at least
 //! G), so no event at or below G can still appear anywhere.
 
+mod error;
 mod events;
 mod keys;
 mod plan;

@@ -25,6 +25,7 @@ mod cache;
 mod check;
 mod compact;
 mod durability;
+mod error;
 mod events;
 mod generations;
 mod index;
