@@ -12,7 +12,8 @@ use std::time::Duration;
 use prost::Message;
 use sessiond::store::sled::{disk_usage, SledConfig, SledStore};
 use sessiond::store::{
-    Commit, Decision, Durability, EventsAfter, SessionId, SessionRecord, SessionStore,
+    Commit, Decision, Durability, EventLog, EventsAfter, Expiry, Maintenance, SessionId,
+    SessionRecord, SessionRecords,
 };
 use stored::{id_of, record, NOW_MS};
 

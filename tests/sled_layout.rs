@@ -11,8 +11,8 @@ use std::time::Duration;
 use prost::Message;
 use sessiond::store::sled::SledStore;
 use sessiond::store::{
-    Commit, Decision, Durability, Event, EventKind, EventsAfter, SessionId, SessionRecord,
-    SessionStore, StoredEvent,
+    Commit, Decision, Durability, Event, EventKind, EventLog, EventsAfter, Expiry, Maintenance,
+    Persistence, SessionId, SessionRecord, SessionRecords, StoredEvent,
 };
 use stored::{id_of, record, NOW_MS};
 

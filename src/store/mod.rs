@@ -1,4 +1,5 @@
-//! Persistence of sessions behind one trait, so the session rules never see an engine.
+//! Persistence of sessions behind a few concern traits, so the session rules never see
+//! an engine.
 //! Every state change is one atomic step in the store: record and indexes together.
 
 pub mod backup_file;
@@ -175,7 +176,7 @@ pub enum StoreError {
     #[error("{0}")]
     Engine(Box<dyn std::error::Error + Send + Sync>),
     /// The disk failed a read or write (full, I/O error): retrying may help once it is
-    /// fixed; the store reports it through [`SessionStore::write_fault`].
+    /// fixed; the store reports it through [`Persistence::write_fault`].
     #[error("storage I/O: {0}")]
     Io(String),
     #[error("stored record of session {id} cannot be decoded: {source}")]
@@ -213,10 +214,17 @@ pub type RecordDecision<'a> = dyn FnMut(&SessionRecord) -> Decision + Send + 'a;
 /// [`RecordDecision`].
 pub type UserDecision<'a> = dyn FnMut(&[SessionRecord]) -> Vec<(SessionRecord, Event)> + Send + 'a;
 
-/// Where sessions live. Implementations keep each call atomic: a crash or a concurrent
+/// Where sessions live: every concern of a store, as the one object the session rules
+/// hold (`Arc<dyn SessionStore>`). Each engine implements each concern in that
+/// concern's file (`sled/events.rs` holds `impl EventLog for SledStore`).
+pub trait SessionStore: SessionRecords + EventLog + Expiry + Persistence + Maintenance {}
+
+impl<T: SessionRecords + EventLog + Expiry + Persistence + Maintenance> SessionStore for T {}
+
+/// Session records and their indexes. Every call is atomic: a crash or a concurrent
 /// call never sees a record without its index entries, or the reverse.
 #[async_trait]
-pub trait SessionStore: Send + Sync {
+pub trait SessionRecords: Send + Sync {
     /// The id a new session of `user_id` gets, from a fresh UUID v7: a store may fold
     /// placement into it (Redis puts the user's shard in its last two bytes).
     fn place_session_id(&self, fresh: SessionId, _user_id: &str) -> SessionId {
@@ -229,14 +237,39 @@ pub trait SessionStore: Send + Sync {
     /// Stores a new session with its index entries and a STARTED event (durable).
     async fn insert(&self, record: &SessionRecord) -> Result<(), StoreError>;
 
-    /// Reads a session and atomically applies `decide` to it. Returns the record as
-    /// stored afterwards, or `None` (without calling `decide`) when it does not exist.
+    /// Reads a session and atomically applies `decide` to it, durable as `commit` asks.
+    /// Returns the record as stored afterwards, or `None` (without calling `decide`)
+    /// when it does not exist.
     async fn update(
         &self,
         id: SessionId,
         commit: Commit,
         decide: &mut RecordDecision<'_>,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        match commit {
+            Commit::Durable => self.update_durably(id, decide).await,
+            Commit::Lazy => self.update_lazily(id, decide).await,
+        }
+    }
+
+    /// [`SessionRecords::update`] that returns once the change is as durable as the
+    /// store's durability promises.
+    async fn update_durably(
+        &self,
+        id: SessionId,
+        decide: &mut RecordDecision<'_>,
     ) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// [`SessionRecords::update`] that may return before the change is durable, so a
+    /// crash may lose it (a last-access touch, a grace window closed by the sweeper).
+    /// A store that makes every write durable at once has no cheaper way.
+    async fn update_lazily(
+        &self,
+        id: SessionId,
+        decide: &mut RecordDecision<'_>,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        self.update_durably(id, decide).await
+    }
 
     /// Reads all sessions of a user (oldest first) and atomically stores what `decide`
     /// returns, serialized with every other `update_user` of that user (durable).
@@ -259,13 +292,19 @@ pub trait SessionStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<SessionRecord>, StoreError>;
 
-    /// Deletes up to `limit` sessions whose expiry is at or before `now_ms`, with their
-    /// index entries, logging an EXPIRED event for each. Returns how many it deleted.
-    async fn remove_expired(&self, now_ms: u64, limit: usize) -> Result<usize, StoreError>;
+    /// Up to `limit` session records of every user, newest first (descending id: ids
+    /// are UUID v7, so creation order), before `before` (from the newest when None).
+    /// Records whose id is not placed by time (none are) would sort by id all the same.
+    async fn records_before(
+        &self,
+        before: Option<SessionId>,
+        limit: usize,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
+}
 
-    /// Up to `limit` sessions whose grace window closed at or before `now_ms`.
-    async fn grace_closed(&self, now_ms: u64, limit: usize) -> Result<Vec<SessionId>, StoreError>;
-
+/// The session event log and its feed to watchers.
+#[async_trait]
+pub trait EventLog: Send + Sync {
     /// Up to `limit` events after `after_seq`, oldest first.
     async fn events_after(&self, after_seq: u64, limit: usize) -> Result<EventsAfter, StoreError>;
 
@@ -285,6 +324,50 @@ pub trait SessionStore: Send + Sync {
     async fn settled_head(&self) -> Result<u64, StoreError> {
         Ok(self.head_seq())
     }
+}
+
+/// The sweeper's view: sessions past their expiry, and grace windows that closed.
+#[async_trait]
+pub trait Expiry: Send + Sync {
+    /// Deletes up to `limit` sessions whose expiry is at or before `now_ms`, with their
+    /// index entries, logging an EXPIRED event for each. Returns how many it deleted.
+    async fn remove_expired(&self, now_ms: u64, limit: usize) -> Result<usize, StoreError>;
+
+    /// Up to `limit` sessions whose grace window closed at or before `now_ms`.
+    async fn grace_closed(&self, now_ms: u64, limit: usize) -> Result<Vec<SessionId>, StoreError>;
+}
+
+/// How acknowledged writes reach stable storage, and whether the store can still
+/// write. The defaults fit a store that makes each write durable before acknowledging
+/// it and recovers from failures by itself (Redis, whose persistence is its own config).
+#[async_trait]
+pub trait Persistence: Send + Sync {
+    /// Makes every acknowledged write durable (used at shutdown).
+    async fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Waits until every write made so far is as durable as the store's durability
+    /// promises acknowledged writes to be (for answers that write nothing themselves
+    /// but hand out what an earlier write made).
+    async fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Turns to `Some(detail)` once the store can no longer write until it is opened
+    /// again (sled stays failed after a failed disk write); the server then stops
+    /// serving and exits, so a supervisor restarts it. Stores that recover by
+    /// themselves never turn it.
+    fn write_fault(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        tokio::sync::watch::channel(None).1
+    }
+}
+
+/// Full scans for operators: the consistency check and the online backup.
+#[async_trait]
+pub trait Maintenance: Send + Sync {
+    /// Scans everything and reports how records and indexes agree.
+    async fn check_consistency(&self) -> Result<ConsistencyReport, StoreError>;
 
     /// Up to `limit` session records in id order, after `after` (from the first when
     /// None): an online backup pages through every record with it. Each record is read
@@ -298,32 +381,4 @@ pub trait SessionStore: Send + Sync {
             "this store has no online backup: back up Redis with its own RDB or AOF files",
         ))
     }
-
-    /// Up to `limit` session records of every user, newest first (descending id: ids
-    /// are UUID v7, so creation order), before `before` (from the newest when None).
-    /// Records whose id is not placed by time (none are) would sort by id all the same.
-    async fn records_before(
-        &self,
-        before: Option<SessionId>,
-        limit: usize,
-    ) -> Result<Vec<SessionRecord>, StoreError>;
-
-    /// Turns to `Some(detail)` once the store can no longer write until it is opened
-    /// again (sled stays failed after a failed disk write); the server then stops
-    /// serving and exits, so a supervisor restarts it. Stores that recover by
-    /// themselves never turn it.
-    fn write_fault(&self) -> tokio::sync::watch::Receiver<Option<String>> {
-        tokio::sync::watch::channel(None).1
-    }
-
-    /// Scans everything and reports how records and indexes agree.
-    async fn check_consistency(&self) -> Result<ConsistencyReport, StoreError>;
-
-    /// Makes every acknowledged write durable (used at shutdown).
-    async fn flush(&self) -> Result<(), StoreError>;
-
-    /// Waits until every write made so far is as durable as the store's durability
-    /// promises acknowledged writes to be (for answers that write nothing themselves
-    /// but hand out what an earlier write made).
-    async fn sync(&self) -> Result<(), StoreError>;
 }

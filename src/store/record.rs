@@ -185,7 +185,8 @@ pub enum StoredState {
 
 /// The id of a session, from its record's 16 id bytes.
 pub(crate) fn record_id(record: &SessionRecord) -> Result<SessionId, StoreError> {
-    SessionId::from_slice(&record.session_id).map_err(|_| StoreError::MalformedKey("session record"))
+    SessionId::from_slice(&record.session_id)
+        .map_err(|_| StoreError::MalformedKey("session record"))
 }
 
 /// Decodes the stored record of session `id`.

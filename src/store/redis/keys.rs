@@ -1,7 +1,10 @@
 //! The key layout (see the module docs): every key's name under the prefix and its
 //! shard's hash tag, and how session ids, users and index members map to them.
 
-use super::*;
+use sha2::{Digest, Sha256};
+
+use super::SHARDS;
+use crate::store::{SessionId, StoreError};
 
 /// Names of every key, under one prefix.
 pub(super) struct Keys {

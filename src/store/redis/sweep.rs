@@ -1,7 +1,16 @@
 //! The expiry sweep on Redis (one shard at a time, each sweep starting one shard further)
-//! and the consistency check over the shards' expiry sets.
+//! and the grace windows that closed.
 
-use super::*;
+use std::sync::atomic::Ordering;
+
+use async_trait::async_trait;
+use futures::future::try_join_all;
+
+use super::keys::{expiry_member, id_hex, parse_expiry_member, parse_id_hex};
+use super::plan::Plan;
+use super::{RedisStore, SHARDS};
+use crate::store::record::decode_record;
+use crate::store::{Event, Expiry, SessionId, StoreError};
 
 impl RedisStore {
     pub(super) async fn due(
@@ -72,12 +81,11 @@ impl RedisStore {
         }
         Ok(removed)
     }
+}
 
-    pub(super) async fn remove_expired_due(
-        &self,
-        now_ms: u64,
-        limit: usize,
-    ) -> Result<usize, StoreError> {
+#[async_trait]
+impl Expiry for RedisStore {
+    async fn remove_expired(&self, now_ms: u64, limit: usize) -> Result<usize, StoreError> {
         // Every server sweeps every shard, each starting where the last sweep started
         // plus one, from a random shard: servers that sweep at once mostly work on
         // different shards instead of racing for the same records.
@@ -102,11 +110,7 @@ impl RedisStore {
         Ok(removed)
     }
 
-    pub(super) async fn grace_closed_ids(
-        &self,
-        now_ms: u64,
-        limit: usize,
-    ) -> Result<Vec<SessionId>, StoreError> {
+    async fn grace_closed(&self, now_ms: u64, limit: usize) -> Result<Vec<SessionId>, StoreError> {
         let mut closed = Vec::new();
         for shard in 0..SHARDS {
             if closed.len() >= limit {
@@ -130,39 +134,5 @@ impl RedisStore {
             }
         }
         Ok(closed)
-    }
-
-    pub(super) async fn scan_consistency(&self) -> Result<ConsistencyReport, StoreError> {
-        let mut report = ConsistencyReport::default();
-        for shard in 0..SHARDS {
-            let entries = self.scored_members(self.keys.expiry(shard)).await?;
-            let mut users = std::collections::BTreeSet::new();
-            for (member, expires_at_ms) in &entries {
-                report.expiry_index_entries += 1;
-                let (id, user_id) = parse_expiry_member(member)?;
-                users.insert(user_id.to_owned());
-                // A record Redis already expired awaits the sweeper: not an orphan.
-                if let Some(record) = self.get(id).await? {
-                    report.sessions += 1;
-                    if record.expires_at_ms != *expires_at_ms || record.user_id != user_id {
-                        report.orphans += 1;
-                    }
-                }
-            }
-            for user_id in &users {
-                let indexed = self.scored_members(self.keys.user(user_id)).await?;
-                for (member, expires_at_ms) in indexed {
-                    report.user_index_entries += 1;
-                    let id = parse_id_hex(&member, "user index")?;
-                    let listed = entries.iter().any(|(entry, at)| {
-                        *at == expires_at_ms && *entry == expiry_member(id, user_id)
-                    });
-                    if !listed {
-                        report.orphans += 1;
-                    }
-                }
-            }
-        }
-        Ok(report)
     }
 }

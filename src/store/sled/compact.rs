@@ -8,10 +8,17 @@
 //! one is deleted. Readers never wait: they load whichever generation is current.
 
 use std::collections::HashSet;
-use std::sync::atomic::AtomicBool;
-use std::time::Instant;
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use super::*;
+use super::generations;
+use super::tx::off_runtime;
+use super::{disk_usage, io_error, keys, Engine, SledStore};
+use crate::store::record::decode_record;
+use crate::store::{Durability, SessionId, StoreError};
 
 /// Steps of a compaction where a crash test may stop it (`compact_pause_at`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]

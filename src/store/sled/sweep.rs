@@ -1,19 +1,42 @@
 //! The expiry sweep: deleting expired sessions (each with an EXPIRED event) in bounded
 //! batches, and finding refresh grace windows that closed.
 
-use super::*;
+use async_trait::async_trait;
+
+use super::SledStore;
+use crate::store::{Commit, Event, Expiry, SessionId, StoreError};
+
+#[async_trait]
+impl Expiry for SledStore {
+    async fn remove_expired(&self, now_ms: u64, limit: usize) -> Result<usize, StoreError> {
+        let removed = self.remove_due(now_ms, limit).await?;
+        // The end of a sweep, which the server runs every second: the time to look at
+        // the data dir's size, and compact when it is due.
+        if removed < limit {
+            self.compact_if_due().await;
+        }
+        Ok(removed)
+    }
+
+    async fn grace_closed(&self, now_ms: u64, limit: usize) -> Result<Vec<SessionId>, StoreError> {
+        Ok(self
+            .indexes
+            .grace_closed(now_ms, limit)
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect())
+    }
+}
 
 impl SledStore {
-    pub(super) async fn remove_expired_due(
-        &self,
-        now_ms: u64,
-        limit: usize,
-    ) -> Result<usize, StoreError> {
+    /// Deletes up to `limit` sessions due by `now_ms`, each with its EXPIRED event, in
+    /// one transaction; returns how many.
+    async fn remove_due(&self, now_ms: u64, limit: usize) -> Result<usize, StoreError> {
         let due = self.indexes.expired(now_ms, limit);
         if due.is_empty() {
             return Ok(0);
         }
-        let (removed, last_seq) = self.write(|tx, first_seq| {
+        let written = self.write(|tx, first_seq| {
             let mut removed = 0;
             for &(_, id) in &due {
                 // Extended since the lookup: its new expiry is not due yet.
@@ -28,24 +51,12 @@ impl SledStore {
                 }
             }
             Ok((removed, removed))
-        })?;
+        });
+        let (removed, last_seq) = self.watch_io(written)?;
         self.count_stored(0, removed);
         // Deleting expired sessions needs no flush before it is acknowledged: a crash
         // that loses it leaves sessions that are expired anyway and swept again.
-        self.finish(Commit::Lazy, last_seq).await?;
+        self.watch_io(self.finish(Commit::Lazy, last_seq).await)?;
         Ok(removed as usize)
-    }
-
-    pub(super) async fn grace_closed_ids(
-        &self,
-        now_ms: u64,
-        limit: usize,
-    ) -> Result<Vec<SessionId>, StoreError> {
-        Ok(self
-            .indexes
-            .grace_closed(now_ms, limit)
-            .into_iter()
-            .map(|(_, id)| id)
-            .collect())
     }
 }
