@@ -12,14 +12,13 @@ use std::str::FromStr;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-pub use record::{
-    ClientContext, EndReason, EventKind, SessionRecord, StoredEvent, StoredState, SWEEPER_ACTOR,
-};
+pub use record::{ClientContext, EndReason, EventKind, SessionRecord, StoredEvent, StoredState};
 
 /// Session ids are UUID v7: unique, and sorted by creation time.
 pub type SessionId = uuid::Uuid;
 
-/// An event a change appends to the session event log, in the same atomic step.
+/// An event a change appends to the session event log, in the same atomic step. The
+/// session rules decide every event; a store appends the ones it is given.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
     pub kind: EventKind,
@@ -33,46 +32,6 @@ pub struct Event {
 }
 
 impl Event {
-    /// The STARTED event of a new session, by the caller that started it.
-    pub fn started(record: &SessionRecord) -> Event {
-        Event {
-            kind: EventKind::Started,
-            at_ms: record.created_at_ms,
-            reason: EndReason::Unspecified,
-            actor: record.started_by.as_str().into(),
-            note: "".into(),
-        }
-    }
-
-    /// The EXPIRED event of the sweeper deleting `record` at `now_ms`: the reason it
-    /// ended with, or what ended it first: its idle timeout, its absolute cap or its
-    /// lifespan.
-    pub fn expired(record: Option<&SessionRecord>, now_ms: u64) -> Event {
-        let reason = match record {
-            Some(record) if record.end_reason() != EndReason::Unspecified => record.end_reason(),
-            Some(record)
-                if record.idle_timeout_ms > 0
-                    && record
-                        .last_access_at_ms
-                        .saturating_add(record.idle_timeout_ms)
-                        < record.expires_at_ms =>
-            {
-                EndReason::IdleTimeout
-            }
-            Some(record) if record.expires_at_ms >= record.max_expires_at_ms => {
-                EndReason::AbsoluteCap
-            }
-            _ => EndReason::LifespanEnd,
-        };
-        Event {
-            kind: EventKind::Expired,
-            at_ms: now_ms,
-            reason,
-            actor: SWEEPER_ACTOR.into(),
-            note: "".into(),
-        }
-    }
-
     /// The log entry of this event of `session_id` / `user_id`, numbered `seq`.
     pub fn stored(&self, seq: u64, session_id: &[u8], user_id: &str) -> StoredEvent {
         StoredEvent {
@@ -214,6 +173,11 @@ pub type RecordDecision<'a> = dyn FnMut(&SessionRecord) -> Decision + Send + 'a;
 /// [`RecordDecision`].
 pub type UserDecision<'a> = dyn FnMut(&[SessionRecord]) -> Vec<(SessionRecord, Event)> + Send + 'a;
 
+/// The event the sweeper logs for a session it deletes, from its record: None when
+/// the engine had already dropped the record by itself (Redis's own expiry) and only
+/// its index entries were left. May be called again if the store retries its step.
+pub type ExpiredEvent<'a> = dyn Fn(Option<&SessionRecord>) -> Event + Send + Sync + 'a;
+
 /// Where sessions live: every concern of a store, as the one object the session rules
 /// hold (`Arc<dyn SessionStore>`). Each engine implements each concern in that
 /// concern's file (`sled/events.rs` holds `impl EventLog for SledStore`).
@@ -234,8 +198,8 @@ pub trait SessionRecords: Send + Sync {
     /// The record of a session, if it exists.
     async fn get(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError>;
 
-    /// Stores a new session with its index entries and a STARTED event (durable).
-    async fn insert(&self, record: &SessionRecord) -> Result<(), StoreError>;
+    /// Stores a new session with its index entries, logging `started` (durable).
+    async fn insert(&self, record: &SessionRecord, started: &Event) -> Result<(), StoreError>;
 
     /// Reads a session and atomically applies `decide` to it, durable as `commit` asks.
     /// Returns the record as stored afterwards, or `None` (without calling `decide`)
@@ -330,8 +294,14 @@ pub trait EventLog: Send + Sync {
 #[async_trait]
 pub trait Expiry: Send + Sync {
     /// Deletes up to `limit` sessions whose expiry is at or before `now_ms`, with their
-    /// index entries, logging an EXPIRED event for each. Returns how many it deleted.
-    async fn remove_expired(&self, now_ms: u64, limit: usize) -> Result<usize, StoreError>;
+    /// index entries, logging for each the event `expired` gives. Returns how many it
+    /// deleted.
+    async fn remove_expired(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        expired: &ExpiredEvent<'_>,
+    ) -> Result<usize, StoreError>;
 
     /// Up to `limit` sessions whose grace window closed at or before `now_ms`.
     async fn grace_closed(&self, now_ms: u64, limit: usize) -> Result<Vec<SessionId>, StoreError>;

@@ -158,9 +158,6 @@ pub enum EndReason {
     UserNotBefore = 11,
 }
 
-/// The actor of what the sweeper does.
-pub const SWEEPER_ACTOR: &str = "sessiond";
-
 /// What happened to a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
 #[repr(i32)]

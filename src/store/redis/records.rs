@@ -30,12 +30,12 @@ impl SessionRecords for RedisStore {
         bytes.map(|bytes| decode_record(id, &bytes)).transpose()
     }
 
-    async fn insert(&self, record: &SessionRecord) -> Result<(), StoreError> {
+    async fn insert(&self, record: &SessionRecord, started: &Event) -> Result<(), StoreError> {
         let id = record_id(record)?;
         let mut plan = Plan::new(&self.keys, shard_of(id));
         plan.check_value(self.keys.session(id), None);
         self.plan_put(&mut plan, None, record)?;
-        plan.event(&record.session_id, &record.user_id, &Event::started(record));
+        plan.event(&record.session_id, &record.user_id, started);
         if self.run(plan).await? {
             Ok(())
         } else {

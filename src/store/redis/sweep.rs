@@ -10,7 +10,7 @@ use super::keys::{expiry_member, id_hex, parse_expiry_member, parse_id_hex};
 use super::plan::Plan;
 use super::{RedisStore, SHARDS};
 use crate::store::record::decode_record;
-use crate::store::{Event, Expiry, SessionId, StoreError};
+use crate::store::{ExpiredEvent, Expiry, SessionId, StoreError};
 
 impl RedisStore {
     pub(super) async fn due(
@@ -37,6 +37,7 @@ impl RedisStore {
         shard: u16,
         now_ms: u64,
         limit: usize,
+        expired: &ExpiredEvent<'_>,
     ) -> Result<usize, StoreError> {
         let members = self.due(self.keys.expiry(shard), now_ms, limit).await?;
         let due = members
@@ -68,11 +69,7 @@ impl RedisStore {
             if grace > 0 {
                 plan.zrem(self.keys.grace(shard), id_hex(*id));
             }
-            plan.event(
-                id.as_bytes(),
-                user_id,
-                &Event::expired(record.as_ref(), now_ms),
-            );
+            plan.event(id.as_bytes(), user_id, &expired(record.as_ref()));
             removed += 1;
         }
         if removed == 0 || !self.run(plan).await? {
@@ -85,7 +82,12 @@ impl RedisStore {
 
 #[async_trait]
 impl Expiry for RedisStore {
-    async fn remove_expired(&self, now_ms: u64, limit: usize) -> Result<usize, StoreError> {
+    async fn remove_expired(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        expired: &ExpiredEvent<'_>,
+    ) -> Result<usize, StoreError> {
         // Every server sweeps every shard, each starting where the last sweep started
         // plus one, from a random shard: servers that sweep at once mostly work on
         // different shards instead of racing for the same records.
@@ -97,7 +99,7 @@ impl Expiry for RedisStore {
                 break;
             }
             removed += self
-                .remove_expired_in(shard, now_ms, limit - removed)
+                .remove_expired_in(shard, now_ms, limit - removed, expired)
                 .await?;
         }
         // Every server sweeps, so every server's gauge shows the deployment's total.

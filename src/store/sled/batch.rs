@@ -52,8 +52,8 @@ impl Drop for WriterGuard<'_> {
 
 /// A single-record change, decided before its transaction and applied in one batch.
 pub(super) enum Change {
-    /// A new session with its STARTED event.
-    Insert(Box<SessionRecord>),
+    /// A new session with its event (STARTED).
+    Insert(Box<SessionRecord>, Event),
     /// `old` becomes `next`, if the stored bytes are still `expected`.
     Replace {
         old: Arc<SessionRecord>,
@@ -67,7 +67,7 @@ impl Change {
     /// The record the change stores, handed back to its caller once applied.
     fn into_next(self) -> Box<SessionRecord> {
         match self {
-            Change::Insert(record) => record,
+            Change::Insert(record, _) => record,
             Change::Replace { next, .. } => next,
         }
     }
@@ -272,7 +272,7 @@ impl SledStore {
     /// What writing `change` takes, if its record is still the one read.
     fn plan<'c>(&self, change: &'c Change) -> Result<Option<Planned<'c>>, StoreError> {
         let (old, next, event, expected) = match change {
-            Change::Insert(record) => (None, &**record, Some(Event::started(record)), None),
+            Change::Insert(record, event) => (None, &**record, Some(event.clone()), None),
             Change::Replace {
                 old,
                 expected,

@@ -15,7 +15,7 @@ use super::keys;
 use super::touches::Touch;
 use super::SledStore;
 use crate::store::{
-    Commit, Decision, RecordDecision, SessionId, SessionRecord, SessionRecords, StoreError,
+    Commit, Decision, Event, RecordDecision, SessionId, SessionRecord, SessionRecords, StoreError,
     UserDecision,
 };
 
@@ -30,10 +30,10 @@ impl SessionRecords for SledStore {
         }))
     }
 
-    async fn insert(&self, record: &SessionRecord) -> Result<(), StoreError> {
+    async fn insert(&self, record: &SessionRecord, started: &Event) -> Result<(), StoreError> {
         self.watch_io(
             async {
-                let change = Change::Insert(Box::new(record.clone()));
+                let change = Change::Insert(Box::new(record.clone()), started.clone());
                 let last_seq = match self.submit(change, Commit::Durable).await? {
                     (Applied::Done(last_seq), _) => last_seq,
                     (Applied::Stale, _) => return Err(StoreError::BatchLost),

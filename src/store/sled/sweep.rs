@@ -4,12 +4,17 @@
 use async_trait::async_trait;
 
 use super::SledStore;
-use crate::store::{Commit, Event, Expiry, SessionId, StoreError};
+use crate::store::{Commit, ExpiredEvent, Expiry, SessionId, StoreError};
 
 #[async_trait]
 impl Expiry for SledStore {
-    async fn remove_expired(&self, now_ms: u64, limit: usize) -> Result<usize, StoreError> {
-        let removed = self.remove_due(now_ms, limit).await?;
+    async fn remove_expired(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        expired: &ExpiredEvent<'_>,
+    ) -> Result<usize, StoreError> {
+        let removed = self.remove_due(now_ms, limit, expired).await?;
         // The end of a sweep, which the server runs every second: the time to look at
         // the data dir's size, and compact when it is due.
         if removed < limit {
@@ -31,7 +36,12 @@ impl Expiry for SledStore {
 impl SledStore {
     /// Deletes up to `limit` sessions due by `now_ms`, each with its EXPIRED event, in
     /// one transaction; returns how many.
-    async fn remove_due(&self, now_ms: u64, limit: usize) -> Result<usize, StoreError> {
+    async fn remove_due(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        expired: &ExpiredEvent<'_>,
+    ) -> Result<usize, StoreError> {
         let due = self.indexes.expired(now_ms, limit);
         if due.is_empty() {
             return Ok(0);
@@ -42,11 +52,7 @@ impl SledStore {
                 // Extended since the lookup: its new expiry is not due yet.
                 if let Some(record) = tx.get(id)?.filter(|r| r.expires_at_ms <= now_ms) {
                     tx.delete(&record)?;
-                    tx.log(
-                        first_seq + removed,
-                        &record,
-                        &Event::expired(Some(&record), now_ms),
-                    );
+                    tx.log(first_seq + removed, &record, &expired(Some(&record)));
                     removed += 1;
                 }
             }
