@@ -3,6 +3,8 @@
 //! Every state change is one atomic step in the store: record and indexes together.
 
 pub mod backup_file;
+#[cfg(test)]
+mod contract;
 pub mod record;
 pub mod redis;
 pub mod sled;
