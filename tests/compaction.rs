@@ -10,9 +10,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use prost::Message;
+use sessiond::session::policy::{expired_event, started_event};
 use sessiond::store::sled::{disk_usage, SledConfig, SledStore};
 use sessiond::store::{
-    Commit, Decision, Durability, EventsAfter, SessionId, SessionRecord, SessionStore,
+    Commit, Decision, Durability, EventLog, EventsAfter, Expiry, Maintenance, SessionId,
+    SessionRecord, SessionRecords,
 };
 use stored::{id_of, record, NOW_MS};
 
@@ -66,7 +68,10 @@ async fn touch(store: &SledStore, id: SessionId, at_ms: u64) {
 async fn sweep(store: &SledStore, now_ms: u64) -> usize {
     let mut removed = 0;
     loop {
-        let batch = store.remove_expired(now_ms, 1_000).await.expect("sweep");
+        let batch = store
+            .remove_expired(now_ms, 1_000, &|record| expired_event(record, now_ms))
+            .await
+            .expect("sweep");
         removed += batch;
         if batch < 1_000 {
             return removed;
@@ -99,7 +104,10 @@ async fn churn(store: &SledStore) -> u64 {
         for n in 0..cohort {
             let record = record(&format!("user-{}", n % 97), now_ms + 3_500);
             written += record.encoded_len() as u64;
-            store.insert(&record).await.expect("start");
+            store
+                .insert(&record, &started_event(&record))
+                .await
+                .expect("start");
             let id = id_of(&record);
             refresh(store, id, round).await;
             touch(store, id, now_ms + 1).await;
@@ -166,13 +174,19 @@ async fn a_compaction_keeps_records_events_touches_and_external_ids() {
         for n in 0..300 {
             let mut record = record(&format!("user-{}", n % 7), NOW_MS + 60_000);
             record.external_user_id = format!("ext-{}", n % 7);
-            store.insert(&record).await.expect("start");
+            store
+                .insert(&record, &started_event(&record))
+                .await
+                .expect("start");
             refresh(&store, id_of(&record), n).await;
             kept.push(id_of(&record));
         }
         touch(&store, kept[0], NOW_MS + 5).await;
         let ended = record("leaver", NOW_MS + 10);
-        store.insert(&ended).await.expect("start");
+        store
+            .insert(&ended, &started_event(&ended))
+            .await
+            .expect("start");
         assert_eq!(sweep(&store, NOW_MS + 10).await, 1);
         events_before = events(&store).await;
         let before: Vec<SessionRecord> = records(&store, &kept).await;
@@ -195,8 +209,9 @@ async fn a_compaction_keeps_records_events_touches_and_external_ids() {
             "the touch is kept"
         );
         // Writes go on in the new generation.
+        let fresh = record("after", NOW_MS + 60_000);
         store
-            .insert(&record("after", NOW_MS + 60_000))
+            .insert(&fresh, &started_event(&fresh))
             .await
             .expect("start after compacting");
     }
@@ -225,7 +240,10 @@ async fn sessiond_compact_compacts_a_stopped_data_dir() {
     let kept = record("alice", NOW_MS + 60_000);
     {
         let store = open(dir.path(), &SledConfig::default());
-        store.insert(&kept).await.expect("start");
+        store
+            .insert(&kept, &started_event(&kept))
+            .await
+            .expect("start");
         for round in 0..2_000 {
             refresh(&store, id_of(&kept), round).await;
         }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use sessiond::proto::session::v1::session_service_client::SessionServiceClient;
 use sessiond::store::sled::SledStore;
-use sessiond::store::{Durability, EventKind, EventsAfter, SessionStore};
+use sessiond::store::{Durability, EventKind, EventLog, EventsAfter, Maintenance, SessionRecords};
 use support::*;
 use tonic::transport::Channel;
 use tonic::Code;

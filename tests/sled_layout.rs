@@ -9,10 +9,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use prost::Message;
+use sessiond::session::policy::{expired_event, started_event};
 use sessiond::store::sled::SledStore;
 use sessiond::store::{
-    Commit, Decision, Durability, Event, EventKind, EventsAfter, SessionId, SessionRecord,
-    SessionStore, StoredEvent,
+    Commit, Decision, Durability, EventKind, EventLog, EventsAfter, Expiry, Maintenance,
+    Persistence, SessionId, SessionRecord, SessionRecords, StoredEvent,
 };
 use stored::{id_of, record, NOW_MS};
 
@@ -57,7 +58,10 @@ async fn the_indexes_are_rebuilt_from_the_records_at_open() {
     {
         let store = open(dir.path());
         for record in [&alice_old, &alice_new, &bob] {
-            store.insert(record).await.expect("insert");
+            store
+                .insert(record, &started_event(record))
+                .await
+                .expect("insert");
         }
         // A grace window opened on bob's session, as a Refresh does.
         store
@@ -88,7 +92,9 @@ async fn the_indexes_are_rebuilt_from_the_records_at_open() {
     );
     assert_eq!(
         store
-            .remove_expired(NOW_MS + 1_000, 10)
+            .remove_expired(NOW_MS + 1_000, 10, &|record| {
+                expired_event(record, NOW_MS + 1_000)
+            })
             .await
             .expect("sweep"),
         1
@@ -109,14 +115,15 @@ async fn a_cursor_inside_a_page_of_events_resumes_at_the_next_event() {
         .update_user("alice", &mut |_| {
             batch
                 .iter()
-                .map(|record| (record.clone(), Event::started(record)))
+                .map(|record| (record.clone(), started_event(record)))
                 .collect()
         })
         .await
         .expect("user-wide change");
     for _ in 0..3 {
+        let fresh = record("bob", NOW_MS + 60_000);
         store
-            .insert(&record("bob", NOW_MS + 60_000))
+            .insert(&fresh, &started_event(&fresh))
             .await
             .expect("insert");
     }
@@ -194,8 +201,9 @@ async fn a_data_dir_of_the_one_event_per_key_layout_opens_with_nothing_lost() {
         let report = store.check_consistency().await.expect("check");
         assert_eq!((report.sessions, report.orphans), (300, 0), "{report:?}");
         // New events follow the moved ones.
+        let fresh = record("user0", NOW_MS + 60_000);
         store
-            .insert(&record("user0", NOW_MS + 60_000))
+            .insert(&fresh, &started_event(&fresh))
             .await
             .expect("insert");
         assert_eq!(events(&store, 299, 10).await, vec![300, 301]);
@@ -245,7 +253,10 @@ async fn touches_kept_apart_from_their_records_survive_restarts() {
     {
         let store = open(dir.path());
         for record in [&kept_apart, &rewritten] {
-            store.insert(record).await.expect("insert");
+            store
+                .insert(record, &started_event(record))
+                .await
+                .expect("insert");
         }
         // Enough touches of one session to write many pages and then rewrite them.
         for n in 1..=70_000 {

@@ -1,4 +1,5 @@
-//! Session lifetimes per group, and the pure rules that apply them to a record.
+//! Session lifetimes per group, and the pure rules that apply them to a record: when it
+//! ends, why it ended, and the events that begin and end it.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -6,10 +7,13 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::clock::millis;
-use crate::store::{EndReason, SessionRecord, StoredState};
+use crate::store::{EndReason, Event, EventKind, SessionRecord, StoredState};
 
 /// The group every session belongs to unless Start names another.
 pub const DEFAULT_GROUP: &str = "default";
+
+/// The actor of what the sweeper does.
+pub const SWEEPER_ACTOR: &str = "sessiond";
 
 /// Lifetimes of the sessions of one group, as written in the config file.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -120,13 +124,7 @@ impl GroupPolicy {
         match self.state_at(record, now_ms) {
             SessionState::Active => EndReason::Unspecified,
             SessionState::Revoked => record.end_reason(),
-            SessionState::Expired if self.ends_at_ms(record) < record.expires_at_ms => {
-                EndReason::IdleTimeout
-            }
-            SessionState::Expired if record.expires_at_ms >= record.max_expires_at_ms => {
-                EndReason::AbsoluteCap
-            }
-            SessionState::Expired => EndReason::LifespanEnd,
+            SessionState::Expired => deadline_passed(record, self.idle_timeout.map(millis)),
         }
     }
 
@@ -166,6 +164,53 @@ impl GroupPolicy {
         now_ms
             .saturating_add(record.ttl_ms)
             .min(record.max_expires_at_ms)
+    }
+}
+
+/// Which deadline ended a session that is past its end, given the idle timeout that
+/// applies to it: its idle deadline when that came before its expiry, else its absolute
+/// cap when its expiry had reached the cap, else its lifespan.
+pub fn deadline_passed(record: &SessionRecord, idle_timeout_ms: Option<u64>) -> EndReason {
+    if idle_timeout_ms
+        .is_some_and(|idle| record.last_access_at_ms.saturating_add(idle) < record.expires_at_ms)
+    {
+        EndReason::IdleTimeout
+    } else if record.expires_at_ms >= record.max_expires_at_ms {
+        EndReason::AbsoluteCap
+    } else {
+        EndReason::LifespanEnd
+    }
+}
+
+/// The STARTED event of a new session, by the caller that started it.
+pub fn started_event(record: &SessionRecord) -> Event {
+    Event {
+        kind: EventKind::Started,
+        at_ms: record.created_at_ms,
+        reason: EndReason::Unspecified,
+        actor: record.started_by.as_str().into(),
+        note: "".into(),
+    }
+}
+
+/// The EXPIRED event of the sweeper deleting `record` at `now_ms` (None: the store had
+/// already dropped the record): the reason it ended with, or else the deadline that
+/// ended it, by the idle timeout stored with it (the sweeper sees no policy).
+pub fn expired_event(record: Option<&SessionRecord>, now_ms: u64) -> Event {
+    let reason = match record {
+        Some(record) if record.end_reason() != EndReason::Unspecified => record.end_reason(),
+        Some(record) => deadline_passed(
+            record,
+            (record.idle_timeout_ms > 0).then_some(record.idle_timeout_ms),
+        ),
+        None => EndReason::LifespanEnd,
+    };
+    Event {
+        kind: EventKind::Expired,
+        at_ms: now_ms,
+        reason,
+        actor: SWEEPER_ACTOR.into(),
+        note: "".into(),
     }
 }
 
@@ -274,6 +319,162 @@ mod tests {
         let record = record(HOUR_MS, 10 * HOUR_MS);
         assert_eq!(idle.state_at(&record, 59_999), SessionState::Active);
         assert_eq!(idle.state_at(&record, 60_000), SessionState::Expired);
+    }
+
+    #[test]
+    fn the_deadline_passed_is_the_idle_one_if_first_then_the_cap_then_the_lifespan() {
+        let idle = Some(60_000);
+        // (last access, expiry, absolute cap, idle timeout, reason)
+        let cases = [
+            (0, HOUR_MS, 10 * HOUR_MS, idle, EndReason::IdleTimeout),
+            (0, HOUR_MS, HOUR_MS, idle, EndReason::IdleTimeout),
+            // The idle deadline at the expiry is not before it.
+            (
+                HOUR_MS - 60_000,
+                HOUR_MS,
+                10 * HOUR_MS,
+                idle,
+                EndReason::LifespanEnd,
+            ),
+            (
+                HOUR_MS - 60_000,
+                HOUR_MS,
+                HOUR_MS,
+                idle,
+                EndReason::AbsoluteCap,
+            ),
+            (
+                u64::MAX,
+                HOUR_MS,
+                10 * HOUR_MS,
+                idle,
+                EndReason::LifespanEnd,
+            ),
+            (0, HOUR_MS, HOUR_MS, None, EndReason::AbsoluteCap),
+            (0, HOUR_MS, 10 * HOUR_MS, None, EndReason::LifespanEnd),
+        ];
+        for (last_access_at_ms, expires, cap, idle, reason) in cases {
+            let record = SessionRecord {
+                last_access_at_ms,
+                ..record(expires, cap)
+            };
+            assert_eq!(
+                deadline_passed(&record, idle),
+                reason,
+                "last access {last_access_at_ms}, expiry {expires}, cap {cap}, idle {idle:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn end_reason_at_is_none_while_active_the_stored_one_when_revoked_else_the_deadline() {
+        let idle = GroupPolicy {
+            idle_timeout: Some(Duration::from_secs(60)),
+            ..Default::default()
+        };
+        let plain = GroupPolicy::default();
+        let revoked = |reason: EndReason| SessionRecord {
+            state: StoredState::Revoked as i32,
+            end_reason: reason as i32,
+            ..record(HOUR_MS, 10 * HOUR_MS)
+        };
+        // (policy, record, now, reason)
+        let cases = [
+            (
+                &idle,
+                record(HOUR_MS, 10 * HOUR_MS),
+                59_999,
+                EndReason::Unspecified,
+            ),
+            (
+                &idle,
+                record(HOUR_MS, 10 * HOUR_MS),
+                60_000,
+                EndReason::IdleTimeout,
+            ),
+            (
+                &plain,
+                record(HOUR_MS, 10 * HOUR_MS),
+                60_000,
+                EndReason::Unspecified,
+            ),
+            (
+                &plain,
+                record(HOUR_MS, 10 * HOUR_MS),
+                HOUR_MS,
+                EndReason::LifespanEnd,
+            ),
+            (
+                &plain,
+                record(HOUR_MS, HOUR_MS),
+                HOUR_MS,
+                EndReason::AbsoluteCap,
+            ),
+            (
+                &plain,
+                revoked(EndReason::LogoutAll),
+                0,
+                EndReason::LogoutAll,
+            ),
+            // Revoked by an older version, which stored no reason.
+            (
+                &plain,
+                revoked(EndReason::Unspecified),
+                0,
+                EndReason::Unspecified,
+            ),
+        ];
+        for (row, (policy, record, now_ms, reason)) in cases.into_iter().enumerate() {
+            assert_eq!(policy.end_reason_at(&record, now_ms), reason, "row {row}");
+        }
+    }
+
+    #[test]
+    fn the_sweepers_event_keeps_a_stored_reason_or_names_the_deadline_by_the_record() {
+        let idle_record = SessionRecord {
+            idle_timeout_ms: 60_000,
+            ..record(HOUR_MS, 10 * HOUR_MS)
+        };
+        let revoked = SessionRecord {
+            end_reason: EndReason::LogoutOthers as i32,
+            ..idle_record.clone()
+        };
+        // (record swept, reason)
+        let cases = [
+            (None, EndReason::LifespanEnd),
+            (Some(revoked), EndReason::LogoutOthers),
+            (Some(idle_record), EndReason::IdleTimeout),
+            (Some(record(HOUR_MS, HOUR_MS)), EndReason::AbsoluteCap),
+            (Some(record(HOUR_MS, 10 * HOUR_MS)), EndReason::LifespanEnd),
+        ];
+        for (row, (record, reason)) in cases.into_iter().enumerate() {
+            let event = expired_event(record.as_ref(), 2 * HOUR_MS);
+            assert_eq!(
+                event,
+                Event {
+                    kind: EventKind::Expired,
+                    at_ms: 2 * HOUR_MS,
+                    reason,
+                    actor: SWEEPER_ACTOR.into(),
+                    note: "".into(),
+                },
+                "row {row}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_session_starts_when_created_by_its_caller() {
+        let record = SessionRecord {
+            created_at_ms: 7,
+            started_by: "admin-ui".to_owned(),
+            ..record(HOUR_MS, 10 * HOUR_MS)
+        };
+        let event = started_event(&record);
+        assert_eq!(
+            (event.kind, event.at_ms, event.reason, &*event.actor),
+            (EventKind::Started, 7, EndReason::Unspecified, "admin-ui")
+        );
     }
 
     #[test]

@@ -1,8 +1,10 @@
-//! Persistence of sessions behind one trait, so the session rules never see an engine.
+//! Persistence of sessions behind a few concern traits, so the session rules never see
+//! an engine.
 //! Every state change is one atomic step in the store: record and indexes together.
 
 pub mod backup_file;
-pub mod keys;
+#[cfg(test)]
+mod contract;
 pub mod record;
 pub mod redis;
 pub mod sled;
@@ -12,14 +14,13 @@ use std::str::FromStr;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-pub use record::{
-    ClientContext, EndReason, EventKind, SessionRecord, StoredEvent, StoredState, SWEEPER_ACTOR,
-};
+pub use record::{ClientContext, EndReason, EventKind, SessionRecord, StoredEvent, StoredState};
 
 /// Session ids are UUID v7: unique, and sorted by creation time.
 pub type SessionId = uuid::Uuid;
 
-/// An event a change appends to the session event log, in the same atomic step.
+/// An event a change appends to the session event log, in the same atomic step. The
+/// session rules decide every event; a store appends the ones it is given.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
     pub kind: EventKind,
@@ -33,46 +34,6 @@ pub struct Event {
 }
 
 impl Event {
-    /// The STARTED event of a new session, by the caller that started it.
-    pub fn started(record: &SessionRecord) -> Event {
-        Event {
-            kind: EventKind::Started,
-            at_ms: record.created_at_ms,
-            reason: EndReason::Unspecified,
-            actor: record.started_by.as_str().into(),
-            note: "".into(),
-        }
-    }
-
-    /// The EXPIRED event of the sweeper deleting `record` at `now_ms`: the reason it
-    /// ended with, or what ended it first: its idle timeout, its absolute cap or its
-    /// lifespan.
-    pub fn expired(record: Option<&SessionRecord>, now_ms: u64) -> Event {
-        let reason = match record {
-            Some(record) if record.end_reason() != EndReason::Unspecified => record.end_reason(),
-            Some(record)
-                if record.idle_timeout_ms > 0
-                    && record
-                        .last_access_at_ms
-                        .saturating_add(record.idle_timeout_ms)
-                        < record.expires_at_ms =>
-            {
-                EndReason::IdleTimeout
-            }
-            Some(record) if record.expires_at_ms >= record.max_expires_at_ms => {
-                EndReason::AbsoluteCap
-            }
-            _ => EndReason::LifespanEnd,
-        };
-        Event {
-            kind: EventKind::Expired,
-            at_ms: now_ms,
-            reason,
-            actor: SWEEPER_ACTOR.into(),
-            note: "".into(),
-        }
-    }
-
     /// The log entry of this event of `session_id` / `user_id`, numbered `seq`.
     pub fn stored(&self, seq: u64, session_id: &[u8], user_id: &str) -> StoredEvent {
         StoredEvent {
@@ -168,13 +129,15 @@ pub struct ConsistencyReport {
     pub orphans: u64,
 }
 
-/// Failures of the storage layer.
+/// Failures of the storage layer, in terms of no engine: each adapter turns its
+/// engine's errors into these (`sled/error.rs`, `redis/error.rs`).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("storage engine: {0}")]
-    Engine(::sled::Error),
+    /// The engine failed in a way no other variant names; the detail is for the log.
+    #[error("{0}")]
+    Engine(Box<dyn std::error::Error + Send + Sync>),
     /// The disk failed a read or write (full, I/O error): retrying may help once it is
-    /// fixed; the store reports it through [`SessionStore::write_fault`].
+    /// fixed; the store reports it through [`Persistence::write_fault`].
     #[error("storage I/O: {0}")]
     Io(String),
     #[error("stored record of session {id} cannot be decoded: {source}")]
@@ -192,8 +155,6 @@ pub enum StoreError {
     /// The store cannot be reached now (network, failover, timeout): callers may retry.
     #[error("store unreachable: {0}")]
     Unavailable(String),
-    #[error("redis: {0}")]
-    Redis(::redis::RedisError),
     /// A batched write got no outcome from the writer that took it.
     #[error("a batched write was lost by its writer")]
     BatchLost,
@@ -205,34 +166,6 @@ pub enum StoreError {
     Contended(u32),
 }
 
-impl From<::sled::Error> for StoreError {
-    fn from(error: ::sled::Error) -> StoreError {
-        match error {
-            ::sled::Error::Io(error) => StoreError::Io(error.to_string()),
-            other => StoreError::Engine(other),
-        }
-    }
-}
-
-impl From<::redis::RedisError> for StoreError {
-    fn from(error: ::redis::RedisError) -> StoreError {
-        // Not reachable now, but may be soon: the network, a node down or failing over,
-        // no node of a cluster left, a server still loading or busy.
-        if error.is_io_error()
-            || error.is_timeout()
-            || error.is_connection_dropped()
-            || error.is_connection_refusal()
-            || error.is_cluster_error()
-            || matches!(error.kind(), ::redis::ErrorKind::ClusterConnectionNotFound)
-            || matches!(error.retry_method(), ::redis::RetryMethod::WaitAndRetry)
-        {
-            StoreError::Unavailable(error.to_string())
-        } else {
-            StoreError::Redis(error)
-        }
-    }
-}
-
 /// A decision over one record, re-run if the store retries the atomic step (so it must
 /// have no side effects beyond what it captures for its caller).
 pub type RecordDecision<'a> = dyn FnMut(&SessionRecord) -> Decision + Send + 'a;
@@ -242,10 +175,22 @@ pub type RecordDecision<'a> = dyn FnMut(&SessionRecord) -> Decision + Send + 'a;
 /// [`RecordDecision`].
 pub type UserDecision<'a> = dyn FnMut(&[SessionRecord]) -> Vec<(SessionRecord, Event)> + Send + 'a;
 
-/// Where sessions live. Implementations keep each call atomic: a crash or a concurrent
+/// The event the sweeper logs for a session it deletes, from its record: None when
+/// the engine had already dropped the record by itself (Redis's own expiry) and only
+/// its index entries were left. May be called again if the store retries its step.
+pub type ExpiredEvent<'a> = dyn Fn(Option<&SessionRecord>) -> Event + Send + Sync + 'a;
+
+/// Where sessions live: every concern of a store, as the one object the session rules
+/// hold (`Arc<dyn SessionStore>`). Each engine implements each concern in that
+/// concern's file (`sled/events.rs` holds `impl EventLog for SledStore`).
+pub trait SessionStore: SessionRecords + EventLog + Expiry + Persistence + Maintenance {}
+
+impl<T: SessionRecords + EventLog + Expiry + Persistence + Maintenance> SessionStore for T {}
+
+/// Session records and their indexes. Every call is atomic: a crash or a concurrent
 /// call never sees a record without its index entries, or the reverse.
 #[async_trait]
-pub trait SessionStore: Send + Sync {
+pub trait SessionRecords: Send + Sync {
     /// The id a new session of `user_id` gets, from a fresh UUID v7: a store may fold
     /// placement into it (Redis puts the user's shard in its last two bytes).
     fn place_session_id(&self, fresh: SessionId, _user_id: &str) -> SessionId {
@@ -255,17 +200,42 @@ pub trait SessionStore: Send + Sync {
     /// The record of a session, if it exists.
     async fn get(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError>;
 
-    /// Stores a new session with its index entries and a STARTED event (durable).
-    async fn insert(&self, record: &SessionRecord) -> Result<(), StoreError>;
+    /// Stores a new session with its index entries, logging `started` (durable).
+    async fn insert(&self, record: &SessionRecord, started: &Event) -> Result<(), StoreError>;
 
-    /// Reads a session and atomically applies `decide` to it. Returns the record as
-    /// stored afterwards, or `None` (without calling `decide`) when it does not exist.
+    /// Reads a session and atomically applies `decide` to it, durable as `commit` asks.
+    /// Returns the record as stored afterwards, or `None` (without calling `decide`)
+    /// when it does not exist.
     async fn update(
         &self,
         id: SessionId,
         commit: Commit,
         decide: &mut RecordDecision<'_>,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        match commit {
+            Commit::Durable => self.update_durably(id, decide).await,
+            Commit::Lazy => self.update_lazily(id, decide).await,
+        }
+    }
+
+    /// [`SessionRecords::update`] that returns once the change is as durable as the
+    /// store's durability promises.
+    async fn update_durably(
+        &self,
+        id: SessionId,
+        decide: &mut RecordDecision<'_>,
     ) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// [`SessionRecords::update`] that may return before the change is durable, so a
+    /// crash may lose it (a last-access touch, a grace window closed by the sweeper).
+    /// A store that makes every write durable at once has no cheaper way.
+    async fn update_lazily(
+        &self,
+        id: SessionId,
+        decide: &mut RecordDecision<'_>,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        self.update_durably(id, decide).await
+    }
 
     /// Reads all sessions of a user (oldest first) and atomically stores what `decide`
     /// returns, serialized with every other `update_user` of that user (durable).
@@ -288,13 +258,19 @@ pub trait SessionStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<SessionRecord>, StoreError>;
 
-    /// Deletes up to `limit` sessions whose expiry is at or before `now_ms`, with their
-    /// index entries, logging an EXPIRED event for each. Returns how many it deleted.
-    async fn remove_expired(&self, now_ms: u64, limit: usize) -> Result<usize, StoreError>;
+    /// Up to `limit` session records of every user, newest first (descending id: ids
+    /// are UUID v7, so creation order), before `before` (from the newest when None).
+    /// Records whose id is not placed by time (none are) would sort by id all the same.
+    async fn records_before(
+        &self,
+        before: Option<SessionId>,
+        limit: usize,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
+}
 
-    /// Up to `limit` sessions whose grace window closed at or before `now_ms`.
-    async fn grace_closed(&self, now_ms: u64, limit: usize) -> Result<Vec<SessionId>, StoreError>;
-
+/// The session event log and its feed to watchers.
+#[async_trait]
+pub trait EventLog: Send + Sync {
     /// Up to `limit` events after `after_seq`, oldest first.
     async fn events_after(&self, after_seq: u64, limit: usize) -> Result<EventsAfter, StoreError>;
 
@@ -314,6 +290,56 @@ pub trait SessionStore: Send + Sync {
     async fn settled_head(&self) -> Result<u64, StoreError> {
         Ok(self.head_seq())
     }
+}
+
+/// The sweeper's view: sessions past their expiry, and grace windows that closed.
+#[async_trait]
+pub trait Expiry: Send + Sync {
+    /// Deletes up to `limit` sessions whose expiry is at or before `now_ms`, with their
+    /// index entries, logging for each the event `expired` gives. Returns how many it
+    /// deleted.
+    async fn remove_expired(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        expired: &ExpiredEvent<'_>,
+    ) -> Result<usize, StoreError>;
+
+    /// Up to `limit` sessions whose grace window closed at or before `now_ms`.
+    async fn grace_closed(&self, now_ms: u64, limit: usize) -> Result<Vec<SessionId>, StoreError>;
+}
+
+/// How acknowledged writes reach stable storage, and whether the store can still
+/// write. The defaults fit a store that makes each write durable before acknowledging
+/// it and recovers from failures by itself (Redis, whose persistence is its own config).
+#[async_trait]
+pub trait Persistence: Send + Sync {
+    /// Makes every acknowledged write durable (used at shutdown).
+    async fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Waits until every write made so far is as durable as the store's durability
+    /// promises acknowledged writes to be (for answers that write nothing themselves
+    /// but hand out what an earlier write made).
+    async fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Turns to `Some(detail)` once the store can no longer write until it is opened
+    /// again (sled stays failed after a failed disk write); the server then stops
+    /// serving and exits, so a supervisor restarts it. Stores that recover by
+    /// themselves never turn it.
+    fn write_fault(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        tokio::sync::watch::channel(None).1
+    }
+}
+
+/// Full scans for operators: the consistency check and the online backup.
+#[async_trait]
+pub trait Maintenance: Send + Sync {
+    /// Scans everything and reports how records and indexes agree.
+    async fn check_consistency(&self) -> Result<ConsistencyReport, StoreError>;
 
     /// Up to `limit` session records in id order, after `after` (from the first when
     /// None): an online backup pages through every record with it. Each record is read
@@ -326,54 +352,5 @@ pub trait SessionStore: Send + Sync {
         Err(StoreError::Unsupported(
             "this store has no online backup: back up Redis with its own RDB or AOF files",
         ))
-    }
-
-    /// Up to `limit` session records of every user, newest first (descending id: ids
-    /// are UUID v7, so creation order), before `before` (from the newest when None).
-    /// Records whose id is not placed by time (none are) would sort by id all the same.
-    async fn records_before(
-        &self,
-        before: Option<SessionId>,
-        limit: usize,
-    ) -> Result<Vec<SessionRecord>, StoreError>;
-
-    /// Turns to `Some(detail)` once the store can no longer write until it is opened
-    /// again (sled stays failed after a failed disk write); the server then stops
-    /// serving and exits, so a supervisor restarts it. Stores that recover by
-    /// themselves never turn it.
-    fn write_fault(&self) -> tokio::sync::watch::Receiver<Option<String>> {
-        tokio::sync::watch::channel(None).1
-    }
-
-    /// Scans everything and reports how records and indexes agree.
-    async fn check_consistency(&self) -> Result<ConsistencyReport, StoreError>;
-
-    /// Makes every acknowledged write durable (used at shutdown).
-    async fn flush(&self) -> Result<(), StoreError>;
-
-    /// Waits until every write made so far is as durable as the store's durability
-    /// promises acknowledged writes to be (for answers that write nothing themselves
-    /// but hand out what an earlier write made).
-    async fn sync(&self) -> Result<(), StoreError>;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redis_errors_that_pass_are_unavailable_and_others_are_not() {
-        let transient = [
-            ::redis::RedisError::from((::redis::ErrorKind::ClusterConnectionNotFound, "none")),
-            ::redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
-        ];
-        for error in transient {
-            assert!(
-                matches!(StoreError::from(error), StoreError::Unavailable(_)),
-                "transient"
-            );
-        }
-        let lasting = ::redis::RedisError::from((::redis::ErrorKind::Client, "bad call"));
-        assert!(matches!(StoreError::from(lasting), StoreError::Redis(_)));
     }
 }

@@ -3,6 +3,10 @@
 
 use std::collections::BTreeMap;
 
+use prost::Message;
+
+use super::{SessionId, StoreError};
+
 /// A session's persisted state. The one model the session rules operate on.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct SessionRecord {
@@ -154,9 +158,6 @@ pub enum EndReason {
     UserNotBefore = 11,
 }
 
-/// The actor of what the sweeper does.
-pub const SWEEPER_ACTOR: &str = "sessiond";
-
 /// What happened to a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
 #[repr(i32)]
@@ -177,4 +178,15 @@ pub enum StoredState {
     Unspecified = 0,
     Active = 1,
     Revoked = 2,
+}
+
+/// The id of a session, from its record's 16 id bytes.
+pub(crate) fn record_id(record: &SessionRecord) -> Result<SessionId, StoreError> {
+    SessionId::from_slice(&record.session_id)
+        .map_err(|_| StoreError::MalformedKey("session record"))
+}
+
+/// Decodes the stored record of session `id`.
+pub(crate) fn decode_record(id: SessionId, bytes: &[u8]) -> Result<SessionRecord, StoreError> {
+    SessionRecord::decode(bytes).map_err(|source| StoreError::CorruptRecord { id, source })
 }

@@ -2,6 +2,7 @@
 //! user's session limit (evicting or refusing as the group says).
 
 use super::*;
+use crate::session::policy::started_event;
 
 impl SessionManager {
     /// Opens a session: ACTIVE, with a fresh token pair.
@@ -65,7 +66,7 @@ impl SessionManager {
         let mut evicted = 0;
         let mut refused = false;
         match policy.max_sessions_per_user {
-            None => self.store.insert(&record).await?,
+            None => self.store.insert(&record, &started_event(&record)).await?,
             Some(max) => {
                 let user_id = record.user_id.clone();
                 self.store
@@ -87,7 +88,7 @@ impl SessionManager {
                             .map(|r| ended(r, EndReason::LimitEvicted, now, access.actor))
                             .collect();
                         evicted = puts.len();
-                        puts.push((record.clone(), Event::started(&record)));
+                        puts.push((record.clone(), started_event(&record)));
                         puts
                     })
                     .await?

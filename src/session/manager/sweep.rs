@@ -2,6 +2,7 @@
 //! grace windows that ended and prunes events past their retention.
 
 use super::*;
+use crate::session::policy::expired_event;
 
 impl SessionManager {
     /// Deletes sessions expired by now, drops sealed successors whose grace window
@@ -34,7 +35,10 @@ impl SessionManager {
         }
         let mut total = 0;
         loop {
-            let removed = self.store.remove_expired(now, batch).await?;
+            let removed = self
+                .store
+                .remove_expired(now, batch, &|record| expired_event(record, now))
+                .await?;
             total += removed;
             if removed < batch {
                 ::metrics::counter!(metrics::SWEEPER_RUNS).increment(1);

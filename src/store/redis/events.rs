@@ -1,7 +1,17 @@
 //! Session events on Redis Streams: one stream per shard, fencing so watchers see
 //! events in cursor order, reading after a cursor and pruning past retention.
 
-use super::*;
+use std::sync::atomic::Ordering;
+use std::sync::Weak;
+
+use async_trait::async_trait;
+use futures::future::try_join_all;
+use prost::Message;
+use redis::streams::StreamRangeReply;
+use tokio::sync::watch;
+
+use super::{RedisStore, EVENT_POLL, SHARDS};
+use crate::store::{EventLog, EventsAfter, StoreError, StoredEvent};
 
 /// A watcher's cursor of event `seq` of `shard`.
 pub(super) fn cursor_of(seq: u64, shard: u16) -> u64 {
@@ -121,12 +131,11 @@ impl RedisStore {
             })
             .collect()
     }
+}
 
-    pub(super) async fn read_events_after(
-        &self,
-        after_seq: u64,
-        limit: usize,
-    ) -> Result<EventsAfter, StoreError> {
+#[async_trait]
+impl EventLog for RedisStore {
+    async fn events_after(&self, after_seq: u64, limit: usize) -> Result<EventsAfter, StoreError> {
         let pruned_through: Option<u64> = self
             .query(redis::cmd("GET").arg(self.keys.events_pruned()))
             .await?;
@@ -146,11 +155,7 @@ impl RedisStore {
         Ok(EventsAfter::Events(events))
     }
 
-    pub(super) async fn prune_events_before(
-        &self,
-        before_ms: u64,
-        limit: usize,
-    ) -> Result<usize, StoreError> {
+    async fn prune_events(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError> {
         let mut pruned = 0;
         for shard in 0..SHARDS {
             if pruned >= limit {
@@ -185,5 +190,17 @@ impl RedisStore {
             pruned += doomed.len();
         }
         Ok(pruned)
+    }
+
+    fn head_seq(&self) -> u64 {
+        *self.head.borrow()
+    }
+
+    fn subscribe_events(&self) -> watch::Receiver<u64> {
+        self.head.subscribe()
+    }
+
+    async fn settled_head(&self) -> Result<u64, StoreError> {
+        self.settle().await
     }
 }

@@ -1,7 +1,10 @@
 //! The key layout (see the module docs): every key's name under the prefix and its
 //! shard's hash tag, and how session ids, users and index members map to them.
 
-use super::*;
+use sha2::{Digest, Sha256};
+
+use super::SHARDS;
+use crate::store::{SessionId, StoreError};
 
 /// Names of every key, under one prefix.
 pub(super) struct Keys {
@@ -80,12 +83,4 @@ pub(super) fn parse_expiry_member(member: &str) -> Result<(SessionId, &str), Sto
 
 pub(super) fn parse_id_hex(hex: &str, what: &'static str) -> Result<SessionId, StoreError> {
     SessionId::try_parse(hex).map_err(|_| StoreError::MalformedKey(what))
-}
-
-pub(super) fn record_id(record: &SessionRecord) -> Result<SessionId, StoreError> {
-    crate::store::keys::id_from(&record.session_id, "session record")
-}
-
-pub(super) fn decode(id: SessionId, bytes: &[u8]) -> Result<SessionRecord, StoreError> {
-    SessionRecord::decode(bytes).map_err(|source| StoreError::CorruptRecord { id, source })
 }

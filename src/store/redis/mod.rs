@@ -26,38 +26,31 @@
 //! events up to G in order, every shard is first fenced at G (its top raised to at least
 //! G), so no event at or below G can still appear anywhere.
 
+mod error;
 mod events;
 mod keys;
+mod maintenance;
 mod plan;
-mod scan;
+mod records;
 mod sweep;
 mod vault;
 
-use events::*;
-use keys::*;
-use plan::*;
 pub use vault::RedisKeyVault;
 
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicU16, AtomicU64};
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use futures::future::try_join_all;
-use prost::Message;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::streams::StreamRangeReply;
 use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
-use super::{
-    Commit, ConsistencyReport, Decision, Event, EventsAfter, RecordDecision, SessionId,
-    SessionRecord, SessionStore, StoreError, StoredEvent, UserDecision,
-};
+use super::{Persistence, SessionId, StoreError};
 use crate::clock::Clock;
-use crate::signing::{KeyVault, SigningError};
+use events::show_events;
+use keys::Keys;
+use plan::{COMMIT_SCRIPT, FENCE_SCRIPT, RAISE_SCRIPT};
 
 /// Hash-tag shards. Fixed for the life of a deployment: session ids carry theirs.
 pub const SHARDS: u16 = 32;
@@ -265,121 +258,13 @@ impl RedisStore {
     }
 }
 
-#[async_trait]
-impl SessionStore for RedisStore {
-    fn place_session_id(&self, fresh: SessionId, user_id: &str) -> SessionId {
-        let mut bytes = *fresh.as_bytes();
-        bytes[14..].copy_from_slice(&shard_of_user(user_id).to_be_bytes());
-        SessionId::from_bytes(bytes)
-    }
-
-    async fn get(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {
-        let bytes: Option<Vec<u8>> = self
-            .query(redis::cmd("GET").arg(self.keys.session(id)))
-            .await?;
-        bytes.map(|bytes| decode(id, &bytes)).transpose()
-    }
-
-    async fn insert(&self, record: &SessionRecord) -> Result<(), StoreError> {
-        self.insert_record(record).await
-    }
-
-    async fn update(
-        &self,
-        id: SessionId,
-        _commit: Commit,
-        decide: &mut RecordDecision<'_>,
-    ) -> Result<Option<SessionRecord>, StoreError> {
-        self.update_record(id, _commit, decide).await
-    }
-
-    async fn update_user(
-        &self,
-        user_id: &str,
-        decide: &mut UserDecision<'_>,
-    ) -> Result<(), StoreError> {
-        self.update_user_records(user_id, decide).await
-    }
-
-    async fn user_of_external(&self, external_user_id: &str) -> Result<Option<String>, StoreError> {
-        self.query(redis::cmd("GET").arg(self.keys.external(external_user_id)))
-            .await
-    }
-
-    async fn list_user(
-        &self,
-        user_id: &str,
-        before: Option<SessionId>,
-        limit: usize,
-    ) -> Result<Vec<SessionRecord>, StoreError> {
-        let mut ids = self
-            .user_members(user_id)
-            .await?
-            .iter()
-            .map(|member| parse_id_hex(member, "user index"))
-            .collect::<Result<Vec<_>, _>>()?;
-        ids.sort_by(|a, b| b.cmp(a));
-        ids.retain(|id| before.is_none_or(|before| *id < before));
-        ids.truncate(limit);
-        let stored = self.records(&ids).await?;
-        ids.iter()
-            .zip(stored)
-            .filter_map(|(id, bytes)| bytes.map(|bytes| decode(*id, &bytes)))
-            .collect()
-    }
-
-    async fn records_before(
-        &self,
-        before: Option<SessionId>,
-        limit: usize,
-    ) -> Result<Vec<SessionRecord>, StoreError> {
-        self.newest_records_before(before, limit).await
-    }
-
-    async fn remove_expired(&self, now_ms: u64, limit: usize) -> Result<usize, StoreError> {
-        self.remove_expired_due(now_ms, limit).await
-    }
-
-    async fn grace_closed(&self, now_ms: u64, limit: usize) -> Result<Vec<SessionId>, StoreError> {
-        self.grace_closed_ids(now_ms, limit).await
-    }
-
-    async fn events_after(&self, after_seq: u64, limit: usize) -> Result<EventsAfter, StoreError> {
-        self.read_events_after(after_seq, limit).await
-    }
-
-    async fn prune_events(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError> {
-        self.prune_events_before(before_ms, limit).await
-    }
-
-    fn head_seq(&self) -> u64 {
-        *self.head.borrow()
-    }
-
-    fn subscribe_events(&self) -> watch::Receiver<u64> {
-        self.head.subscribe()
-    }
-
-    async fn settled_head(&self) -> Result<u64, StoreError> {
-        self.settle().await
-    }
-
-    async fn check_consistency(&self) -> Result<ConsistencyReport, StoreError> {
-        self.scan_consistency().await
-    }
-
-    async fn flush(&self) -> Result<(), StoreError> {
-        // Redis acknowledges a write once applied; its persistence is its own config.
-        Ok(())
-    }
-
-    async fn sync(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
-}
+// Redis acknowledges a write once applied, and its persistence is its own config
+// (RDB, AOF): nothing to flush or wait for, and no fault it cannot recover from.
+impl Persistence for RedisStore {}
 
 #[cfg(test)]
 mod tests {
+    use super::keys::{expiry_member, parse_expiry_member, shard_of, shard_of_user};
     use super::*;
 
     #[test]

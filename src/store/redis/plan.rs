@@ -2,7 +2,12 @@
 //! still as read) and the writes of one change on one hash slot; the commit script
 //! (`lua/commit.lua`) applies it whole or reports a conflict, and the decision runs again.
 
-use super::*;
+use prost::Message;
+
+use super::keys::{expiry_member, id_hex, shard_of, shard_of_user, Keys};
+use super::RedisStore;
+use crate::store::record::record_id;
+use crate::store::{Event, SessionRecord, StoreError};
 
 /// Applies a plan (see `Plan`) if its checks hold. Returns {1, first event seq} or {0, 0}.
 pub(super) const COMMIT_SCRIPT: &str = include_str!("lua/commit.lua");
@@ -153,93 +158,5 @@ impl RedisStore {
                 .push((new.external_user_id.clone(), new.user_id.clone()));
         }
         Ok(())
-    }
-
-    pub(super) async fn insert_record(&self, record: &SessionRecord) -> Result<(), StoreError> {
-        let id = record_id(record)?;
-        let mut plan = Plan::new(&self.keys, shard_of(id));
-        plan.check_value(self.keys.session(id), None);
-        self.plan_put(&mut plan, None, record)?;
-        plan.event(&record.session_id, &record.user_id, &Event::started(record));
-        if self.run(plan).await? {
-            Ok(())
-        } else {
-            Err(StoreError::Contended(1))
-        }
-    }
-
-    pub(super) async fn update_record(
-        &self,
-        id: SessionId,
-        _commit: Commit,
-        decide: &mut RecordDecision<'_>,
-    ) -> Result<Option<SessionRecord>, StoreError> {
-        let key = self.keys.session(id);
-        for _ in 0..MAX_ATTEMPTS {
-            let bytes: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(&key)).await?;
-            let Some(bytes) = bytes else {
-                return Ok(None);
-            };
-            let current = decode(id, &bytes)?;
-            match decide(&current) {
-                Decision::Keep => return Ok(Some(current)),
-                Decision::Put(next, event) => {
-                    let mut plan = Plan::new(&self.keys, shard_of(id));
-                    plan.check_value(key.clone(), Some(&bytes));
-                    self.plan_put(&mut plan, Some(&current), &next)?;
-                    if let Some(event) = &event {
-                        plan.event(&next.session_id, &next.user_id, event);
-                    }
-                    if self.run(plan).await? {
-                        return Ok(Some(*next));
-                    }
-                }
-            }
-        }
-        Err(StoreError::Contended(MAX_ATTEMPTS))
-    }
-
-    pub(super) async fn update_user_records(
-        &self,
-        user_id: &str,
-        decide: &mut UserDecision<'_>,
-    ) -> Result<(), StoreError> {
-        let user_key = self.keys.user(user_id);
-        for _ in 0..MAX_ATTEMPTS {
-            let members = self.user_members(user_id).await?;
-            let mut ids = members
-                .iter()
-                .map(|member| parse_id_hex(member, "user index"))
-                .collect::<Result<Vec<_>, _>>()?;
-            ids.sort();
-            let stored = self.records(&ids).await?;
-            let mut plan = Plan::new(&self.keys, shard_of_user(user_id));
-            plan.check_members(user_key.clone(), &members);
-            let mut current = Vec::with_capacity(ids.len());
-            for (id, bytes) in ids.iter().zip(&stored) {
-                plan.check_value(self.keys.session(*id), bytes.as_deref());
-                if let Some(bytes) = bytes {
-                    current.push(decode(*id, bytes)?);
-                }
-            }
-            let puts = decide(&current);
-            if puts.is_empty() {
-                return Ok(());
-            }
-            for (next, event) in &puts {
-                let old = current
-                    .iter()
-                    .find(|record| record.session_id == next.session_id);
-                if old.is_none() {
-                    plan.check_value(self.keys.session(record_id(next)?), None);
-                }
-                self.plan_put(&mut plan, old, next)?;
-                plan.event(&next.session_id, &next.user_id, event);
-            }
-            if self.run(plan).await? {
-                return Ok(());
-            }
-        }
-        Err(StoreError::Contended(MAX_ATTEMPTS))
     }
 }

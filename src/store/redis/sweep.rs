@@ -1,7 +1,16 @@
 //! The expiry sweep on Redis (one shard at a time, each sweep starting one shard further)
-//! and the consistency check over the shards' expiry sets.
+//! and the grace windows that closed.
 
-use super::*;
+use std::sync::atomic::Ordering;
+
+use async_trait::async_trait;
+use futures::future::try_join_all;
+
+use super::keys::{expiry_member, id_hex, parse_expiry_member, parse_id_hex};
+use super::plan::Plan;
+use super::{RedisStore, SHARDS};
+use crate::store::record::decode_record;
+use crate::store::{ExpiredEvent, Expiry, SessionId, StoreError};
 
 impl RedisStore {
     pub(super) async fn due(
@@ -28,6 +37,7 @@ impl RedisStore {
         shard: u16,
         now_ms: u64,
         limit: usize,
+        expired: &ExpiredEvent<'_>,
     ) -> Result<usize, StoreError> {
         let members = self.due(self.keys.expiry(shard), now_ms, limit).await?;
         let due = members
@@ -43,7 +53,7 @@ impl RedisStore {
             plan.check_value(key.clone(), bytes.as_deref());
             let record = bytes
                 .as_deref()
-                .map(|bytes| decode(*id, bytes))
+                .map(|bytes| decode_record(*id, bytes))
                 .transpose()?;
             if record
                 .as_ref()
@@ -59,11 +69,7 @@ impl RedisStore {
             if grace > 0 {
                 plan.zrem(self.keys.grace(shard), id_hex(*id));
             }
-            plan.event(
-                id.as_bytes(),
-                user_id,
-                &Event::expired(record.as_ref(), now_ms),
-            );
+            plan.event(id.as_bytes(), user_id, &expired(record.as_ref()));
             removed += 1;
         }
         if removed == 0 || !self.run(plan).await? {
@@ -72,11 +78,15 @@ impl RedisStore {
         }
         Ok(removed)
     }
+}
 
-    pub(super) async fn remove_expired_due(
+#[async_trait]
+impl Expiry for RedisStore {
+    async fn remove_expired(
         &self,
         now_ms: u64,
         limit: usize,
+        expired: &ExpiredEvent<'_>,
     ) -> Result<usize, StoreError> {
         // Every server sweeps every shard, each starting where the last sweep started
         // plus one, from a random shard: servers that sweep at once mostly work on
@@ -89,7 +99,7 @@ impl RedisStore {
                 break;
             }
             removed += self
-                .remove_expired_in(shard, now_ms, limit - removed)
+                .remove_expired_in(shard, now_ms, limit - removed, expired)
                 .await?;
         }
         // Every server sweeps, so every server's gauge shows the deployment's total.
@@ -102,11 +112,7 @@ impl RedisStore {
         Ok(removed)
     }
 
-    pub(super) async fn grace_closed_ids(
-        &self,
-        now_ms: u64,
-        limit: usize,
-    ) -> Result<Vec<SessionId>, StoreError> {
+    async fn grace_closed(&self, now_ms: u64, limit: usize) -> Result<Vec<SessionId>, StoreError> {
         let mut closed = Vec::new();
         for shard in 0..SHARDS {
             if closed.len() >= limit {
@@ -130,39 +136,5 @@ impl RedisStore {
             }
         }
         Ok(closed)
-    }
-
-    pub(super) async fn scan_consistency(&self) -> Result<ConsistencyReport, StoreError> {
-        let mut report = ConsistencyReport::default();
-        for shard in 0..SHARDS {
-            let entries = self.scored_members(self.keys.expiry(shard)).await?;
-            let mut users = std::collections::BTreeSet::new();
-            for (member, expires_at_ms) in &entries {
-                report.expiry_index_entries += 1;
-                let (id, user_id) = parse_expiry_member(member)?;
-                users.insert(user_id.to_owned());
-                // A record Redis already expired awaits the sweeper: not an orphan.
-                if let Some(record) = self.get(id).await? {
-                    report.sessions += 1;
-                    if record.expires_at_ms != *expires_at_ms || record.user_id != user_id {
-                        report.orphans += 1;
-                    }
-                }
-            }
-            for user_id in &users {
-                let indexed = self.scored_members(self.keys.user(user_id)).await?;
-                for (member, expires_at_ms) in indexed {
-                    report.user_index_entries += 1;
-                    let id = parse_id_hex(&member, "user index")?;
-                    let listed = entries.iter().any(|(entry, at)| {
-                        *at == expires_at_ms && *entry == expiry_member(id, user_id)
-                    });
-                    if !listed {
-                        report.orphans += 1;
-                    }
-                }
-            }
-        }
-        Ok(report)
     }
 }

@@ -1,6 +1,9 @@
 //! The signing keys in one Redis hash, shared by every server.
 
-use super::*;
+use async_trait::async_trait;
+
+use super::{Connection, RedisStore};
+use crate::signing::{KeyVault, SigningError};
 
 /// Signing keys in one Redis hash, so every server signs with keys all of them publish.
 pub struct RedisKeyVault {

@@ -3,7 +3,17 @@
 //! (each only if its record is still the one read), their events first as one page. A
 //! touch of the last access alone goes to `touches`.
 
-use super::*;
+use std::sync::{Arc, MutexGuard, TryLockError};
+
+use prost::Message;
+use tokio::sync::{oneshot, Notify};
+
+use super::events;
+use super::keys;
+use super::tx::{maps_external_user_anew, off_runtime, Written};
+use super::{SledStore, Writer};
+use crate::store::record::record_id;
+use crate::store::{Commit, Durability, Event, SessionId, SessionRecord, StoreError};
 
 /// Most single-record changes one batch carries.
 pub(super) const MAX_BATCH: usize = 128;
@@ -42,8 +52,8 @@ impl Drop for WriterGuard<'_> {
 
 /// A single-record change, decided before its transaction and applied in one batch.
 pub(super) enum Change {
-    /// A new session with its STARTED event.
-    Insert(Box<SessionRecord>),
+    /// A new session with its event (STARTED).
+    Insert(Box<SessionRecord>, Event),
     /// `old` becomes `next`, if the stored bytes are still `expected`.
     Replace {
         old: Arc<SessionRecord>,
@@ -57,7 +67,7 @@ impl Change {
     /// The record the change stores, handed back to its caller once applied.
     fn into_next(self) -> Box<SessionRecord> {
         match self {
-            Change::Insert(record) => record,
+            Change::Insert(record, _) => record,
             Change::Replace { next, .. } => next,
         }
     }
@@ -262,7 +272,7 @@ impl SledStore {
     /// What writing `change` takes, if its record is still the one read.
     fn plan<'c>(&self, change: &'c Change) -> Result<Option<Planned<'c>>, StoreError> {
         let (old, next, event, expected) = match change {
-            Change::Insert(record) => (None, &**record, Some(Event::started(record)), None),
+            Change::Insert(record, event) => (None, &**record, Some(event.clone()), None),
             Change::Replace {
                 old,
                 expected,
@@ -320,56 +330,5 @@ impl SledStore {
                     }
                     Ok(Applied::Stale) | Err(_) => false,
                 })
-    }
-
-    pub(super) async fn insert_record(&self, record: &SessionRecord) -> Result<(), StoreError> {
-        let last_seq = match self
-            .submit(Change::Insert(Box::new(record.clone())), Commit::Durable)
-            .await?
-        {
-            (Applied::Done(last_seq), _) => last_seq,
-            (Applied::Stale, _) => return Err(StoreError::BatchLost),
-        };
-        self.count_stored(1, 0);
-        self.publish(last_seq);
-        Ok(())
-    }
-
-    pub(super) async fn update_record(
-        &self,
-        id: SessionId,
-        commit: Commit,
-        decide: &mut RecordDecision<'_>,
-    ) -> Result<Option<SessionRecord>, StoreError> {
-        // Optimistic: decide on the record as read, then store the outcome if the record
-        // is still what was read; otherwise (a concurrent change won) decide again.
-        loop {
-            let Some(CachedRecord {
-                bytes: expected,
-                record,
-            }) = self.read_record(id)?
-            else {
-                return Ok(None);
-            };
-            let Decision::Put(next, event) = decide(&record) else {
-                return Ok(Some(SessionRecord::clone(&record)));
-            };
-            if commit == Commit::Lazy && event.is_none() && Touch::only_difference(&record, &next) {
-                self.watch_io(self.touches.touch(id, Touch::of(&next)))?;
-                return Ok(Some(*next));
-            }
-            let change = Change::Replace {
-                old: record,
-                expected,
-                next,
-                event,
-            };
-            if let (Applied::Done(last_seq), next) = self.submit(change, commit).await? {
-                self.publish(last_seq);
-                return Ok(Some(*next));
-            }
-            // Changed since it was read: the next read goes to sled.
-            self.cache.forget(&id);
-        }
     }
 }

@@ -8,10 +8,17 @@
 //! one is deleted. Readers never wait: they load whichever generation is current.
 
 use std::collections::HashSet;
-use std::sync::atomic::AtomicBool;
-use std::time::Instant;
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use super::*;
+use super::generations;
+use super::tx::off_runtime;
+use super::{disk_usage, io_error, keys, Engine, SledStore};
+use crate::store::record::decode_record;
+use crate::store::{Durability, SessionId, StoreError};
 
 /// Steps of a compaction where a crash test may stop it (`compact_pause_at`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
@@ -315,7 +322,7 @@ fn copy_records(
         let key = keys::session_key(id);
         match old.trees.sessions.get(key)? {
             Some(bytes) => {
-                let record = decode(id, &bytes)?;
+                let record = decode_record(id, &bytes)?;
                 fresh.trees.sessions.insert(key, bytes)?;
                 let external = record.external_user_id.as_bytes();
                 if !external.is_empty() {

@@ -1,7 +1,13 @@
 //! Where a sled commit waits for the disk: the batch leader's flush, group commit for
 //! other durable writes, and what a failed disk write does (the store's write fault).
 
-use super::*;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+
+use super::SledStore;
+use crate::store::{Commit, Durability, Persistence, StoreError};
 
 /// Group commit: a writer that finds a flush under way waits for it and then for one
 /// more flush, shared with every writer that queued meanwhile.
@@ -84,5 +90,23 @@ impl SledStore {
                 true
             });
         }
+    }
+}
+
+#[async_trait]
+impl Persistence for SledStore {
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.watch_io(self.touches.write_pending())?;
+        let db = self.engine().db.clone();
+        self.watch_io(db.flush_async().await.map_err(StoreError::from))?;
+        Ok(())
+    }
+
+    async fn sync(&self) -> Result<(), StoreError> {
+        self.watch_io(self.finish(Commit::Durable, None).await)
+    }
+
+    fn write_fault(&self) -> watch::Receiver<Option<String>> {
+        self.fault.subscribe()
     }
 }

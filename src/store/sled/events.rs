@@ -2,7 +2,15 @@
 //! reading after a cursor, pruning past retention, showing events to watchers only once
 //! they are durable, and moving a log of one event per key into pages.
 
-use super::*;
+use async_trait::async_trait;
+use prost::Message;
+use sled::transaction::TransactionalTree;
+use tokio::sync::watch;
+
+use super::keys;
+use super::tx::TxError;
+use super::SledStore;
+use crate::store::{EventLog, EventsAfter, StoreError, StoredEvent};
 
 /// The events one transaction logged, stored under the seq of the first: one sled key
 /// per batch of changes instead of one per event.
@@ -118,12 +126,11 @@ impl SledStore {
             });
         }
     }
+}
 
-    pub(super) async fn read_events_after(
-        &self,
-        after_seq: u64,
-        limit: usize,
-    ) -> Result<EventsAfter, StoreError> {
+#[async_trait]
+impl EventLog for SledStore {
+    async fn events_after(&self, after_seq: u64, limit: usize) -> Result<EventsAfter, StoreError> {
         let pruned_through = match self.engine().trees.meta.get(keys::EVENTS_PRUNED_THROUGH)? {
             Some(value) => keys::decode_u64(&value, "meta")?,
             None => 0,
@@ -162,46 +169,55 @@ impl SledStore {
 
     /// Prunes whole pages whose every event was logged before `before_ms`, oldest
     /// first, until `limit` events or more are pruned.
-    pub(super) async fn prune_events_before(
-        &self,
-        before_ms: u64,
-        limit: usize,
-    ) -> Result<usize, StoreError> {
-        let mut doomed = Vec::new();
-        let mut pruned = 0;
-        let mut pruned_through = 0;
-        let mut pruned_bytes = 0;
-        for entry in self.engine().trees.events.iter() {
-            let (key, bytes) = entry?;
-            let page = decode_page(&key, &bytes)?;
-            let (Some(last), true) = (
-                page.events.last(),
-                page.events.iter().all(|event| event.at_ms < before_ms),
-            ) else {
-                break;
-            };
-            if pruned >= limit {
-                break;
+    async fn prune_events(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError> {
+        self.watch_io(
+            async {
+                let mut doomed = Vec::new();
+                let mut pruned = 0;
+                let mut pruned_through = 0;
+                let mut pruned_bytes = 0;
+                for entry in self.engine().trees.events.iter() {
+                    let (key, bytes) = entry?;
+                    let page = decode_page(&key, &bytes)?;
+                    let (Some(last), true) = (
+                        page.events.last(),
+                        page.events.iter().all(|event| event.at_ms < before_ms),
+                    ) else {
+                        break;
+                    };
+                    if pruned >= limit {
+                        break;
+                    }
+                    pruned += page.events.len();
+                    pruned_bytes += bytes.len() as i64;
+                    pruned_through = last.seq;
+                    doomed.push(key);
+                }
+                if doomed.is_empty() {
+                    return Ok(0);
+                }
+                self.write(|tx, _| {
+                    for key in &doomed {
+                        tx.events.remove(key)?;
+                    }
+                    tx.meta.insert(
+                        keys::EVENTS_PRUNED_THROUGH,
+                        &keys::event_key(pruned_through)[..],
+                    )?;
+                    Ok(((), 0))
+                })?;
+                self.live.add(0, -pruned_bytes);
+                Ok(pruned)
             }
-            pruned += page.events.len();
-            pruned_bytes += bytes.len() as i64;
-            pruned_through = last.seq;
-            doomed.push(key);
-        }
-        if doomed.is_empty() {
-            return Ok(0);
-        }
-        self.write(|tx, _| {
-            for key in &doomed {
-                tx.events.remove(key)?;
-            }
-            tx.meta.insert(
-                keys::EVENTS_PRUNED_THROUGH,
-                &keys::event_key(pruned_through)[..],
-            )?;
-            Ok(((), 0))
-        })?;
-        self.live.add(0, -pruned_bytes);
-        Ok(pruned)
+            .await,
+        )
+    }
+
+    fn head_seq(&self) -> u64 {
+        *self.head.borrow()
+    }
+
+    fn subscribe_events(&self) -> watch::Receiver<u64> {
+        self.head.subscribe()
     }
 }

@@ -1,58 +1,52 @@
 //! The embedded default backend: sled trees (see `keys` for their layouts); every change
 //! writes a page of its events and its records (see `batch` and `tx`); the indexes live
-//! in memory. Here: the store, opening it and its read path; by concern beside it:
-//! `batch` (queued single-record changes), `tx` (transactions), `durability` (flushes,
-//! disk faults), `events`, `sweep`, `check`, `backup`, `cache` (the read cache),
-//! `index` (the indexes).
+//! in memory. Here: the store, opening it and its read path. Each store concern is
+//! implemented in its own file: `records`, `events`, `sweep` (expiry), `durability`
+//! (flushes, disk faults) and `maintenance` (consistency check, backup, restore);
+//! beside them `batch` (queued single-record changes), `tx` (transactions), `cache`
+//! (the read cache), `index` (the indexes), `touches`, and `compact` with
+//! `generations` (compaction, sled's alone).
 
-use std::cell::RefCell;
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use async_trait::async_trait;
-use prost::Message;
-use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
-use sled::Transactional;
-use tokio::sync::{oneshot, watch, Notify};
+use tokio::sync::{watch, Notify};
 
-mod backup;
 mod batch;
 mod cache;
-mod check;
 mod compact;
 mod durability;
+mod error;
 mod events;
 mod generations;
 mod index;
+mod keys;
 mod live;
+mod maintenance;
+mod records;
 mod settings;
 mod sweep;
 mod touches;
 mod tx;
 
-use batch::*;
+use batch::Queued;
+use cache::{CachedRecord, RecordCache};
 use compact::Compaction;
 pub use compact::{compact_data_dir, CompactStep, Compacted};
-use durability::*;
-use events::*;
+use durability::GroupCommit;
+use events::{last_seq, move_single_events, page_bytes, PAGES_TREE};
 pub use generations::disk_usage;
 use generations::Generation;
-use index::{Indexes, Moved, Placement};
+use index::{Indexes, Moved};
 use live::LiveBytes;
 pub use settings::{SledConfig, DEFAULT_CACHE_MIB};
-use touches::{Touch, Touches, TOUCHES_TREE};
-use tx::*;
+use touches::{Touches, TOUCHES_TREE};
 
-use super::keys;
-use super::{
-    Commit, ConsistencyReport, Decision, Durability, Event, EventsAfter, RecordDecision, SessionId,
-    SessionRecord, SessionStore, StoreError, StoredEvent, UserDecision,
-};
-use cache::{CachedRecord, RecordCache};
+use super::record::decode_record;
+use super::{Durability, SessionId, SessionRecord, StoreError};
 
 /// Sessions in a sled database on local disk.
 pub struct SledStore {
@@ -223,7 +217,7 @@ impl SledStore {
             return Ok(None);
         };
         let cached = CachedRecord {
-            record: Arc::new(decode(id, &bytes)?),
+            record: Arc::new(decode_record(id, &bytes)?),
             bytes,
         };
         self.cache.fill(id, cached.clone(), version);
@@ -237,7 +231,7 @@ impl SledStore {
     ) -> Result<SessionRecord, StoreError> {
         let (key, bytes) = entry?;
         let id = keys::id_from(&key, "session record")?;
-        let mut record = decode(id, &bytes)?;
+        let mut record = decode_record(id, &bytes)?;
         self.touches.merge(id, &mut record);
         Ok(record)
     }
@@ -316,161 +310,4 @@ fn index_records(sessions: &sled::Tree, indexes: &Indexes) -> Result<(u64, u64),
 /// A filesystem error of the data dir, as the store reports disk faults.
 fn io_error(error: std::io::Error) -> StoreError {
     StoreError::Io(error.to_string())
-}
-
-fn decode(id: SessionId, bytes: &[u8]) -> Result<SessionRecord, StoreError> {
-    SessionRecord::decode(bytes).map_err(|source| StoreError::CorruptRecord { id, source })
-}
-
-fn record_id(record: &SessionRecord) -> Result<SessionId, StoreError> {
-    keys::id_from(&record.session_id, "session record")
-}
-
-#[async_trait]
-impl SessionStore for SledStore {
-    async fn get(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {
-        // Whoami's read: one copy of the record, the touch merged into it in place.
-        Ok(self.read_stored(id)?.map(|cached| {
-            let mut record = SessionRecord::clone(&cached.record);
-            self.touches.merge(id, &mut record);
-            record
-        }))
-    }
-
-    // Every write passes its result through `watch_io`: a disk error met anywhere on
-    // the way (a read inside the batch, after sled's own flusher failed first) still
-    // reports the fault that stops the server.
-    async fn insert(&self, record: &SessionRecord) -> Result<(), StoreError> {
-        self.watch_io(self.insert_record(record).await)
-    }
-
-    async fn update(
-        &self,
-        id: SessionId,
-        commit: Commit,
-        decide: &mut RecordDecision<'_>,
-    ) -> Result<Option<SessionRecord>, StoreError> {
-        self.watch_io(self.update_record(id, commit, decide).await)
-    }
-
-    async fn update_user(
-        &self,
-        user_id: &str,
-        decide: &mut UserDecision<'_>,
-    ) -> Result<(), StoreError> {
-        self.watch_io(self.update_user_records(user_id, decide).await)
-    }
-
-    async fn user_of_external(&self, external_user_id: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .engine()
-            .trees
-            .by_external
-            .get(external_user_id.as_bytes())?
-            .map(|user_id| String::from_utf8_lossy(&user_id).into_owned()))
-    }
-
-    async fn list_user(
-        &self,
-        user_id: &str,
-        before: Option<SessionId>,
-        limit: usize,
-    ) -> Result<Vec<SessionRecord>, StoreError> {
-        let mut records = Vec::with_capacity(limit.min(64));
-        let mut cursor = before;
-        while records.len() < limit {
-            let ids = self
-                .indexes
-                .user_ids_before(user_id, cursor, limit - records.len());
-            let Some(&last) = ids.last() else { break };
-            cursor = Some(last);
-            for id in ids {
-                // The index may hold another user whose id hashes alike.
-                match self.read_record(id)? {
-                    Some(cached) if cached.record.user_id == user_id => {
-                        records.push(SessionRecord::clone(&cached.record));
-                    }
-                    _ => {}
-                }
-            }
-        }
-        Ok(records)
-    }
-
-    async fn remove_expired(&self, now_ms: u64, limit: usize) -> Result<usize, StoreError> {
-        let removed = self.watch_io(self.remove_expired_due(now_ms, limit).await)?;
-        // The end of a sweep, which the server runs every second: the time to look at
-        // the data dir's size, and compact when it is due.
-        if removed < limit {
-            self.compact_if_due().await;
-        }
-        Ok(removed)
-    }
-
-    async fn grace_closed(&self, now_ms: u64, limit: usize) -> Result<Vec<SessionId>, StoreError> {
-        self.grace_closed_ids(now_ms, limit).await
-    }
-
-    async fn events_after(&self, after_seq: u64, limit: usize) -> Result<EventsAfter, StoreError> {
-        self.read_events_after(after_seq, limit).await
-    }
-
-    async fn prune_events(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError> {
-        self.watch_io(self.prune_events_before(before_ms, limit).await)
-    }
-
-    fn head_seq(&self) -> u64 {
-        *self.head.borrow()
-    }
-
-    fn subscribe_events(&self) -> watch::Receiver<u64> {
-        self.head.subscribe()
-    }
-
-    async fn export_records(
-        &self,
-        after: Option<SessionId>,
-        limit: usize,
-    ) -> Result<Vec<SessionRecord>, StoreError> {
-        self.records_after(after, limit)
-    }
-
-    async fn records_before(
-        &self,
-        before: Option<SessionId>,
-        limit: usize,
-    ) -> Result<Vec<SessionRecord>, StoreError> {
-        // A reverse range of the sessions tree: reads only the records returned.
-        let end = match before {
-            Some(id) => Bound::Excluded(keys::session_key(id).to_vec()),
-            None => Bound::Unbounded,
-        };
-        self.engine()
-            .trees
-            .sessions
-            .range::<Vec<u8>, _>((Bound::Unbounded, end))
-            .rev()
-            .take(limit)
-            .map(|entry| self.decode_entry(entry))
-            .collect()
-    }
-
-    async fn check_consistency(&self) -> Result<ConsistencyReport, StoreError> {
-        self.scan_consistency().await
-    }
-
-    async fn flush(&self) -> Result<(), StoreError> {
-        self.watch_io(self.touches.write_pending())?;
-        let db = self.engine().db.clone();
-        self.watch_io(db.flush_async().await.map_err(StoreError::from))?;
-        Ok(())
-    }
-
-    fn write_fault(&self) -> watch::Receiver<Option<String>> {
-        self.fault.subscribe()
-    }
-
-    async fn sync(&self) -> Result<(), StoreError> {
-        self.watch_io(self.finish(Commit::Durable, None).await)
-    }
 }

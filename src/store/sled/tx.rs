@@ -4,7 +4,21 @@
 //! the records reach the read cache and their moves the indexes. User-wide changes
 //! (`update_user`) look up the user's sessions and write under the same lock.
 
-use super::*;
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use prost::Message;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::Transactional;
+
+use super::cache::CachedRecord;
+use super::events::store_page;
+use super::index::{Indexes, Moved, Placement};
+use super::keys;
+use super::touches::Touches;
+use super::{SledStore, Writer};
+use crate::store::record::{decode_record, record_id};
+use crate::store::{Event, SessionId, SessionRecord, StoreError, StoredEvent};
 
 /// Runs `work`, which may wait on the disk (sled writes its log buffer, and waits for
 /// `sync_file_range`, inside a commit), so that the runtime's other tasks move to
@@ -129,7 +143,7 @@ impl Tx<'_> {
     pub(super) fn get(&self, id: SessionId) -> Result<Option<SessionRecord>, TxError> {
         match self.sessions.get(keys::session_key(id))? {
             Some(bytes) => {
-                let mut record = decode(id, &bytes).map_err(abort)?;
+                let mut record = decode_record(id, &bytes).map_err(abort)?;
                 self.touches.merge(id, &mut record);
                 Ok(Some(record))
             }
@@ -255,46 +269,5 @@ impl SledStore {
         self.indexes.apply(moves);
         writer.next_seq += appended;
         (appended > 0).then(|| writer.next_seq - 1)
-    }
-
-    pub(super) async fn update_user_records(
-        &self,
-        user_id: &str,
-        decide: &mut UserDecision<'_>,
-    ) -> Result<(), StoreError> {
-        let decide = Mutex::new(decide);
-        let ((changed, added), last_seq) = {
-            // The lookup must see what the transaction will: both run under the writer
-            // lock, so no other write can move the index in between.
-            let mut writer = self.writer();
-            let ids = self.indexes.user_ids(user_id);
-            self.transact(&mut writer, |tx, first_seq| {
-                let mut current = Vec::with_capacity(ids.len());
-                for id in &ids {
-                    // The index may hold another user whose id hashes alike.
-                    match tx.get(*id)? {
-                        Some(record) if record.user_id == user_id => current.push(record),
-                        _ => {}
-                    }
-                }
-                let mut decide = decide.lock().unwrap_or_else(|poison| poison.into_inner());
-                let puts = decide(&current);
-                let mut added = 0;
-                for (seq, (next, event)) in (first_seq..).zip(&puts) {
-                    let old = current
-                        .iter()
-                        .find(|record| record.session_id == next.session_id);
-                    added += u64::from(old.is_none());
-                    tx.put(old, next)?;
-                    tx.log(seq, next, event);
-                }
-                Ok(((!puts.is_empty(), added), puts.len() as u64))
-            })?
-        };
-        self.count_stored(added, 0);
-        if changed {
-            self.finish(Commit::Durable, last_seq).await?;
-        }
-        Ok(())
     }
 }

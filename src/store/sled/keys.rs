@@ -11,7 +11,7 @@
 
 use uuid::Uuid;
 
-use super::{SessionId, StoreError};
+use crate::store::{SessionId, StoreError};
 
 const ID_LEN: usize = 16;
 
