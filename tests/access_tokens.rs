@@ -1,6 +1,7 @@
 //! Signed access and ID tokens, GetJwks, key rotation and the JWKS on the admin port.
 //! (`clients/python/tests/test_access_tokens.py` verifies them with PyJWT.)
 
+#[macro_use]
 mod common;
 mod support;
 
@@ -22,7 +23,7 @@ fn jwt_part(token: &str, part: usize) -> serde_json::Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(encoded).expect("base64url")).expect("json")
 }
 
-#[tokio::test]
+on_backends!(no_access_token_unless_the_group_sets_a_ttl: sled, cluster);
 async fn no_access_token_unless_the_group_sets_a_ttl() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -33,7 +34,7 @@ async fn no_access_token_unless_the_group_sets_a_ttl() {
     assert_eq!(started.access_token_expires_in_seconds, 0);
 }
 
-#[tokio::test]
+on_backends!(an_access_token_carries_the_sessions_claims: sled, cluster);
 async fn an_access_token_carries_the_sessions_claims() {
     let test = TestServer::with_config(WITH_ACCESS_TOKENS).await;
     let mut client = test.client().await;
@@ -64,7 +65,7 @@ async fn an_access_token_carries_the_sessions_claims() {
     assert!(started.id_token.is_empty());
 }
 
-#[tokio::test]
+on_backends!(an_access_token_never_outlives_its_session: sled, cluster);
 async fn an_access_token_never_outlives_its_session() {
     let test = TestServer::with_config(WITH_ACCESS_TOKENS).await;
     let mut client = test.client().await;
@@ -74,7 +75,7 @@ async fn an_access_token_never_outlives_its_session() {
     assert_eq!(jwt_part(&started.access_token, 1)["exp"], START_S + 60);
 }
 
-#[tokio::test]
+on_backends!(an_id_token_comes_when_asked_for_with_auth_time: sled, cluster);
 async fn an_id_token_comes_when_asked_for_with_auth_time() {
     let test = TestServer::with_config(WITH_ACCESS_TOKENS).await;
     let mut client = test.client().await;
@@ -105,7 +106,7 @@ async fn an_id_token_comes_when_asked_for_with_auth_time() {
     assert!(!refreshed.access_token.is_empty());
 }
 
-#[tokio::test]
+on_backends!(rotation_signs_with_a_new_key_and_keeps_the_old_one_published: sled, cluster);
 async fn rotation_signs_with_a_new_key_and_keeps_the_old_one_published() {
     let test = TestServer::with_config(WITH_ACCESS_TOKENS).await;
     let mut client = test.client().await;
@@ -140,7 +141,7 @@ async fn rotation_signs_with_a_new_key_and_keeps_the_old_one_published() {
     assert!(kids.iter().any(|k| *k == old_kid));
 }
 
-#[tokio::test]
+on_backends!(keys_survive_a_restart: sled, cluster);
 async fn keys_survive_a_restart() {
     let mut test = TestServer::with_config(WITH_ACCESS_TOKENS).await;
     let mut client = test.client().await;
@@ -156,7 +157,7 @@ async fn keys_survive_a_restart() {
     );
 }
 
-#[tokio::test]
+on_backends!(the_jwks_is_open_but_rotation_needs_its_permission: sled, cluster);
 async fn the_jwks_is_open_but_rotation_needs_its_permission() {
     let key_hash: String = {
         use sha2::Digest;
@@ -182,7 +183,7 @@ async fn the_jwks_is_open_but_rotation_needs_its_permission() {
     );
 }
 
-#[tokio::test]
+on_backends!(the_admin_port_serves_the_same_jwks: sled, cluster);
 async fn the_admin_port_serves_the_same_jwks() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let test = TestServer::with_config("metrics_listen = \"127.0.0.1:0\"").await;

@@ -2,6 +2,7 @@
 //! rules, the dashboard's JSON, and every metric either one uses, on a real server's
 //! /metrics (so a renamed metric fails here, not during an on-call night).
 
+#[macro_use]
 mod common;
 mod support;
 
@@ -211,7 +212,7 @@ fn exported(name: &str, families: &HashMap<&str, &str>) -> bool {
     })
 }
 
-#[tokio::test]
+on_backends!(every_metric_the_rules_and_dashboard_use_is_exported: sled);
 async fn every_metric_the_rules_and_dashboard_use_is_exported() {
     // One Start per user per hour, refused at once: the second Start of a user counts a
     // quota refusal. No grace window, so a reused refresh token is detected at once.

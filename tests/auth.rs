@@ -1,5 +1,6 @@
 //! Caller authentication (API keys, mTLS), per-caller permissions, and limits.
 
+#[macro_use]
 mod common;
 mod support;
 
@@ -63,7 +64,7 @@ async fn start_as(client: &mut Client, key: &str, request: StartRequest) -> Star
 
 type StartResponseResult = Result<sessiond::proto::session::v1::StartResponse, tonic::Status>;
 
-#[tokio::test]
+on_backends!(a_call_without_credentials_is_unauthenticated: sled, cluster);
 async fn a_call_without_credentials_is_unauthenticated() {
     let test = TestServer::with_config(&callers_toml()).await;
     let mut client = test.client().await;
@@ -74,7 +75,7 @@ async fn a_call_without_credentials_is_unauthenticated() {
     );
 }
 
-#[tokio::test]
+on_backends!(an_unknown_api_key_is_unauthenticated: sled, cluster);
 async fn an_unknown_api_key_is_unauthenticated() {
     let test = TestServer::with_config(&callers_toml()).await;
     let mut client = test.client().await;
@@ -85,7 +86,7 @@ async fn an_unknown_api_key_is_unauthenticated() {
     );
 }
 
-#[tokio::test]
+on_backends!(a_caller_makes_only_its_own_calls: sled, cluster);
 async fn a_caller_makes_only_its_own_calls() {
     let test = TestServer::with_config(&callers_toml()).await;
     let mut client = test.client().await;
@@ -116,7 +117,7 @@ async fn a_caller_makes_only_its_own_calls() {
     );
 }
 
-#[tokio::test]
+on_backends!(logout_of_all_sessions_needs_its_own_permission: sled, cluster);
 async fn logout_of_all_sessions_needs_its_own_permission() {
     let test = TestServer::with_config(&format!(
         "{}\n[[callers]]\nname = \"logout-one\"\napi_key_sha256 = \"{}\"\ncalls = [\"Logout\"]\n",
@@ -152,7 +153,7 @@ async fn logout_of_all_sessions_needs_its_own_permission() {
     assert_eq!(revoked, 1);
 }
 
-#[tokio::test]
+on_backends!(a_caller_limited_to_groups_cannot_touch_others: sled, cluster);
 async fn a_caller_limited_to_groups_cannot_touch_others() {
     let test = TestServer::with_config(&callers_toml()).await;
     let mut client = test.client().await;
@@ -190,7 +191,7 @@ async fn a_caller_limited_to_groups_cannot_touch_others() {
     );
 }
 
-#[tokio::test]
+on_backends!(health_and_reflection_need_no_credentials: sled, cluster);
 async fn health_and_reflection_need_no_credentials() {
     let test = TestServer::with_config(&callers_toml()).await;
     let mut health = tonic_health::pb::health_client::HealthClient::new(test.channel().await);
@@ -209,7 +210,7 @@ async fn health_and_reflection_need_no_credentials() {
     );
 }
 
-#[tokio::test]
+on_backends!(reflection_can_be_turned_off: sled, cluster);
 async fn reflection_can_be_turned_off() {
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
@@ -228,7 +229,7 @@ async fn reflection_can_be_turned_off() {
     assert_code(answer.map(|_| ()), Code::Unimplemented);
 }
 
-#[tokio::test]
+on_backends!(a_user_at_the_session_limit_is_refused_when_the_policy_says_so: sled, cluster);
 async fn a_user_at_the_session_limit_is_refused_when_the_policy_says_so() {
     let test = TestServer::with_config(
         "[groups.default]\nmax_sessions_per_user = 2\non_session_limit = \"refuse\"",
@@ -247,7 +248,7 @@ async fn a_user_at_the_session_limit_is_refused_when_the_policy_says_so() {
     start_session(&mut client, "bob").await;
 }
 
-#[tokio::test]
+on_backends!(an_oversized_request_is_refused: sled, cluster);
 async fn an_oversized_request_is_refused() {
     let test = TestServer::with_config("[limits]\nmax_request_bytes = 1024").await;
     let mut client = test.client().await;
@@ -333,7 +334,7 @@ async fn tls_client(test: &TestServer, pki: &Pki, client_cert: Option<(String, S
     SessionServiceClient::new(channel)
 }
 
-#[tokio::test]
+on_backends!(a_client_certificate_names_the_caller: sled, cluster);
 async fn a_client_certificate_names_the_caller() {
     let pki = Pki::new();
     let files = tempfile::tempdir().expect("tls dir");

@@ -3,6 +3,7 @@
 //! acknowledged before the backup began, with its state, its tokens and its signing
 //! keys. Damaged files and occupied dirs are refused with nothing written.
 
+#[macro_use]
 mod common;
 mod support;
 
@@ -59,7 +60,7 @@ async fn empty_target() -> TestServer {
     target
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+on_backends!(backup_under_load_restores_every_acknowledged_session: sled, redis; flavor = "multi_thread", worker_threads = 2);
 async fn backup_under_load_restores_every_acknowledged_session() {
     if backend() != Backend::Sled {
         return; // Redis is backed up with its own RDB/AOF files (see the next test)
@@ -127,7 +128,7 @@ async fn backup_under_load_restores_every_acknowledged_session() {
     assert_eq!(jwks_after, jwks_before, "the signing keys came back");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+on_backends!(damaged_backups_and_occupied_dirs_are_refused_with_nothing_written: sled, redis; flavor = "multi_thread", worker_threads = 2);
 async fn damaged_backups_and_occupied_dirs_are_refused_with_nothing_written() {
     if backend() != Backend::Sled {
         return;
@@ -166,7 +167,7 @@ async fn damaged_backups_and_occupied_dirs_are_refused_with_nothing_written() {
     assert!(!restored && stderr.contains("not empty"), "{stderr}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+on_backends!(backup_on_redis_is_refused_pointing_at_redis_own_files: sled, redis; flavor = "multi_thread", worker_threads = 2);
 async fn backup_on_redis_is_refused_pointing_at_redis_own_files() {
     if backend() == Backend::Sled {
         return;

@@ -2,6 +2,7 @@
 //! about a second against a real in-process server and its JSON report must hold OK
 //! calls. Speed is never asserted here; that is what the bench itself is for.
 
+#[macro_use]
 mod common;
 
 use std::path::Path;
@@ -85,7 +86,7 @@ fn failures(summary: &Value) -> Vec<(String, u64)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+on_backends!(bench_whoami_reports_ok_calls_and_the_health_baseline: sled; flavor = "multi_thread", worker_threads = 2);
 async fn bench_whoami_reports_ok_calls_and_the_health_baseline() {
     let test = TestServer::start().await;
 
@@ -112,7 +113,7 @@ async fn bench_whoami_reports_ok_calls_and_the_health_baseline() {
     assert!(report["ratio"]["p99"].as_f64().is_some_and(|p99| p99 > 0.0));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+on_backends!(bench_refresh_follows_its_token_chains_without_a_reuse: sled; flavor = "multi_thread", worker_threads = 2);
 async fn bench_refresh_follows_its_token_chains_without_a_reuse() {
     let test = TestServer::start().await;
 
@@ -129,7 +130,7 @@ async fn bench_refresh_follows_its_token_chains_without_a_reuse() {
     assert!(report.get("baseline").is_none());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+on_backends!(bench_start_makes_exactly_the_calls_counted: sled; flavor = "multi_thread", worker_threads = 2);
 async fn bench_start_makes_exactly_the_calls_counted() {
     let test = TestServer::start().await;
 
@@ -151,7 +152,7 @@ async fn bench_start_makes_exactly_the_calls_counted() {
     assert_eq!(report["endReason"], "count");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+on_backends!(bench_mix_drives_every_call: sled; flavor = "multi_thread", worker_threads = 2);
 async fn bench_mix_drives_every_call() {
     let test = TestServer::start().await;
 
@@ -186,7 +187,7 @@ async fn bench_mix_drives_every_call() {
     }
 }
 
-#[tokio::test]
+on_backends!(bench_without_a_server_fails_with_a_clear_message: sled);
 async fn bench_without_a_server_fails_with_a_clear_message() {
     // A port that was just free: nothing listens on it once the listener is dropped.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
@@ -221,7 +222,7 @@ async fn server_with_api_key() -> TestServer {
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+on_backends!(bench_sends_its_api_key_on_every_call: sled; flavor = "multi_thread", worker_threads = 2);
 async fn bench_sends_its_api_key_on_every_call() {
     let test = server_with_api_key().await;
 
@@ -242,7 +243,7 @@ async fn bench_sends_its_api_key_on_every_call() {
     assert_eq!(count_and_ok(&report), (40, 40));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+on_backends!(bench_without_the_api_key_stops_while_preparing: sled; flavor = "multi_thread", worker_threads = 2);
 async fn bench_without_the_api_key_stops_while_preparing() {
     let test = server_with_api_key().await;
 
@@ -304,7 +305,7 @@ impl Drop for Reference {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+on_backends!(bench_reports_ratios_to_the_bare_tonic_reference: sled; flavor = "multi_thread", worker_threads = 2);
 async fn bench_reports_ratios_to_the_bare_tonic_reference() {
     let test = TestServer::start().await;
     let reference = Reference::spawn();

@@ -2,6 +2,7 @@
 //! Whoami record where it was last seen (Whoami only when the touch interval passed or
 //! the ip or user agent changed); ListUserSessions shows both.
 
+#[macro_use]
 mod common;
 mod support;
 
@@ -40,7 +41,7 @@ async fn whoami_from(client: &mut Client, token: &str, from: ClientContext) -> S
     session_of(&answer.session).clone()
 }
 
-#[tokio::test]
+on_backends!(start_keeps_the_client_and_lists_it: sled, redis, cluster);
 async fn start_keeps_the_client_and_lists_it() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -75,7 +76,7 @@ async fn start_keeps_the_client_and_lists_it() {
     assert_eq!(listed.sessions[0].last_ip, "2001:db8::1");
 }
 
-#[tokio::test]
+on_backends!(whoami_records_a_new_ip_at_once_and_a_known_one_per_touch_interval: sled, redis, cluster);
 async fn whoami_records_a_new_ip_at_once_and_a_known_one_per_touch_interval() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -118,7 +119,7 @@ async fn whoami_records_a_new_ip_at_once_and_a_known_one_per_touch_interval() {
     assert_eq!(session_of(&plain.session).last_ip, "10.0.0.2");
 }
 
-#[tokio::test]
+on_backends!(refresh_records_the_client: sled, redis, cluster);
 async fn refresh_records_the_client() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -140,7 +141,7 @@ async fn refresh_records_the_client() {
     assert!(session.client.is_none(), "client stays as given at Start");
 }
 
-#[tokio::test]
+on_backends!(a_bad_client_context_is_invalid_and_changes_nothing: sled, redis, cluster);
 async fn a_bad_client_context_is_invalid_and_changes_nothing() {
     let test = TestServer::start().await;
     let mut client = test.client().await;

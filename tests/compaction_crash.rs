@@ -3,6 +3,7 @@
 //! restarted on the same data dir, exactly one generation is left, and every
 //! acknowledged session answers with its newest tokens.
 
+#[macro_use]
 mod common;
 mod support;
 
@@ -125,17 +126,17 @@ async fn killed_at(step: &str, current: &str) {
     assert!(restarted.terminate().success());
 }
 
-#[tokio::test(flavor = "multi_thread")]
+on_backends!(killed_after_the_copy_the_old_generation_serves: sled; flavor = "multi_thread");
 async fn killed_after_the_copy_the_old_generation_serves() {
     killed_at("copied", "db").await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
+on_backends!(killed_at_the_switch_the_old_generation_serves: sled; flavor = "multi_thread");
 async fn killed_at_the_switch_the_old_generation_serves() {
     killed_at("switching", "db").await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
+on_backends!(killed_after_the_switch_the_new_generation_serves: sled; flavor = "multi_thread");
 async fn killed_after_the_switch_the_new_generation_serves() {
     killed_at("switched", "sled-gen-1").await;
 }

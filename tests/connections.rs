@@ -2,6 +2,7 @@
 //! the handshake deadline, connections over `max_connections` at once, idle ones after
 //! `idle_timeout`; normal clients keep working meanwhile.
 
+#[macro_use]
 mod common;
 mod support;
 
@@ -51,7 +52,7 @@ fn addr_of(server: &TestServer) -> SocketAddr {
     server.running().local_addr()
 }
 
-#[tokio::test]
+on_backends!(silent_connections_are_all_closed_while_clients_keep_working: sled);
 async fn silent_connections_are_all_closed_while_clients_keep_working() {
     const SILENT: usize = 2_000;
     let server = TestServer::with_config(
@@ -80,7 +81,7 @@ async fn silent_connections_are_all_closed_while_clients_keep_working() {
     start_session(&mut client, "after").await;
 }
 
-#[tokio::test]
+on_backends!(a_connection_over_the_limit_is_closed_at_once: sled);
 async fn a_connection_over_the_limit_is_closed_at_once() {
     let server =
         TestServer::with_config("[connections]\nmax_connections = 4\nhandshake_timeout = \"1h\"\n")
@@ -168,7 +169,7 @@ async fn h2_after_one_call(
     (send, connection)
 }
 
-#[tokio::test]
+on_backends!(a_connection_idle_after_its_calls_is_closed: sled);
 async fn a_connection_idle_after_its_calls_is_closed() {
     let server = TestServer::with_config("[connections]\nidle_timeout = \"300ms\"\n").await;
     let (send, connection) = h2_after_one_call(&server).await;
@@ -180,7 +181,7 @@ async fn a_connection_idle_after_its_calls_is_closed() {
     drop(send);
 }
 
-#[tokio::test]
+on_backends!(a_connection_with_a_stream_open_is_not_idle: sled);
 async fn a_connection_with_a_stream_open_is_not_idle() {
     let server = TestServer::with_config("[connections]\nidle_timeout = \"300ms\"\n").await;
     let mut watcher = server.client().await;
@@ -195,7 +196,7 @@ async fn a_connection_with_a_stream_open_is_not_idle() {
     assert_eq!(started.len(), 1, "the watch outlived the idle timeout");
 }
 
-#[tokio::test]
+on_backends!(a_client_whose_idle_connection_was_closed_calls_again: sled);
 async fn a_client_whose_idle_connection_was_closed_calls_again() {
     let server = TestServer::with_config("[connections]\nidle_timeout = \"300ms\"\n").await;
     let mut client = server.client().await;
@@ -205,14 +206,14 @@ async fn a_client_whose_idle_connection_was_closed_calls_again() {
     whoami_ok(&mut client, &started.session_token).await;
 }
 
-#[tokio::test]
+on_backends!(the_server_advertises_its_streams_per_connection: sled);
 async fn the_server_advertises_its_streams_per_connection() {
     let server = TestServer::with_config("[connections]\nmax_concurrent_streams = 7\n").await;
     let (_send, connection) = h2_after_one_call(&server).await;
     assert_eq!(connection.max_concurrent_send_streams(), 7);
 }
 
-#[tokio::test]
+on_backends!(a_peer_that_stops_answering_pings_is_let_go: sled);
 async fn a_peer_that_stops_answering_pings_is_let_go() {
     let server = TestServer::with_config(
         "[connections]\nidle_timeout = \"1h\"\nkeepalive_interval = \"200ms\"\nkeepalive_timeout = \"200ms\"\n",

@@ -3,6 +3,7 @@
 //! there (newest tokens work, rotated ones do not), the indexes agree with the records,
 //! and a restarted server stops gracefully with exit status 0.
 
+#[macro_use]
 mod common;
 mod support;
 
@@ -268,7 +269,7 @@ async fn verify(client: &mut Client, chains: &mut [Chain]) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+on_backends!(acknowledged_calls_survive_sigkill_at_several_points: sled; flavor = "multi_thread", worker_threads = 4);
 async fn acknowledged_calls_survive_sigkill_at_several_points() {
     let data_dir = tempfile::tempdir().expect("data dir");
     let logs = tempfile::tempdir().expect("log dir");

@@ -2,6 +2,7 @@
 //! end reason, and events name the actor (a caller's name, "anonymous", or "sessiond"
 //! for the sweeper).
 
+#[macro_use]
 mod common;
 mod support;
 
@@ -54,7 +55,7 @@ fn ending_events(log: &[SessionEvent]) -> Vec<(String, EndReason, String)> {
         .collect()
 }
 
-#[tokio::test]
+on_backends!(each_logout_form_records_its_reason_with_actor_anonymous: sled, redis, cluster);
 async fn each_logout_form_records_its_reason_with_actor_anonymous() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -114,7 +115,7 @@ async fn each_logout_form_records_its_reason_with_actor_anonymous() {
         .all(|event| event.actor == "anonymous" && event.end_reason() == EndReason::Unspecified));
 }
 
-#[tokio::test]
+on_backends!(eviction_and_refresh_reuse_record_their_reasons: sled, redis, cluster);
 async fn eviction_and_refresh_reuse_record_their_reasons() {
     let test = TestServer::with_config(
         "[groups.default]\nmax_sessions_per_user = 1\nrefresh_grace = \"0s\"\n",
@@ -139,7 +140,7 @@ async fn eviction_and_refresh_reuse_record_their_reasons() {
     assert_eq!(reuse.end_reason(), EndReason::RefreshReuse);
 }
 
-#[tokio::test]
+on_backends!(expiry_reasons_are_derived_and_the_sweeper_is_the_actor: sled, redis, cluster);
 async fn expiry_reasons_are_derived_and_the_sweeper_is_the_actor() {
     let test = TestServer::with_config(
         "[groups.idle]\nlifespan = \"1h\"\nidle_timeout = \"10m\"\n\
@@ -188,7 +189,7 @@ fn with_key<T>(message: T) -> Request<T> {
     request
 }
 
-#[tokio::test]
+on_backends!(a_configured_caller_is_named_as_the_actor_and_starter: sled, redis, cluster);
 async fn a_configured_caller_is_named_as_the_actor_and_starter() {
     let hash: String = Sha256::digest(LOGIN_KEY.as_bytes())
         .iter()

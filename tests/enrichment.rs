@@ -1,5 +1,6 @@
 //! Reauthenticate, UpdateAttributes (session and token attributes) and scoped Refresh.
 
+#[macro_use]
 mod common;
 mod support;
 
@@ -18,7 +19,7 @@ fn reauth_by_id(session_id: &str, aal: &str) -> ReauthenticateRequest {
     }
 }
 
-#[tokio::test]
+on_backends!(reauthenticate_restarts_the_clocks_and_records_the_aal: sled, cluster);
 async fn reauthenticate_restarts_the_clocks_and_records_the_aal() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -55,7 +56,7 @@ async fn reauthenticate_restarts_the_clocks_and_records_the_aal() {
     );
 }
 
-#[tokio::test]
+on_backends!(reauthenticate_by_token_needs_the_current_token: sled, cluster);
 async fn reauthenticate_by_token_needs_the_current_token() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -77,7 +78,7 @@ async fn reauthenticate_by_token_needs_the_current_token() {
     );
 }
 
-#[tokio::test]
+on_backends!(reauthenticate_refuses_ended_unknown_and_ambiguous_sessions: sled, cluster);
 async fn reauthenticate_refuses_ended_unknown_and_ambiguous_sessions() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -109,7 +110,7 @@ async fn reauthenticate_refuses_ended_unknown_and_ambiguous_sessions() {
     );
 }
 
-#[tokio::test]
+on_backends!(update_attributes_sets_and_removes_and_whoami_shows_both_kinds: sled, cluster);
 async fn update_attributes_sets_and_removes_and_whoami_shows_both_kinds() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -146,7 +147,7 @@ async fn update_attributes_sets_and_removes_and_whoami_shows_both_kinds() {
     );
 }
 
-#[tokio::test]
+on_backends!(token_attributes_are_cleared_when_the_tokens_rotate: sled, cluster);
 async fn token_attributes_are_cleared_when_the_tokens_rotate() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -170,7 +171,7 @@ async fn token_attributes_are_cleared_when_the_tokens_rotate() {
     assert_eq!(session.attributes, map(&[("role", "user")]));
 }
 
-#[tokio::test]
+on_backends!(update_attributes_enforces_the_limits_and_loses_nothing: sled, cluster);
 async fn update_attributes_enforces_the_limits_and_loses_nothing() {
     let test = TestServer::with_config("[limits]\nmax_map_entries = 2").await;
     let mut client = test.client().await;
@@ -201,7 +202,7 @@ async fn update_attributes_enforces_the_limits_and_loses_nothing() {
     assert_eq!(session.attributes, map(&[("a", "1"), ("b", "2")]));
 }
 
-#[tokio::test]
+on_backends!(update_attributes_refuses_unknown_and_ended_sessions: sled, cluster);
 async fn update_attributes_refuses_unknown_and_ended_sessions() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -230,7 +231,7 @@ async fn update_attributes_refuses_unknown_and_ended_sessions() {
     );
 }
 
-#[tokio::test]
+on_backends!(refresh_with_the_sessions_scope_rotates: sled, cluster);
 async fn refresh_with_the_sessions_scope_rotates() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -255,7 +256,7 @@ async fn refresh_with_the_sessions_scope_rotates() {
     assert!(rotated.is_ok(), "{rotated:?}");
 }
 
-#[tokio::test]
+on_backends!(refresh_with_another_scope_is_refused_and_keeps_the_token: sled, cluster);
 async fn refresh_with_another_scope_is_refused_and_keeps_the_token() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -286,7 +287,7 @@ async fn refresh_with_another_scope_is_refused_and_keeps_the_token() {
     refresh_ok(&mut client, &started.refresh_token).await;
 }
 
-#[tokio::test]
+on_backends!(an_oversized_scope_names_the_field: sled, cluster);
 async fn an_oversized_scope_names_the_field() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -309,7 +310,7 @@ fn start_external(user: &str, external: &str) -> StartRequest {
     }
 }
 
-#[tokio::test]
+on_backends!(the_external_user_id_is_returned_in_the_session: sled, cluster);
 async fn the_external_user_id_is_returned_in_the_session() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -327,7 +328,7 @@ async fn the_external_user_id_is_returned_in_the_session() {
     );
 }
 
-#[tokio::test]
+on_backends!(refresh_all_accepts_the_external_user_id: sled, cluster);
 async fn refresh_all_accepts_the_external_user_id() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -349,7 +350,7 @@ async fn refresh_all_accepts_the_external_user_id() {
     assert!(refreshed.sessions.iter().all(|s| s.user_id == "u-1"));
 }
 
-#[tokio::test]
+on_backends!(logout_by_either_user_id_ends_that_users_sessions: sled, cluster);
 async fn logout_by_either_user_id_ends_that_users_sessions() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -390,7 +391,7 @@ async fn logout_by_either_user_id_ends_that_users_sessions() {
     whoami_ok(&mut client, &carol.session_token).await;
 }
 
-#[tokio::test]
+on_backends!(an_unknown_external_user_id_is_not_found_and_two_ids_are_invalid: sled, cluster);
 async fn an_unknown_external_user_id_is_not_found_and_two_ids_are_invalid() {
     let test = TestServer::start().await;
     let mut client = test.client().await;

@@ -2,6 +2,7 @@
 //! ranges, malformed tokens and ids, bad UTF-8), and one UNAUTHENTICATED message for
 //! every token failure.
 
+#[macro_use]
 mod common;
 mod support;
 
@@ -72,7 +73,7 @@ async fn start_result(client: &mut Client, request: StartRequest) -> Result<(), 
     client.start(request).await.map(|_| ())
 }
 
-#[tokio::test]
+on_backends!(start_without_user_id_is_invalid_argument: sled, cluster);
 async fn start_without_user_id_is_invalid_argument() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -83,7 +84,7 @@ async fn start_without_user_id_is_invalid_argument() {
     );
 }
 
-#[tokio::test]
+on_backends!(start_with_user_id_over_limit_is_invalid_argument: sled, cluster);
 async fn start_with_user_id_over_limit_is_invalid_argument() {
     let test = TestServer::with_config(TIGHT_LIMITS).await;
     let mut client = test.client().await;
@@ -94,7 +95,7 @@ async fn start_with_user_id_over_limit_is_invalid_argument() {
     );
 }
 
-#[tokio::test]
+on_backends!(start_with_user_id_at_limit_succeeds: sled, cluster);
 async fn start_with_user_id_at_limit_succeeds() {
     let test = TestServer::with_config(TIGHT_LIMITS).await;
     let mut client = test.client().await;
@@ -104,7 +105,7 @@ async fn start_with_user_id_at_limit_succeeds() {
         .expect("user_id of exactly the limit is accepted");
 }
 
-#[tokio::test]
+on_backends!(user_id_limit_counts_bytes_not_chars: sled, cluster);
 async fn user_id_limit_counts_bytes_not_chars() {
     let test = TestServer::with_config(TIGHT_LIMITS).await;
     let mut client = test.client().await;
@@ -117,7 +118,7 @@ async fn user_id_limit_counts_bytes_not_chars() {
     );
 }
 
-#[tokio::test]
+on_backends!(start_with_unknown_group_is_invalid_argument: sled, cluster);
 async fn start_with_unknown_group_is_invalid_argument() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -128,7 +129,7 @@ async fn start_with_unknown_group_is_invalid_argument() {
     );
 }
 
-#[tokio::test]
+on_backends!(start_with_oversized_group_is_invalid_argument: sled, cluster);
 async fn start_with_oversized_group_is_invalid_argument() {
     let test = TestServer::with_config(TIGHT_LIMITS).await;
     let mut client = test.client().await;
@@ -143,7 +144,7 @@ async fn start_with_oversized_group_is_invalid_argument() {
     );
 }
 
-#[tokio::test]
+on_backends!(start_with_zero_ttl_is_invalid_argument: sled, cluster);
 async fn start_with_zero_ttl_is_invalid_argument() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -154,7 +155,7 @@ async fn start_with_zero_ttl_is_invalid_argument() {
     );
 }
 
-#[tokio::test]
+on_backends!(start_with_negative_ttl_is_invalid_argument: sled, cluster);
 async fn start_with_negative_ttl_is_invalid_argument() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -165,7 +166,7 @@ async fn start_with_negative_ttl_is_invalid_argument() {
     );
 }
 
-#[tokio::test]
+on_backends!(start_with_ttl_above_max_lifetime_is_invalid_argument: sled, cluster);
 async fn start_with_ttl_above_max_lifetime_is_invalid_argument() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -180,7 +181,7 @@ async fn start_with_ttl_above_max_lifetime_is_invalid_argument() {
     );
 }
 
-#[tokio::test]
+on_backends!(start_with_ttl_above_group_max_lifetime_is_invalid_argument: sled, cluster);
 async fn start_with_ttl_above_group_max_lifetime_is_invalid_argument() {
     let test = TestServer::with_config(SHORT_GROUP).await;
     let mut client = test.client().await;
@@ -192,7 +193,7 @@ async fn start_with_ttl_above_group_max_lifetime_is_invalid_argument() {
     assert_invalid_field(start_result(&mut client, request).await, "ttl_seconds");
 }
 
-#[tokio::test]
+on_backends!(start_with_too_many_metadata_entries_is_invalid_argument: sled, cluster);
 async fn start_with_too_many_metadata_entries_is_invalid_argument() {
     let test = TestServer::with_config(TIGHT_LIMITS).await;
     let mut client = test.client().await;
@@ -204,7 +205,7 @@ async fn start_with_too_many_metadata_entries_is_invalid_argument() {
     assert_invalid_field(start_result(&mut client, request).await, "metadata");
 }
 
-#[tokio::test]
+on_backends!(start_with_metadata_at_entry_limit_succeeds: sled, cluster);
 async fn start_with_metadata_at_entry_limit_succeeds() {
     let test = TestServer::with_config(TIGHT_LIMITS).await;
     let mut client = test.client().await;
@@ -218,7 +219,7 @@ async fn start_with_metadata_at_entry_limit_succeeds() {
         .expect("metadata of exactly the limit is accepted");
 }
 
-#[tokio::test]
+on_backends!(start_with_long_metadata_key_is_invalid_argument: sled, cluster);
 async fn start_with_long_metadata_key_is_invalid_argument() {
     let test = TestServer::with_config(TIGHT_LIMITS).await;
     let mut client = test.client().await;
@@ -230,7 +231,7 @@ async fn start_with_long_metadata_key_is_invalid_argument() {
     assert_invalid_field(start_result(&mut client, request).await, "metadata");
 }
 
-#[tokio::test]
+on_backends!(start_with_long_metadata_value_is_invalid_argument: sled, cluster);
 async fn start_with_long_metadata_value_is_invalid_argument() {
     let test = TestServer::with_config(TIGHT_LIMITS).await;
     let mut client = test.client().await;
@@ -242,7 +243,7 @@ async fn start_with_long_metadata_value_is_invalid_argument() {
     assert_invalid_field(start_result(&mut client, request).await, "metadata");
 }
 
-#[tokio::test]
+on_backends!(start_with_too_many_attributes_is_invalid_argument: sled, cluster);
 async fn start_with_too_many_attributes_is_invalid_argument() {
     let test = TestServer::with_config(TIGHT_LIMITS).await;
     let mut client = test.client().await;
@@ -254,7 +255,7 @@ async fn start_with_too_many_attributes_is_invalid_argument() {
     assert_invalid_field(start_result(&mut client, request).await, "attributes");
 }
 
-#[tokio::test]
+on_backends!(start_with_long_attribute_key_is_invalid_argument: sled, cluster);
 async fn start_with_long_attribute_key_is_invalid_argument() {
     let test = TestServer::with_config(TIGHT_LIMITS).await;
     let mut client = test.client().await;
@@ -266,7 +267,7 @@ async fn start_with_long_attribute_key_is_invalid_argument() {
     assert_invalid_field(start_result(&mut client, request).await, "attributes");
 }
 
-#[tokio::test]
+on_backends!(start_with_long_attribute_value_is_invalid_argument: sled, cluster);
 async fn start_with_long_attribute_value_is_invalid_argument() {
     let test = TestServer::with_config(TIGHT_LIMITS).await;
     let mut client = test.client().await;
@@ -278,7 +279,7 @@ async fn start_with_long_attribute_value_is_invalid_argument() {
     assert_invalid_field(start_result(&mut client, request).await, "attributes");
 }
 
-#[tokio::test]
+on_backends!(whoami_with_empty_token_is_invalid_argument: sled, cluster);
 async fn whoami_with_empty_token_is_invalid_argument() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -286,7 +287,7 @@ async fn whoami_with_empty_token_is_invalid_argument() {
     assert_invalid_field(whoami(&mut client, "").await, "session_token");
 }
 
-#[tokio::test]
+on_backends!(whoami_with_unknown_prefix_is_invalid_argument: sled, cluster);
 async fn whoami_with_unknown_prefix_is_invalid_argument() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -296,7 +297,7 @@ async fn whoami_with_unknown_prefix_is_invalid_argument() {
     assert_invalid_field(whoami(&mut client, &token).await, "session_token");
 }
 
-#[tokio::test]
+on_backends!(whoami_with_refresh_token_is_invalid_argument: sled, cluster);
 async fn whoami_with_refresh_token_is_invalid_argument() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -308,7 +309,7 @@ async fn whoami_with_refresh_token_is_invalid_argument() {
     );
 }
 
-#[tokio::test]
+on_backends!(whoami_with_bad_base64_is_invalid_argument: sled, cluster);
 async fn whoami_with_bad_base64_is_invalid_argument() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -319,7 +320,7 @@ async fn whoami_with_bad_base64_is_invalid_argument() {
     assert_invalid_field(whoami(&mut client, &token).await, "session_token");
 }
 
-#[tokio::test]
+on_backends!(whoami_with_truncated_token_is_invalid_argument: sled, cluster);
 async fn whoami_with_truncated_token_is_invalid_argument() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -330,7 +331,7 @@ async fn whoami_with_truncated_token_is_invalid_argument() {
     assert_invalid_field(whoami(&mut client, token).await, "session_token");
 }
 
-#[tokio::test]
+on_backends!(whoami_with_extended_token_is_invalid_argument: sled, cluster);
 async fn whoami_with_extended_token_is_invalid_argument() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -341,7 +342,7 @@ async fn whoami_with_extended_token_is_invalid_argument() {
     assert_invalid_field(whoami(&mut client, &token).await, "session_token");
 }
 
-#[tokio::test]
+on_backends!(refresh_with_empty_token_is_invalid_argument: sled, cluster);
 async fn refresh_with_empty_token_is_invalid_argument() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -349,7 +350,7 @@ async fn refresh_with_empty_token_is_invalid_argument() {
     assert_invalid_field(refresh(&mut client, "").await, "refresh_token");
 }
 
-#[tokio::test]
+on_backends!(refresh_with_session_token_is_invalid_argument: sled, cluster);
 async fn refresh_with_session_token_is_invalid_argument() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -361,7 +362,7 @@ async fn refresh_with_session_token_is_invalid_argument() {
     );
 }
 
-#[tokio::test]
+on_backends!(refresh_with_truncated_token_is_invalid_argument: sled, cluster);
 async fn refresh_with_truncated_token_is_invalid_argument() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -371,7 +372,7 @@ async fn refresh_with_truncated_token_is_invalid_argument() {
     assert_invalid_field(refresh(&mut client, token).await, "refresh_token");
 }
 
-#[tokio::test]
+on_backends!(extend_with_malformed_session_id_is_invalid_argument: sled, cluster);
 async fn extend_with_malformed_session_id_is_invalid_argument() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -379,7 +380,7 @@ async fn extend_with_malformed_session_id_is_invalid_argument() {
     assert_invalid_field(extend(&mut client, "not-a-uuid", None).await, "session_id");
 }
 
-#[tokio::test]
+on_backends!(extend_with_empty_session_id_is_invalid_argument: sled, cluster);
 async fn extend_with_empty_session_id_is_invalid_argument() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -387,7 +388,7 @@ async fn extend_with_empty_session_id_is_invalid_argument() {
     assert_invalid_field(extend(&mut client, "", None).await, "session_id");
 }
 
-#[tokio::test]
+on_backends!(extend_with_zero_keep_alive_is_invalid_argument: sled, cluster);
 async fn extend_with_zero_keep_alive_is_invalid_argument() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -400,7 +401,7 @@ async fn extend_with_zero_keep_alive_is_invalid_argument() {
     );
 }
 
-#[tokio::test]
+on_backends!(extend_with_keep_alive_above_max_lifetime_is_invalid_argument: sled, cluster);
 async fn extend_with_keep_alive_above_max_lifetime_is_invalid_argument() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -413,7 +414,7 @@ async fn extend_with_keep_alive_above_max_lifetime_is_invalid_argument() {
     );
 }
 
-#[tokio::test]
+on_backends!(logout_with_token_and_session_id_is_invalid_argument: sled, cluster);
 async fn logout_with_token_and_session_id_is_invalid_argument() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -433,7 +434,7 @@ async fn logout_with_token_and_session_id_is_invalid_argument() {
     whoami_ok(&mut client, &started.session_token).await;
 }
 
-#[tokio::test]
+on_backends!(logout_without_token_or_session_id_is_invalid_argument: sled, cluster);
 async fn logout_without_token_or_session_id_is_invalid_argument() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -444,7 +445,7 @@ async fn logout_without_token_or_session_id_is_invalid_argument() {
     );
 }
 
-#[tokio::test]
+on_backends!(logout_with_malformed_session_id_is_invalid_argument: sled, cluster);
 async fn logout_with_malformed_session_id_is_invalid_argument() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -461,7 +462,7 @@ async fn logout_with_malformed_session_id_is_invalid_argument() {
     assert_invalid_field(result, "session_id");
 }
 
-#[tokio::test]
+on_backends!(logout_with_malformed_token_is_invalid_argument: sled, cluster);
 async fn logout_with_malformed_token_is_invalid_argument() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -478,7 +479,7 @@ async fn logout_with_malformed_token_is_invalid_argument() {
     assert_invalid_field(result, "session_token");
 }
 
-#[tokio::test]
+on_backends!(refresh_all_with_empty_user_id_is_invalid_argument: sled, cluster);
 async fn refresh_all_with_empty_user_id_is_invalid_argument() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -486,7 +487,7 @@ async fn refresh_all_with_empty_user_id_is_invalid_argument() {
     assert_invalid_field(refresh_all(&mut client, "", None).await, "user_id");
 }
 
-#[tokio::test]
+on_backends!(refresh_all_with_zero_keep_alive_is_invalid_argument: sled, cluster);
 async fn refresh_all_with_zero_keep_alive_is_invalid_argument() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -498,7 +499,7 @@ async fn refresh_all_with_zero_keep_alive_is_invalid_argument() {
     );
 }
 
-#[tokio::test]
+on_backends!(refresh_all_with_keep_alive_above_max_lifetime_is_invalid_argument: sled, cluster);
 async fn refresh_all_with_keep_alive_above_max_lifetime_is_invalid_argument() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -510,7 +511,7 @@ async fn refresh_all_with_keep_alive_above_max_lifetime_is_invalid_argument() {
     );
 }
 
-#[tokio::test]
+on_backends!(unauthenticated_message_is_same_for_every_token_failure: sled, cluster);
 async fn unauthenticated_message_is_same_for_every_token_failure() {
     let test = TestServer::with_config(IDLE_GROUP).await;
     let mut client = test.client().await;
@@ -540,7 +541,7 @@ async fn unauthenticated_message_is_same_for_every_token_failure() {
     }
 }
 
-#[tokio::test]
+on_backends!(refresh_unauthenticated_message_matches_whoami: sled, cluster);
 async fn refresh_unauthenticated_message_matches_whoami() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -572,7 +573,7 @@ async fn refresh_unauthenticated_message_matches_whoami() {
     }
 }
 
-#[tokio::test]
+on_backends!(invalid_utf8_in_session_token_is_invalid_argument: sled, cluster);
 async fn invalid_utf8_in_session_token_is_invalid_argument() {
     let test = TestServer::start().await;
     let request = RawWhoami {
@@ -589,7 +590,7 @@ async fn invalid_utf8_in_session_token_is_invalid_argument() {
     assert_code(result, Code::InvalidArgument);
 }
 
-#[tokio::test]
+on_backends!(invalid_utf8_in_user_id_is_invalid_argument: sled, cluster);
 async fn invalid_utf8_in_user_id_is_invalid_argument() {
     let test = TestServer::start().await;
     let request = RawStart {

@@ -1,6 +1,7 @@
 //! Envoy ext_authz against the real server, through a client generated from Envoy's own
 //! protos (envoy-types): who passes, with which upstream headers, and every refusal.
 
+#[macro_use]
 mod common;
 mod support;
 
@@ -112,7 +113,7 @@ fn claims(jwt: &str) -> serde_json::Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(encoded).expect("base64url")).expect("json")
 }
 
-#[tokio::test]
+on_backends!(a_valid_token_passes_with_the_upstream_headers_and_a_fresh_access_token: sled, redis, cluster);
 async fn a_valid_token_passes_with_the_upstream_headers_and_a_fresh_access_token() {
     let test = TestServer::with_config(GATEWAY).await;
     let mut client = test.client().await;
@@ -143,7 +144,7 @@ async fn a_valid_token_passes_with_the_upstream_headers_and_a_fresh_access_token
     assert!(ok.headers_to_remove.is_empty(), "{ok:?}");
 }
 
-#[tokio::test]
+on_backends!(a_group_without_access_tokens_has_the_token_header_removed: sled, redis, cluster);
 async fn a_group_without_access_tokens_has_the_token_header_removed() {
     let test = TestServer::with_config(GATEWAY).await;
     let mut client = test.client().await;
@@ -166,7 +167,7 @@ async fn a_group_without_access_tokens_has_the_token_header_removed() {
     assert_eq!(ok.headers_to_remove, ["x-access-token"]);
 }
 
-#[tokio::test]
+on_backends!(the_token_may_come_in_the_cookie: sled, redis, cluster);
 async fn the_token_may_come_in_the_cookie() {
     let test = TestServer::with_config(GATEWAY).await;
     let mut client = test.client().await;
@@ -183,7 +184,7 @@ async fn the_token_may_come_in_the_cookie() {
     assert_eq!(upstream(&ok)["x-user-id"], "carol");
 }
 
-#[tokio::test]
+on_backends!(no_token_is_401_with_a_challenge: sled, redis, cluster);
 async fn no_token_is_401_with_a_challenge() {
     let test = TestServer::with_config(GATEWAY).await;
     let mut envoy = envoy(&test).await;
@@ -198,7 +199,7 @@ async fn no_token_is_401_with_a_challenge() {
     assert_eq!(challenge.as_deref(), Some("Bearer realm=\"sessiond\""));
 }
 
-#[tokio::test]
+on_backends!(malformed_unknown_and_oversized_tokens_are_401: sled, redis, cluster);
 async fn malformed_unknown_and_oversized_tokens_are_401() {
     let test = TestServer::with_config(GATEWAY).await;
     let mut client = test.client().await;
@@ -227,7 +228,7 @@ async fn malformed_unknown_and_oversized_tokens_are_401() {
     }
 }
 
-#[tokio::test]
+on_backends!(expired_and_revoked_sessions_are_401: sled, redis, cluster);
 async fn expired_and_revoked_sessions_are_401() {
     let test = TestServer::with_config(GATEWAY).await;
     let mut client = test.client().await;
@@ -247,7 +248,7 @@ async fn expired_and_revoked_sessions_are_401() {
     }
 }
 
-#[tokio::test]
+on_backends!(a_session_of_a_group_not_accepted_is_403: sled, redis, cluster);
 async fn a_session_of_a_group_not_accepted_is_403() {
     let test = TestServer::with_config(&format!("{GATEWAY}groups = [\"plain\"]\n")).await;
     let mut client = test.client().await;
@@ -274,7 +275,7 @@ async fn a_session_of_a_group_not_accepted_is_403() {
     );
 }
 
-#[tokio::test]
+on_backends!(a_check_counts_as_a_use_against_the_idle_timeout: sled, redis, cluster);
 async fn a_check_counts_as_a_use_against_the_idle_timeout() {
     let test = TestServer::with_config(GATEWAY).await;
     let mut client = test.client().await;
@@ -294,7 +295,7 @@ async fn a_check_counts_as_a_use_against_the_idle_timeout() {
     whoami_ok(&mut client, &started.session_token).await;
 }
 
-#[tokio::test]
+on_backends!(configured_callers_need_the_ext_authz_permission_and_keep_their_groups: sled, redis, cluster);
 async fn configured_callers_need_the_ext_authz_permission_and_keep_their_groups() {
     let test = TestServer::with_config(&format!(
         "{GATEWAY}\n[[callers]]\nname = \"envoy\"\napi_key_sha256 = \"{}\"\n\

@@ -1,6 +1,7 @@
 //! Extend and RefreshAllForUser: the keep-alive, its earliest_possible_extend window, the
 //! max-lifetime cap, and which sessions they act on.
 
+#[macro_use]
 mod common;
 mod support;
 
@@ -29,7 +30,7 @@ const NO_SWEEP: &str = r#"
 interval = "1h"
 "#;
 
-#[tokio::test]
+on_backends!(extend_pushes_expiry_to_now_plus_lifespan: sled, cluster);
 async fn extend_pushes_expiry_to_now_plus_lifespan() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -46,7 +47,7 @@ async fn extend_pushes_expiry_to_now_plus_lifespan() {
     );
 }
 
-#[tokio::test]
+on_backends!(extend_with_keep_alive_sets_expiry_to_now_plus_keep_alive: sled, cluster);
 async fn extend_with_keep_alive_sets_expiry_to_now_plus_keep_alive() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -65,7 +66,7 @@ async fn extend_with_keep_alive_sets_expiry_to_now_plus_keep_alive() {
     );
 }
 
-#[tokio::test]
+on_backends!(extend_is_seen_by_whoami: sled, cluster);
 async fn extend_is_seen_by_whoami() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -86,7 +87,7 @@ async fn extend_is_seen_by_whoami() {
     );
 }
 
-#[tokio::test]
+on_backends!(extend_keeps_max_expires_at: sled, cluster);
 async fn extend_keeps_max_expires_at() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -102,7 +103,7 @@ async fn extend_keeps_max_expires_at() {
     );
 }
 
-#[tokio::test]
+on_backends!(extend_is_capped_at_max_expires_at: sled, cluster);
 async fn extend_is_capped_at_max_expires_at() {
     let test = TestServer::with_config(SHORT_GROUP).await;
     let mut client = test.client().await;
@@ -120,7 +121,7 @@ async fn extend_is_capped_at_max_expires_at() {
     assert_eq!(session.expires_at_s(), session.max_expires_at_s());
 }
 
-#[tokio::test]
+on_backends!(extend_at_cap_reports_not_extended: sled, cluster);
 async fn extend_at_cap_reports_not_extended() {
     let test = TestServer::with_config(SHORT_GROUP).await;
     let mut client = test.client().await;
@@ -148,7 +149,7 @@ async fn extend_at_cap_reports_not_extended() {
     );
 }
 
-#[tokio::test]
+on_backends!(extend_outside_window_leaves_session_unchanged: sled, cluster);
 async fn extend_outside_window_leaves_session_unchanged() {
     let test = TestServer::with_config(LAST_HOUR_WINDOW).await;
     let mut client = test.client().await;
@@ -170,7 +171,7 @@ async fn extend_outside_window_leaves_session_unchanged() {
     );
 }
 
-#[tokio::test]
+on_backends!(extend_inside_window_extends: sled, cluster);
 async fn extend_inside_window_extends() {
     let test = TestServer::with_config(LAST_HOUR_WINDOW).await;
     let mut client = test.client().await;
@@ -187,7 +188,7 @@ async fn extend_inside_window_extends() {
     );
 }
 
-#[tokio::test]
+on_backends!(extend_at_window_edge_extends: sled, cluster);
 async fn extend_at_window_edge_extends() {
     let test = TestServer::with_config(LAST_HOUR_WINDOW).await;
     let mut client = test.client().await;
@@ -205,7 +206,7 @@ async fn extend_at_window_edge_extends() {
     );
 }
 
-#[tokio::test]
+on_backends!(extend_unknown_session_is_not_found: sled, cluster);
 async fn extend_unknown_session_is_not_found() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -215,7 +216,7 @@ async fn extend_unknown_session_is_not_found() {
     assert_code(extend(&mut client, &unknown, None).await, Code::NotFound);
 }
 
-#[tokio::test]
+on_backends!(extend_revoked_session_is_failed_precondition: sled, cluster);
 async fn extend_revoked_session_is_failed_precondition() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -229,7 +230,7 @@ async fn extend_revoked_session_is_failed_precondition() {
     );
 }
 
-#[tokio::test]
+on_backends!(extend_expired_session_is_failed_precondition: sled, cluster);
 async fn extend_expired_session_is_failed_precondition() {
     let test = TestServer::with_config(NO_SWEEP).await;
     let mut client = test.client().await;
@@ -243,7 +244,7 @@ async fn extend_expired_session_is_failed_precondition() {
     );
 }
 
-#[tokio::test]
+on_backends!(refresh_all_for_user_extends_every_active_session: sled, cluster);
 async fn refresh_all_for_user_extends_every_active_session() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -265,7 +266,7 @@ async fn refresh_all_for_user_extends_every_active_session() {
     }
 }
 
-#[tokio::test]
+on_backends!(refresh_all_for_user_with_keep_alive_sets_expiry: sled, cluster);
 async fn refresh_all_for_user_with_keep_alive_sets_expiry() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -283,7 +284,7 @@ async fn refresh_all_for_user_with_keep_alive_sets_expiry() {
     }
 }
 
-#[tokio::test]
+on_backends!(refresh_all_for_user_is_seen_by_whoami: sled, cluster);
 async fn refresh_all_for_user_is_seen_by_whoami() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -302,7 +303,7 @@ async fn refresh_all_for_user_is_seen_by_whoami() {
     );
 }
 
-#[tokio::test]
+on_backends!(refresh_all_for_user_leaves_other_users_untouched: sled, cluster);
 async fn refresh_all_for_user_leaves_other_users_untouched() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -319,7 +320,7 @@ async fn refresh_all_for_user_leaves_other_users_untouched() {
     assert_eq!(session_of(&who.session).expires_at_s(), START_S + 600);
 }
 
-#[tokio::test]
+on_backends!(refresh_all_for_user_skips_revoked_sessions: sled, cluster);
 async fn refresh_all_for_user_skips_revoked_sessions() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -343,7 +344,7 @@ async fn refresh_all_for_user_skips_revoked_sessions() {
     );
 }
 
-#[tokio::test]
+on_backends!(refresh_all_for_user_without_sessions_is_not_found: sled, cluster);
 async fn refresh_all_for_user_without_sessions_is_not_found() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -355,7 +356,7 @@ async fn refresh_all_for_user_without_sessions_is_not_found() {
     );
 }
 
-#[tokio::test]
+on_backends!(refresh_all_for_user_with_only_revoked_sessions_is_not_found: sled, cluster);
 async fn refresh_all_for_user_with_only_revoked_sessions_is_not_found() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -368,7 +369,7 @@ async fn refresh_all_for_user_with_only_revoked_sessions_is_not_found() {
     );
 }
 
-#[tokio::test]
+on_backends!(refresh_all_for_user_outside_window_extends_none: sled, cluster);
 async fn refresh_all_for_user_outside_window_extends_none() {
     let test = TestServer::with_config(LAST_HOUR_WINDOW).await;
     let mut client = test.client().await;

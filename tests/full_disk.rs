@@ -4,6 +4,7 @@
 //! supervisor restarts it; once the disk has room, a restarted server holds every
 //! session that was acknowledged.
 
+#[macro_use]
 mod common;
 mod support;
 
@@ -134,7 +135,7 @@ async fn fill_until_stopped(args: &[&str]) -> Option<Filled> {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+on_backends!(a_full_disk_answers_unavailable_stops_the_server_and_loses_nothing_acknowledged: sled; flavor = "multi_thread", worker_threads = 2);
 async fn a_full_disk_answers_unavailable_stops_the_server_and_loses_nothing_acknowledged() {
     let Some(filled) = fill_until_stopped(&[]).await else {
         return;
@@ -149,10 +150,10 @@ async fn a_full_disk_answers_unavailable_stops_the_server_and_loses_nothing_ackn
     start_session(&mut client, "after the disk grew").await;
 }
 
+on_backends!(with_periodic_durability_a_full_disk_still_stops_the_server: sled; flavor = "multi_thread", worker_threads = 2);
 /// With `periodic` durability sled's own flusher usually meets the full disk first, and
 /// the next write fails on a read inside its batch: that too is the disk's fault, so the
 /// server still stops rather than answering UNAVAILABLE for ever.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_periodic_durability_a_full_disk_still_stops_the_server() {
     fill_until_stopped(&["--durability", "periodic"]).await;
 }

@@ -3,6 +3,7 @@
 //! that the running server's reflection resolves (ghz finds it the same way: the configs
 //! carry no proto file), with inline `data` fields of that method's request message.
 
+#[macro_use]
 mod common;
 
 use std::path::PathBuf;
@@ -248,7 +249,7 @@ fn message<'a>(files: &'a [FileDescriptorProto], full_name: &str) -> Option<&'a 
     })
 }
 
-#[tokio::test]
+on_backends!(ghz_calls_are_methods_the_server_reflects: sled);
 async fn ghz_calls_are_methods_the_server_reflects() {
     let test = TestServer::start().await;
     let channel = test.channel().await;

@@ -6,13 +6,14 @@
 //! naming an in-process server. Without the toolchain the test is skipped, loudly,
 //! except under CI (`CI` set), where it fails.
 
+#[macro_use]
 mod common;
 
 use std::process::Command;
 
 use common::foreign_client::{root, run_ok, server_with_access_tokens, toolchain_available};
 
-#[tokio::test]
+on_backends!(go_module_suite_and_an_importing_program_pass: sled);
 async fn go_module_suite_and_an_importing_program_pass() {
     if !toolchain_available(
         "go_client",

@@ -1,6 +1,7 @@
 //! Start and Whoami: what a new session looks like, how it is validated, and how time
 //! (expiry, idle timeout, touch interval) and per-user limits end it.
 
+#[macro_use]
 mod common;
 mod support;
 
@@ -47,7 +48,7 @@ max_lifetime = "30d"
 max_sessions_per_user = 2
 "#;
 
-#[tokio::test]
+on_backends!(start_returns_active_session_for_user: sled, redis, cluster);
 async fn start_returns_active_session_for_user() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -60,7 +61,7 @@ async fn start_returns_active_session_for_user() {
     assert_eq!(session.state, SessionState::Active as i32);
 }
 
-#[tokio::test]
+on_backends!(start_without_group_uses_default_group: sled, redis, cluster);
 async fn start_without_group_uses_default_group() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -70,7 +71,7 @@ async fn start_without_group_uses_default_group() {
     assert_eq!(session_of(&started.session).group, "default");
 }
 
-#[tokio::test]
+on_backends!(start_sets_timestamps_from_clock_and_default_lifetimes: sled, redis, cluster);
 async fn start_sets_timestamps_from_clock_and_default_lifetimes() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -87,7 +88,7 @@ async fn start_sets_timestamps_from_clock_and_default_lifetimes() {
     assert_eq!(started.expires_in_seconds, DEFAULT_LIFESPAN_S);
 }
 
-#[tokio::test]
+on_backends!(start_timestamps_follow_the_server_clock: sled, redis, cluster);
 async fn start_timestamps_follow_the_server_clock() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -104,7 +105,7 @@ async fn start_timestamps_follow_the_server_clock() {
     );
 }
 
-#[tokio::test]
+on_backends!(start_with_ttl_sets_expiry_and_ttl: sled, redis, cluster);
 async fn start_with_ttl_sets_expiry_and_ttl() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -118,7 +119,7 @@ async fn start_with_ttl_sets_expiry_and_ttl() {
     assert_eq!(session.max_expires_at_s(), START_S + DEFAULT_MAX_LIFETIME_S);
 }
 
-#[tokio::test]
+on_backends!(start_with_ttl_equal_to_max_lifetime_succeeds: sled, redis, cluster);
 async fn start_with_ttl_equal_to_max_lifetime_succeeds() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -130,7 +131,7 @@ async fn start_with_ttl_equal_to_max_lifetime_succeeds() {
     assert_eq!(session.expires_at_s(), session.max_expires_at_s());
 }
 
-#[tokio::test]
+on_backends!(start_in_named_group_uses_its_lifetimes: sled, redis, cluster);
 async fn start_in_named_group_uses_its_lifetimes() {
     let test = TestServer::with_config(SHORT_GROUP).await;
     let mut client = test.client().await;
@@ -144,7 +145,7 @@ async fn start_in_named_group_uses_its_lifetimes() {
     assert_eq!(session.max_expires_at_s(), START_S + 2 * HOUR);
 }
 
-#[tokio::test]
+on_backends!(start_echoes_metadata_and_attributes: sled, redis, cluster);
 async fn start_echoes_metadata_and_attributes() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -167,7 +168,7 @@ async fn start_echoes_metadata_and_attributes() {
     assert_eq!(session.attributes, attributes);
 }
 
-#[tokio::test]
+on_backends!(start_returns_prefixed_distinct_tokens: sled, redis, cluster);
 async fn start_returns_prefixed_distinct_tokens() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -187,7 +188,7 @@ async fn start_returns_prefixed_distinct_tokens() {
     assert_ne!(started.session_token[3..], started.refresh_token[3..]);
 }
 
-#[tokio::test]
+on_backends!(start_session_id_is_uuid_v7: sled, redis, cluster);
 async fn start_session_id_is_uuid_v7() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -199,7 +200,7 @@ async fn start_session_id_is_uuid_v7() {
     assert_eq!(uuid.get_version_num(), 7, "session_id {id} is UUID v7");
 }
 
-#[tokio::test]
+on_backends!(start_twice_gives_distinct_sessions_and_tokens: sled, redis, cluster);
 async fn start_twice_gives_distinct_sessions_and_tokens() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -215,7 +216,7 @@ async fn start_twice_gives_distinct_sessions_and_tokens() {
     assert_ne!(first.refresh_token, second.refresh_token);
 }
 
-#[tokio::test]
+on_backends!(whoami_returns_the_started_session: sled, redis, cluster);
 async fn whoami_returns_the_started_session() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -237,7 +238,7 @@ async fn whoami_returns_the_started_session() {
     assert_eq!(who.expires_in_seconds, 600);
 }
 
-#[tokio::test]
+on_backends!(whoami_expires_in_counts_down_with_the_clock: sled, redis, cluster);
 async fn whoami_expires_in_counts_down_with_the_clock() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -249,7 +250,7 @@ async fn whoami_expires_in_counts_down_with_the_clock() {
     assert_eq!(who.expires_in_seconds, 500);
 }
 
-#[tokio::test]
+on_backends!(whoami_just_before_expiry_succeeds: sled, redis, cluster);
 async fn whoami_just_before_expiry_succeeds() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -261,7 +262,7 @@ async fn whoami_just_before_expiry_succeeds() {
     assert_eq!(session_of(&who.session).state(), SessionState::Active);
 }
 
-#[tokio::test]
+on_backends!(whoami_after_expiry_is_unauthenticated: sled, redis, cluster);
 async fn whoami_after_expiry_is_unauthenticated() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -274,7 +275,7 @@ async fn whoami_after_expiry_is_unauthenticated() {
     );
 }
 
-#[tokio::test]
+on_backends!(whoami_after_idle_timeout_is_unauthenticated: sled, redis, cluster);
 async fn whoami_after_idle_timeout_is_unauthenticated() {
     let test = TestServer::with_config(IDLE_30M).await;
     let mut client = test.client().await;
@@ -287,7 +288,7 @@ async fn whoami_after_idle_timeout_is_unauthenticated() {
     );
 }
 
-#[tokio::test]
+on_backends!(whoami_before_idle_timeout_succeeds: sled, redis, cluster);
 async fn whoami_before_idle_timeout_succeeds() {
     let test = TestServer::with_config(IDLE_30M).await;
     let mut client = test.client().await;
@@ -297,7 +298,7 @@ async fn whoami_before_idle_timeout_succeeds() {
     whoami_ok(&mut client, &started.session_token).await;
 }
 
-#[tokio::test]
+on_backends!(whoami_expires_in_reports_idle_deadline_when_sooner: sled, redis, cluster);
 async fn whoami_expires_in_reports_idle_deadline_when_sooner() {
     let test = TestServer::with_config(IDLE_30M).await;
     let mut client = test.client().await;
@@ -308,7 +309,7 @@ async fn whoami_expires_in_reports_idle_deadline_when_sooner() {
     assert_eq!(who.expires_in_seconds, 30 * MINUTE);
 }
 
-#[tokio::test]
+on_backends!(whoami_keeps_idle_session_alive: sled, redis, cluster);
 async fn whoami_keeps_idle_session_alive() {
     let test = TestServer::with_config(IDLE_2M_TOUCH_1M).await;
     let mut client = test.client().await;
@@ -321,7 +322,7 @@ async fn whoami_keeps_idle_session_alive() {
     whoami_ok(&mut client, &started.session_token).await;
 }
 
-#[tokio::test]
+on_backends!(whoami_after_touch_interval_bumps_last_access: sled, redis, cluster);
 async fn whoami_after_touch_interval_bumps_last_access() {
     let test = TestServer::with_config(TOUCH_1M).await;
     let mut client = test.client().await;
@@ -334,7 +335,7 @@ async fn whoami_after_touch_interval_bumps_last_access() {
     assert_eq!(session_of(&who.session).last_access_at_s(), START_S + 61);
 }
 
-#[tokio::test]
+on_backends!(whoami_within_touch_interval_keeps_last_access: sled, redis, cluster);
 async fn whoami_within_touch_interval_keeps_last_access() {
     let test = TestServer::with_config(TOUCH_1M).await;
     let mut client = test.client().await;
@@ -347,7 +348,7 @@ async fn whoami_within_touch_interval_keeps_last_access() {
     assert_eq!(session_of(&who.session).last_access_at_s(), START_S);
 }
 
-#[tokio::test]
+on_backends!(whoami_with_wrong_secret_is_unauthenticated: sled, redis, cluster);
 async fn whoami_with_wrong_secret_is_unauthenticated() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -359,7 +360,7 @@ async fn whoami_with_wrong_secret_is_unauthenticated() {
     );
 }
 
-#[tokio::test]
+on_backends!(whoami_with_unknown_session_is_unauthenticated: sled, redis, cluster);
 async fn whoami_with_unknown_session_is_unauthenticated() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -371,7 +372,7 @@ async fn whoami_with_unknown_session_is_unauthenticated() {
     );
 }
 
-#[tokio::test]
+on_backends!(start_beyond_max_sessions_per_user_revokes_oldest: sled, redis, cluster);
 async fn start_beyond_max_sessions_per_user_revokes_oldest() {
     let test = TestServer::with_config(TWO_PER_USER).await;
     let mut client = test.client().await;
@@ -388,7 +389,7 @@ async fn start_beyond_max_sessions_per_user_revokes_oldest() {
     );
 }
 
-#[tokio::test]
+on_backends!(start_beyond_max_sessions_per_user_keeps_newest: sled, redis, cluster);
 async fn start_beyond_max_sessions_per_user_keeps_newest() {
     let test = TestServer::with_config(TWO_PER_USER).await;
     let mut client = test.client().await;
@@ -403,7 +404,7 @@ async fn start_beyond_max_sessions_per_user_keeps_newest() {
     whoami_ok(&mut client, &third.session_token).await;
 }
 
-#[tokio::test]
+on_backends!(max_sessions_per_user_counts_each_user_apart: sled, redis, cluster);
 async fn max_sessions_per_user_counts_each_user_apart() {
     let test = TestServer::with_config(TWO_PER_USER).await;
     let mut client = test.client().await;
@@ -416,7 +417,7 @@ async fn max_sessions_per_user_counts_each_user_apart() {
     whoami_ok(&mut client, &bob.session_token).await;
 }
 
-#[tokio::test]
+on_backends!(max_sessions_per_user_ignores_revoked_sessions: sled, redis, cluster);
 async fn max_sessions_per_user_ignores_revoked_sessions() {
     let test = TestServer::with_config(TWO_PER_USER).await;
     let mut client = test.client().await;

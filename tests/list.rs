@@ -1,6 +1,7 @@
 //! ListUserSessions (paged, newest first) and Logout of every session but one; session
 //! ids in creation order, within one millisecond and across a restart.
 
+#[macro_use]
 mod common;
 mod support;
 
@@ -21,7 +22,7 @@ fn list_request(user: &str, page_size: i32, page_token: &str) -> ListUserSession
     }
 }
 
-#[tokio::test]
+on_backends!(list_returns_a_users_sessions_newest_first: sled, redis, cluster);
 async fn list_returns_a_users_sessions_newest_first() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -53,7 +54,7 @@ async fn list_returns_a_users_sessions_newest_first() {
     assert!(page.sessions.iter().all(|s| s.user_id == "alice"));
 }
 
-#[tokio::test]
+on_backends!(list_pages_through_every_session_once: sled, redis, cluster);
 async fn list_pages_through_every_session_once() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -87,7 +88,7 @@ async fn list_pages_through_every_session_once() {
     assert_eq!(unique.len(), 7);
 }
 
-#[tokio::test]
+on_backends!(list_hides_ended_sessions_unless_asked: sled, redis, cluster);
 async fn list_hides_ended_sessions_unless_asked() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -117,7 +118,7 @@ async fn list_hides_ended_sessions_unless_asked() {
         .any(|s| s.state() == SessionState::Revoked));
 }
 
-#[tokio::test]
+on_backends!(list_of_an_unknown_user_is_empty: sled, redis, cluster);
 async fn list_of_an_unknown_user_is_empty() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -131,7 +132,7 @@ async fn list_of_an_unknown_user_is_empty() {
     assert!(page.sessions.is_empty());
 }
 
-#[tokio::test]
+on_backends!(list_with_a_bad_page_token_names_the_field: sled, redis, cluster);
 async fn list_with_a_bad_page_token_names_the_field() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -154,7 +155,7 @@ async fn list_with_a_bad_page_token_names_the_field() {
     );
 }
 
-#[tokio::test]
+on_backends!(logout_all_except_one_keeps_that_session: sled, redis, cluster);
 async fn logout_all_except_one_keeps_that_session() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -189,7 +190,7 @@ async fn logout_all_except_one_keeps_that_session() {
     }
 }
 
-#[tokio::test]
+on_backends!(logout_except_without_all_for_user_is_invalid: sled, redis, cluster);
 async fn logout_except_without_all_for_user_is_invalid() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -239,7 +240,7 @@ async fn start_ids(client: &mut Client, user: &str, count: usize) -> Vec<String>
 }
 
 // The test clock stands still: every Start below falls in the same millisecond.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+on_backends!(ids_follow_creation_order_within_one_millisecond_from_many_tasks: sled, redis, cluster; flavor = "multi_thread", worker_threads = 2);
 async fn ids_follow_creation_order_within_one_millisecond_from_many_tasks() {
     const TASKS: usize = 16;
     const STARTS: usize = 150;
@@ -269,7 +270,7 @@ async fn ids_follow_creation_order_within_one_millisecond_from_many_tasks() {
     assert_eq!(every_id.len(), TASKS * STARTS, "ids are unique");
 }
 
-#[tokio::test]
+on_backends!(ids_after_a_restart_in_the_same_millisecond_sort_after_the_ones_before: sled, redis, cluster);
 async fn ids_after_a_restart_in_the_same_millisecond_sort_after_the_ones_before() {
     let mut test = TestServer::start().await;
     let mut client = test.client().await;

@@ -1,6 +1,7 @@
 //! Logout: one session by token or by id, or every session of its user, and what it
 //! leaves alone.
 
+#[macro_use]
 mod common;
 mod support;
 
@@ -9,7 +10,7 @@ use sessiond::proto::session::v1::LogoutRequest;
 use support::*;
 use tonic::Code;
 
-#[tokio::test]
+on_backends!(logout_by_token_revokes_one_session: sled, cluster);
 async fn logout_by_token_revokes_one_session() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -24,7 +25,7 @@ async fn logout_by_token_revokes_one_session() {
     );
 }
 
-#[tokio::test]
+on_backends!(logout_by_token_leaves_other_sessions_of_user_active: sled, cluster);
 async fn logout_by_token_leaves_other_sessions_of_user_active() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -36,7 +37,7 @@ async fn logout_by_token_leaves_other_sessions_of_user_active() {
     whoami_ok(&mut client, &kept.session_token).await;
 }
 
-#[tokio::test]
+on_backends!(logout_by_token_of_ended_session_revokes_none: sled, cluster);
 async fn logout_by_token_of_ended_session_revokes_none() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -48,7 +49,7 @@ async fn logout_by_token_of_ended_session_revokes_none() {
     assert_eq!(again, 0);
 }
 
-#[tokio::test]
+on_backends!(logout_with_wrong_secret_is_unauthenticated: sled, cluster);
 async fn logout_with_wrong_secret_is_unauthenticated() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -67,7 +68,7 @@ async fn logout_with_wrong_secret_is_unauthenticated() {
     whoami_ok(&mut client, &started.session_token).await;
 }
 
-#[tokio::test]
+on_backends!(logout_with_unknown_token_is_unauthenticated: sled, cluster);
 async fn logout_with_unknown_token_is_unauthenticated() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -85,7 +86,7 @@ async fn logout_with_unknown_token_is_unauthenticated() {
     assert_code(result, Code::Unauthenticated);
 }
 
-#[tokio::test]
+on_backends!(logout_by_session_id_revokes_one_session: sled, cluster);
 async fn logout_by_session_id_revokes_one_session() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -102,7 +103,7 @@ async fn logout_by_session_id_revokes_one_session() {
     whoami_ok(&mut client, &other.session_token).await;
 }
 
-#[tokio::test]
+on_backends!(logout_by_session_id_of_ended_session_revokes_none: sled, cluster);
 async fn logout_by_session_id_of_ended_session_revokes_none() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -115,7 +116,7 @@ async fn logout_by_session_id_of_ended_session_revokes_none() {
     assert_eq!(again, 0);
 }
 
-#[tokio::test]
+on_backends!(logout_unknown_session_id_is_not_found: sled, cluster);
 async fn logout_unknown_session_id_is_not_found() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -133,7 +134,7 @@ async fn logout_unknown_session_id_is_not_found() {
     assert_code(result, Code::NotFound);
 }
 
-#[tokio::test]
+on_backends!(logout_all_for_user_by_token_revokes_every_session: sled, cluster);
 async fn logout_all_for_user_by_token_revokes_every_session() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -164,7 +165,7 @@ async fn logout_all_for_user_by_token_revokes_every_session() {
     }
 }
 
-#[tokio::test]
+on_backends!(logout_all_for_user_by_session_id_revokes_every_session: sled, cluster);
 async fn logout_all_for_user_by_session_id_revokes_every_session() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -194,7 +195,7 @@ async fn logout_all_for_user_by_session_id_revokes_every_session() {
     }
 }
 
-#[tokio::test]
+on_backends!(logout_all_for_user_leaves_other_users_active: sled, cluster);
 async fn logout_all_for_user_leaves_other_users_active() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -216,7 +217,7 @@ async fn logout_all_for_user_leaves_other_users_active() {
     whoami_ok(&mut client, &bob.session_token).await;
 }
 
-#[tokio::test]
+on_backends!(logout_all_for_user_counts_only_active_sessions: sled, cluster);
 async fn logout_all_for_user_counts_only_active_sessions() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -240,7 +241,7 @@ async fn logout_all_for_user_counts_only_active_sessions() {
     assert_eq!(revoked, 2);
 }
 
-#[tokio::test]
+on_backends!(logout_all_for_user_revokes_refresh_tokens: sled, cluster);
 async fn logout_all_for_user_revokes_refresh_tokens() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -264,7 +265,7 @@ async fn logout_all_for_user_revokes_refresh_tokens() {
     );
 }
 
-#[tokio::test]
+on_backends!(logout_all_for_user_with_an_ended_sessions_token_is_unauthenticated: sled, cluster);
 async fn logout_all_for_user_with_an_ended_sessions_token_is_unauthenticated() {
     let test = TestServer::start().await;
     let mut client = test.client().await;

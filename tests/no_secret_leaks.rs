@@ -4,6 +4,7 @@
 //! encoding, and no attribute value. The log must hold a line per call, so an empty log
 //! cannot pass.
 
+#[macro_use]
 mod common;
 mod support;
 
@@ -317,7 +318,7 @@ fn assert_calls_logged(log: &str, run: &Run, marker: impl Fn(&str) -> String) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+on_backends!(trace_json_log_holds_no_token_hash_or_attribute: sled; flavor = "multi_thread", worker_threads = 2);
 async fn trace_json_log_holds_no_token_hash_or_attribute() {
     let (log, run) = logged_run("trace", &["--log-format", "json"]).await;
 
@@ -327,7 +328,7 @@ async fn trace_json_log_holds_no_token_hash_or_attribute() {
     assert_no_secret(&log, &run);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+on_backends!(debug_text_log_holds_no_token_hash_or_attribute: sled; flavor = "multi_thread", worker_threads = 2);
 async fn debug_text_log_holds_no_token_hash_or_attribute() {
     let (log, run) = logged_run("debug", &["--log-format", "text"]).await;
 

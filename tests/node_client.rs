@@ -7,6 +7,7 @@
 //! `buf lint` and `buf breaking` on `proto/`. Without node and npm the tests are
 //! skipped, loudly, except under CI (`CI` set), where they fail.
 
+#[macro_use]
 mod common;
 
 use std::process::Command;
@@ -43,7 +44,7 @@ fn node_ready(suite: &str) -> bool {
     true
 }
 
-#[tokio::test]
+on_backends!(node_package_installed_from_its_tarball_passes_the_suite: sled);
 async fn node_package_installed_from_its_tarball_passes_the_suite() {
     if !node_ready("node_client") {
         return;

@@ -1,5 +1,6 @@
 //! Metrics (off by default; counters move with the calls) and request ids.
 
+#[macro_use]
 mod common;
 mod support;
 
@@ -15,13 +16,13 @@ fn sample(text: &str, prefix: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-#[tokio::test]
+on_backends!(metrics_are_off_by_default: sled, cluster);
 async fn metrics_are_off_by_default() {
     let test = TestServer::start().await;
     assert!(test.running().metrics_addr().is_none());
 }
 
-#[tokio::test]
+on_backends!(metrics_count_calls_and_session_events: sled, cluster);
 async fn metrics_count_calls_and_session_events() {
     let test = TestServer::with_config(
         "metrics_listen = \"127.0.0.1:0\"\n[groups.default]\nrefresh_grace = \"0s\"",
@@ -85,7 +86,7 @@ async fn metrics_count_calls_and_session_events() {
     assert!(text.contains("sessiond_sessions_stored"), "{text}");
 }
 
-#[tokio::test]
+on_backends!(every_answer_carries_a_request_id: sled, cluster);
 async fn every_answer_carries_a_request_id() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -107,7 +108,7 @@ async fn every_answer_carries_a_request_id() {
     );
 }
 
-#[tokio::test]
+on_backends!(a_callers_request_id_is_echoed: sled, cluster);
 async fn a_callers_request_id_is_echoed() {
     let test = TestServer::start().await;
     let mut client = test.client().await;

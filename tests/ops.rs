@@ -1,6 +1,7 @@
 //! Operations: gRPC health, server reflection, the expiry sweeper (on demand and in the
 //! background) and the store's index consistency.
 
+#[macro_use]
 mod common;
 mod support;
 
@@ -46,7 +47,7 @@ async fn health_status(test: &TestServer, service: &str) -> ServingStatus {
         .status()
 }
 
-#[tokio::test]
+on_backends!(health_reports_session_service_serving: sled, cluster);
 async fn health_reports_session_service_serving() {
     let test = TestServer::start().await;
 
@@ -56,14 +57,14 @@ async fn health_reports_session_service_serving() {
     );
 }
 
-#[tokio::test]
+on_backends!(health_reports_server_serving: sled, cluster);
 async fn health_reports_server_serving() {
     let test = TestServer::start().await;
 
     assert_eq!(health_status(&test, "").await, ServingStatus::Serving);
 }
 
-#[tokio::test]
+on_backends!(reflection_lists_session_service: sled, cluster);
 async fn reflection_lists_session_service() {
     let test = TestServer::start().await;
     let mut reflection = ServerReflectionClient::new(test.channel().await);
@@ -93,7 +94,7 @@ async fn reflection_lists_session_service() {
     );
 }
 
-#[tokio::test]
+on_backends!(sweep_now_removes_expired_sessions: sled, cluster);
 async fn sweep_now_removes_expired_sessions() {
     let test = TestServer::with_config(NO_BACKGROUND_SWEEP).await;
     let mut client = test.client().await;
@@ -107,7 +108,7 @@ async fn sweep_now_removes_expired_sessions() {
     assert_eq!(removed, 3);
 }
 
-#[tokio::test]
+on_backends!(sweep_now_clears_indexes_of_expired_sessions: sled, cluster);
 async fn sweep_now_clears_indexes_of_expired_sessions() {
     let test = TestServer::with_config(NO_BACKGROUND_SWEEP).await;
     let mut client = test.client().await;
@@ -129,7 +130,7 @@ async fn sweep_now_clears_indexes_of_expired_sessions() {
     assert_eq!(report.orphans, 0);
 }
 
-#[tokio::test]
+on_backends!(sweep_now_keeps_live_sessions: sled, cluster);
 async fn sweep_now_keeps_live_sessions() {
     let test = TestServer::with_config(NO_BACKGROUND_SWEEP).await;
     let mut client = test.client().await;
@@ -155,7 +156,7 @@ async fn sweep_now_keeps_live_sessions() {
     whoami_ok(&mut client, &bob.session_token).await;
 }
 
-#[tokio::test]
+on_backends!(sweep_now_with_nothing_expired_removes_nothing: sled, cluster);
 async fn sweep_now_with_nothing_expired_removes_nothing() {
     let test = TestServer::with_config(NO_BACKGROUND_SWEEP).await;
     let mut client = test.client().await;
@@ -167,7 +168,7 @@ async fn sweep_now_with_nothing_expired_removes_nothing() {
     assert_eq!(removed, 0);
 }
 
-#[tokio::test]
+on_backends!(sweep_now_removes_more_than_one_batch: sled, cluster);
 async fn sweep_now_removes_more_than_one_batch() {
     let test = TestServer::with_config(SMALL_BATCHES).await;
     let mut client = test.client().await;
@@ -188,7 +189,7 @@ async fn sweep_now_removes_more_than_one_batch() {
     assert_eq!(report.orphans, 0);
 }
 
-#[tokio::test]
+on_backends!(sweep_now_skips_sessions_kept_alive_by_extend: sled, cluster);
 async fn sweep_now_skips_sessions_kept_alive_by_extend() {
     let test = TestServer::with_config(NO_BACKGROUND_SWEEP).await;
     let mut client = test.client().await;
@@ -210,7 +211,7 @@ async fn sweep_now_skips_sessions_kept_alive_by_extend() {
     whoami_ok(&mut client, &kept.session_token).await;
 }
 
-#[tokio::test]
+on_backends!(background_sweeper_removes_expired_sessions: sled, cluster);
 async fn background_sweeper_removes_expired_sessions() {
     let test = TestServer::with_config(FAST_SWEEP).await;
     let mut client = test.client().await;
@@ -239,7 +240,7 @@ async fn background_sweeper_removes_expired_sessions() {
     whoami_ok(&mut client, &live.session_token).await;
 }
 
-#[tokio::test]
+on_backends!(consistency_counts_live_sessions_and_indexes: sled, cluster);
 async fn consistency_counts_live_sessions_and_indexes() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -259,7 +260,7 @@ async fn consistency_counts_live_sessions_and_indexes() {
     assert_eq!(report.orphans, 0);
 }
 
-#[tokio::test]
+on_backends!(expiry_index_follows_refresh_and_extend: sled, cluster);
 async fn expiry_index_follows_refresh_and_extend() {
     let test = TestServer::with_config(NO_BACKGROUND_SWEEP).await;
     let mut client = test.client().await;
@@ -287,7 +288,7 @@ async fn expiry_index_follows_refresh_and_extend() {
     assert_eq!(report.orphans, 0);
 }
 
-#[tokio::test]
+on_backends!(store_has_no_orphans_after_every_kind_of_call: sled, cluster);
 async fn store_has_no_orphans_after_every_kind_of_call() {
     let test = TestServer::with_config(&format!(
         "{NO_BACKGROUND_SWEEP}\n[groups.default]\nrefresh_grace = \"0s\""

@@ -1,6 +1,7 @@
 //! Persistence: sessions, token rotations, revocations and extensions survive a
 //! restart of the server on the same data dir.
 
+#[macro_use]
 mod common;
 mod support;
 
@@ -14,7 +15,7 @@ const TOUCH_1M: &str = r#"
 touch_interval = "60s"
 "#;
 
-#[tokio::test]
+on_backends!(session_token_works_after_restart: sled, cluster);
 async fn session_token_works_after_restart() {
     let mut test = TestServer::start().await;
     let mut client = test.client().await;
@@ -30,7 +31,7 @@ async fn session_token_works_after_restart() {
     );
 }
 
-#[tokio::test]
+on_backends!(refresh_token_works_after_restart: sled, cluster);
 async fn refresh_token_works_after_restart() {
     let mut test = TestServer::start().await;
     let mut client = test.client().await;
@@ -43,7 +44,7 @@ async fn refresh_token_works_after_restart() {
     whoami_ok(&mut client, &refreshed.session_token).await;
 }
 
-#[tokio::test]
+on_backends!(many_sessions_work_after_restart: sled, cluster);
 async fn many_sessions_work_after_restart() {
     let mut test = TestServer::start().await;
     let mut client = test.client().await;
@@ -60,7 +61,7 @@ async fn many_sessions_work_after_restart() {
     }
 }
 
-#[tokio::test]
+on_backends!(session_fields_survive_restart: sled, cluster);
 async fn session_fields_survive_restart() {
     let mut test = TestServer::start().await;
     let mut client = test.client().await;
@@ -83,7 +84,7 @@ async fn session_fields_survive_restart() {
     assert_eq!(who.session, started.session);
 }
 
-#[tokio::test]
+on_backends!(rotated_session_token_stays_dead_after_restart: sled, cluster);
 async fn rotated_session_token_stays_dead_after_restart() {
     let mut test = TestServer::start().await;
     let mut client = test.client().await;
@@ -100,7 +101,7 @@ async fn rotated_session_token_stays_dead_after_restart() {
     whoami_ok(&mut client, &refreshed.session_token).await;
 }
 
-#[tokio::test]
+on_backends!(refresh_token_reuse_is_detected_after_restart: sled, cluster);
 async fn refresh_token_reuse_is_detected_after_restart() {
     let mut test = TestServer::with_config("[groups.default]\nrefresh_grace = \"0s\"").await;
     let mut client = test.client().await;
@@ -120,7 +121,7 @@ async fn refresh_token_reuse_is_detected_after_restart() {
     );
 }
 
-#[tokio::test]
+on_backends!(revoked_session_stays_revoked_after_restart: sled, cluster);
 async fn revoked_session_stays_revoked_after_restart() {
     let mut test = TestServer::start().await;
     let mut client = test.client().await;
@@ -140,7 +141,7 @@ async fn revoked_session_stays_revoked_after_restart() {
     );
 }
 
-#[tokio::test]
+on_backends!(extended_expiry_survives_restart: sled, cluster);
 async fn extended_expiry_survives_restart() {
     let mut test = TestServer::start().await;
     let mut client = test.client().await;
@@ -165,7 +166,7 @@ async fn extended_expiry_survives_restart() {
     );
 }
 
-#[tokio::test]
+on_backends!(touched_last_access_survives_restart: sled, cluster);
 async fn touched_last_access_survives_restart() {
     let mut test = TestServer::with_config(TOUCH_1M).await;
     let mut client = test.client().await;
@@ -180,7 +181,7 @@ async fn touched_last_access_survives_restart() {
     assert_eq!(session_of(&who.session).last_access_at_s(), START_S + 61);
 }
 
-#[tokio::test]
+on_backends!(store_is_consistent_after_restart: sled, cluster);
 async fn store_is_consistent_after_restart() {
     let mut test = TestServer::start().await;
     let mut client = test.client().await;

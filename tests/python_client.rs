@@ -5,13 +5,14 @@
 //! `SESSIOND_ADDR` naming an in-process server. Without `python3` the test is skipped,
 //! loudly, except under CI (`CI` set), where it fails.
 
+#[macro_use]
 mod common;
 
 use std::process::Command;
 
 use common::foreign_client::{root, run_ok, server_with_access_tokens, toolchain_available};
 
-#[tokio::test]
+on_backends!(python_package_installed_from_its_wheel_passes_the_suite: sled);
 async fn python_package_installed_from_its_wheel_passes_the_suite() {
     if !toolchain_available("python_client", &["python3"], "Install python3 (with venv)") {
         return;

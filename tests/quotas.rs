@@ -1,6 +1,7 @@
 //! Quotas on Start and Refresh: per caller, per user, per session; RESOURCE_EXHAUSTED
 //! with a RetryInfo saying when to retry; none unless configured.
 
+#[macro_use]
 mod common;
 mod support;
 
@@ -74,7 +75,7 @@ fn assert_over_quota(status: Status) -> std::time::Duration {
     retry
 }
 
-#[tokio::test]
+on_backends!(a_caller_over_its_start_quota_waits_while_another_caller_goes_on: sled);
 async fn a_caller_over_its_start_quota_waits_while_another_caller_goes_on() {
     let server = TestServer::with_config(&two_callers_with(
         "start_per_caller = { calls = 3, per = \"1m\" }",
@@ -116,7 +117,7 @@ async fn caller_a_after_its_one_start(hold_limit: &str) -> (TestServer, Client) 
     (server, client)
 }
 
-#[tokio::test]
+on_backends!(a_flood_of_refusals_is_answered_at_the_pace_of_its_bucket: sled);
 async fn a_flood_of_refusals_is_answered_at_the_pace_of_its_bucket() {
     let (_server, mut client) = caller_a_after_its_one_start("1s").await;
     let began = std::time::Instant::now();
@@ -146,7 +147,7 @@ async fn a_flood_of_refusals_is_answered_at_the_pace_of_its_bucket() {
     );
 }
 
-#[tokio::test]
+on_backends!(a_held_refusal_is_answered_within_the_clients_deadline: sled);
 async fn a_held_refusal_is_answered_within_the_clients_deadline() {
     let (_server, mut client) = caller_a_after_its_one_start("10s").await;
     start_as(&mut client, KEY_A, "a-first-refused")
@@ -160,7 +161,7 @@ async fn a_held_refusal_is_answered_within_the_clients_deadline() {
     assert_over_quota(status);
 }
 
-#[tokio::test]
+on_backends!(a_user_over_its_start_quota_is_refused_whoever_calls: sled);
 async fn a_user_over_its_start_quota_is_refused_whoever_calls() {
     let server = TestServer::with_config(&two_callers_with(
         "start_per_user = { calls = 1, per = \"1h\", burst = 2 }",
@@ -185,7 +186,7 @@ async fn a_user_over_its_start_quota_is_refused_whoever_calls() {
         .expect("another user has a bucket of his own");
 }
 
-#[tokio::test]
+on_backends!(refreshes_of_one_session_are_limited_failed_ones_included: sled);
 async fn refreshes_of_one_session_are_limited_failed_ones_included() {
     let server = TestServer::with_config(&two_callers_with(
         "refresh_per_session = { calls = 2, per = \"1m\" }",
@@ -215,7 +216,7 @@ async fn refreshes_of_one_session_are_limited_failed_ones_included() {
         .expect("another session has a bucket of its own");
 }
 
-#[tokio::test]
+on_backends!(without_quotas_a_caller_and_a_user_start_freely: sled);
 async fn without_quotas_a_caller_and_a_user_start_freely() {
     let server = TestServer::start().await;
     let mut client = server.client().await;

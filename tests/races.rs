@@ -3,6 +3,7 @@
 //! refresh grace; within it, all get the one successor pair), and Extend, Logout and
 //! RefreshAllForUser interleave without leaving an index out of step with its records.
 
+#[macro_use]
 mod common;
 mod support;
 
@@ -201,7 +202,7 @@ async fn assert_consistent(
     states
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+on_backends!(concurrent_refreshes_of_one_token_let_exactly_one_succeed: sled, cluster; flavor = "multi_thread", worker_threads = 4);
 async fn concurrent_refreshes_of_one_token_let_exactly_one_succeed() {
     let test = TestServer::with_config(NO_GRACE).await;
     let mut client = test.client().await;
@@ -217,10 +218,10 @@ async fn concurrent_refreshes_of_one_token_let_exactly_one_succeed() {
     }
 }
 
+on_backends!(losers_of_a_refresh_race_without_grace_revoke_the_session: sled, cluster; flavor = "multi_thread", worker_threads = 4);
 /// Without grace, every loser presents a token the winner already rotated away, which
 /// the contract calls reuse: so after the race the whole session is revoked, the
 /// winner's new pair included.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn losers_of_a_refresh_race_without_grace_revoke_the_session() {
     let test = TestServer::with_config(NO_GRACE).await;
     let mut client = test.client().await;
@@ -241,9 +242,9 @@ async fn losers_of_a_refresh_race_without_grace_revoke_the_session() {
     assert_eq!(listed[0].state(), SessionState::Revoked);
 }
 
+on_backends!(concurrent_refreshes_within_the_grace_window_all_get_one_pair: sled, cluster; flavor = "multi_thread", worker_threads = 4);
 /// Within the grace window (default 30s) every concurrent Refresh with one token gets
 /// the very same successor pair, and that pair stays valid.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_refreshes_within_the_grace_window_all_get_one_pair() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -412,7 +413,7 @@ fn revoked_total(outcomes: &[Outcome]) -> u32 {
     revoked
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+on_backends!(concurrent_extend_logout_all_and_refresh_all_leave_every_session_revoked: sled, cluster; flavor = "multi_thread", worker_threads = 4);
 async fn concurrent_extend_logout_all_and_refresh_all_leave_every_session_revoked() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -437,7 +438,7 @@ async fn concurrent_extend_logout_all_and_refresh_all_leave_every_session_revoke
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+on_backends!(concurrent_logout_all_but_one_keeps_exactly_that_session: sled, cluster; flavor = "multi_thread", worker_threads = 4);
 async fn concurrent_logout_all_but_one_keeps_exactly_that_session() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -472,7 +473,7 @@ async fn concurrent_logout_all_but_one_keeps_exactly_that_session() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+on_backends!(sessions_started_during_logout_all_end_active_or_revoked_consistently: sled, cluster; flavor = "multi_thread", worker_threads = 4);
 async fn sessions_started_during_logout_all_end_active_or_revoked_consistently() {
     let test = TestServer::start().await;
     let mut client = test.client().await;

@@ -3,8 +3,8 @@
 //! its own: what one instance changes, the other sees at once, and both sign with the
 //! keys kept in Redis. Instance A takes its Redis settings from its config file, B from
 //! flags.
-#![cfg(redis_tests)]
 
+#[macro_use]
 mod common;
 mod support;
 
@@ -114,7 +114,7 @@ impl Pair {
     }
 }
 
-#[tokio::test]
+on_backends!(a_session_started_on_one_instance_is_valid_on_the_other: cluster);
 async fn a_session_started_on_one_instance_is_valid_on_the_other() {
     let pair = pair().await;
     let mut a = pair.a.client().await;
@@ -154,7 +154,7 @@ async fn a_session_started_on_one_instance_is_valid_on_the_other() {
     }
 }
 
-#[tokio::test]
+on_backends!(a_refresh_on_one_instance_rotates_the_tokens_for_both: cluster);
 async fn a_refresh_on_one_instance_rotates_the_tokens_for_both() {
     let pair = pair().await;
     let mut a = pair.a.client().await;
@@ -175,7 +175,7 @@ async fn a_refresh_on_one_instance_rotates_the_tokens_for_both() {
         .unwrap_or_else(|s| panic!("refresh on A: {s:?}\n{}", pair.logs()));
 }
 
-#[tokio::test]
+on_backends!(refresh_race_across_instances_has_one_winner: cluster);
 async fn refresh_race_across_instances_has_one_winner() {
     let pair = pair().await;
     let mut a = pair.a.client().await;
@@ -220,7 +220,7 @@ async fn refresh_race_across_instances_has_one_winner() {
     );
 }
 
-#[tokio::test]
+on_backends!(logout_on_one_instance_ends_the_session_on_the_other_at_once: cluster);
 async fn logout_on_one_instance_ends_the_session_on_the_other_at_once() {
     let pair = pair().await;
     let mut a = pair.a.client().await;
@@ -240,7 +240,7 @@ async fn logout_on_one_instance_ends_the_session_on_the_other_at_once() {
     );
 }
 
-#[tokio::test]
+on_backends!(logout_of_all_sessions_of_a_user_reaches_sessions_of_both_instances: cluster);
 async fn logout_of_all_sessions_of_a_user_reaches_sessions_of_both_instances() {
     let pair = pair().await;
     let mut a = pair.a.client().await;
@@ -265,7 +265,7 @@ async fn logout_of_all_sessions_of_a_user_reaches_sessions_of_both_instances() {
     }
 }
 
-#[tokio::test]
+on_backends!(refresh_all_on_one_instance_extends_sessions_started_on_the_other: cluster);
 async fn refresh_all_on_one_instance_extends_sessions_started_on_the_other() {
     let pair = pair().await;
     let mut a = pair.a.client().await;
@@ -298,7 +298,7 @@ async fn refresh_all_on_one_instance_extends_sessions_started_on_the_other() {
     }
 }
 
-#[tokio::test]
+on_backends!(a_watcher_on_one_instance_sees_the_changes_made_on_the_other: cluster);
 async fn a_watcher_on_one_instance_sees_the_changes_made_on_the_other() {
     let pair = pair().await;
     let mut a = pair.a.client().await;
@@ -360,7 +360,7 @@ async fn access_token(client: &mut Client) -> String {
     .access_token
 }
 
-#[tokio::test]
+on_backends!(both_instances_sign_with_the_keys_kept_in_redis: cluster);
 async fn both_instances_sign_with_the_keys_kept_in_redis() {
     let pair = pair().await;
     let mut a = pair.a.client().await;
@@ -375,7 +375,7 @@ async fn both_instances_sign_with_the_keys_kept_in_redis() {
     );
 }
 
-#[tokio::test]
+on_backends!(a_key_rotated_on_one_instance_reaches_the_other: cluster);
 async fn a_key_rotated_on_one_instance_reaches_the_other() {
     let pair = pair().await;
     let mut a = pair.a.client().await;

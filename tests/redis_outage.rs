@@ -6,8 +6,8 @@
 //! gateways answer UNAVAILABLE / 503 within the call timeout, then pass again once it
 //! answers. Each test runs Redis servers of its own (in memory, on free loopback ports)
 //! so it can kill or freeze them.
-#![cfg(redis_tests)]
 
+#[macro_use]
 mod common;
 mod plain_http;
 mod support;
@@ -46,7 +46,7 @@ fn outcome(result: &Result<(), Status>) -> String {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+on_backends!(a_redis_outage_fails_calls_unavailable_and_sessiond_recovers_without_restart: redis; flavor = "multi_thread", worker_threads = 2);
 async fn a_redis_outage_fails_calls_unavailable_and_sessiond_recovers_without_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
     let redis_dir = dir.path().join("redis");
@@ -312,7 +312,7 @@ async fn gateways_refuse_while_redis_hangs_then_pass(
     sessiond.assert_running("after Redis answered again");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+on_backends!(gateways_answer_unavailable_while_a_standalone_redis_hangs_then_recover: redis; flavor = "multi_thread", worker_threads = 2);
 async fn gateways_answer_unavailable_while_a_standalone_redis_hangs_then_recover() {
     let dir = tempfile::tempdir().expect("temp dir");
     let redis = RedisServer::start(free_port(), &dir.path().join("redis"));
@@ -326,7 +326,7 @@ async fn gateways_answer_unavailable_while_a_standalone_redis_hangs_then_recover
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+on_backends!(gateways_answer_unavailable_while_a_redis_cluster_hangs_then_recover: cluster; flavor = "multi_thread", worker_threads = 2);
 async fn gateways_answer_unavailable_while_a_redis_cluster_hangs_then_recover() {
     let dir = tempfile::tempdir().expect("temp dir");
     let cluster = RedisCluster::start(&dir.path().join("cluster"));

@@ -2,6 +2,7 @@
 //! services, resolves their descriptors and calls them, Envoy's ext_authz `Check` included;
 //! health and reflection answers name the server's version.
 
+#[macro_use]
 mod common;
 mod support;
 
@@ -184,7 +185,7 @@ fn check_request_json(authorization: &str) -> serde_json::Value {
     })
 }
 
-#[tokio::test]
+on_backends!(reflection_lists_envoy_authorization_beside_the_session_service: sled);
 async fn reflection_lists_envoy_authorization_beside_the_session_service() {
     let test = TestServer::start().await;
     for reflection in [Reflection::V1, Reflection::V1Alpha] {
@@ -202,7 +203,7 @@ async fn reflection_lists_envoy_authorization_beside_the_session_service() {
     }
 }
 
-#[tokio::test]
+on_backends!(a_client_with_no_proto_files_calls_envoy_check_through_reflection: sled);
 async fn a_client_with_no_proto_files_calls_envoy_check_through_reflection() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -245,7 +246,7 @@ async fn a_client_with_no_proto_files_calls_envoy_check_through_reflection() {
     }
 }
 
-#[tokio::test]
+on_backends!(health_and_reflection_answers_carry_the_server_version: sled);
 async fn health_and_reflection_answers_carry_the_server_version() {
     let test = TestServer::start().await;
     let version = env!("CARGO_PKG_VERSION");

@@ -1,6 +1,7 @@
 //! Refresh: token rotation, expiry renewal and its cap, and refresh-token reuse
 //! (token-theft detection) revoking the whole session.
 
+#[macro_use]
 mod common;
 mod support;
 
@@ -18,7 +19,7 @@ lifespan = "1h"
 max_lifetime = "2h"
 "#;
 
-#[tokio::test]
+on_backends!(refresh_returns_new_prefixed_token_pair: sled, redis, cluster);
 async fn refresh_returns_new_prefixed_token_pair() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -32,7 +33,7 @@ async fn refresh_returns_new_prefixed_token_pair() {
     assert_ne!(refreshed.refresh_token, started.refresh_token);
 }
 
-#[tokio::test]
+on_backends!(refresh_keeps_the_session_id: sled, redis, cluster);
 async fn refresh_keeps_the_session_id() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -46,7 +47,7 @@ async fn refresh_keeps_the_session_id() {
     );
 }
 
-#[tokio::test]
+on_backends!(refresh_invalidates_old_session_token: sled, redis, cluster);
 async fn refresh_invalidates_old_session_token() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -60,7 +61,7 @@ async fn refresh_invalidates_old_session_token() {
     );
 }
 
-#[tokio::test]
+on_backends!(refresh_new_session_token_works: sled, redis, cluster);
 async fn refresh_new_session_token_works() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -75,7 +76,7 @@ async fn refresh_new_session_token_works() {
     );
 }
 
-#[tokio::test]
+on_backends!(refresh_new_refresh_token_works: sled, redis, cluster);
 async fn refresh_new_refresh_token_works() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -87,7 +88,7 @@ async fn refresh_new_refresh_token_works() {
     whoami_ok(&mut client, &second.session_token).await;
 }
 
-#[tokio::test]
+on_backends!(refresh_renews_expiry_by_session_ttl: sled, redis, cluster);
 async fn refresh_renews_expiry_by_session_ttl() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -102,7 +103,7 @@ async fn refresh_renews_expiry_by_session_ttl() {
     assert_eq!(refreshed.expires_in_seconds, HOUR);
 }
 
-#[tokio::test]
+on_backends!(refresh_updates_last_access: sled, redis, cluster);
 async fn refresh_updates_last_access() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -117,7 +118,7 @@ async fn refresh_updates_last_access() {
     );
 }
 
-#[tokio::test]
+on_backends!(refresh_keeps_creation_authentication_and_cap: sled, redis, cluster);
 async fn refresh_keeps_creation_authentication_and_cap() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -132,7 +133,7 @@ async fn refresh_keeps_creation_authentication_and_cap() {
     assert_eq!(session.max_expires_at_s(), START_S + DEFAULT_MAX_LIFETIME_S);
 }
 
-#[tokio::test]
+on_backends!(refresh_expiry_is_capped_at_max_expires_at: sled, redis, cluster);
 async fn refresh_expiry_is_capped_at_max_expires_at() {
     let test = TestServer::with_config(SHORT_GROUP).await;
     let mut client = test.client().await;
@@ -153,7 +154,7 @@ async fn refresh_expiry_is_capped_at_max_expires_at() {
     assert_eq!(second.expires_in_seconds, 20 * MINUTE);
 }
 
-#[tokio::test]
+on_backends!(refresh_token_reuse_is_unauthenticated: sled, redis, cluster);
 async fn refresh_token_reuse_is_unauthenticated() {
     let test = TestServer::with_config(NO_GRACE).await;
     let mut client = test.client().await;
@@ -166,7 +167,7 @@ async fn refresh_token_reuse_is_unauthenticated() {
     );
 }
 
-#[tokio::test]
+on_backends!(refresh_token_reuse_revokes_session: sled, redis, cluster);
 async fn refresh_token_reuse_revokes_session() {
     let test = TestServer::with_config(NO_GRACE).await;
     let mut client = test.client().await;
@@ -188,7 +189,7 @@ async fn refresh_token_reuse_revokes_session() {
     );
 }
 
-#[tokio::test]
+on_backends!(refresh_token_reuse_marks_session_revoked: sled, redis, cluster);
 async fn refresh_token_reuse_marks_session_revoked() {
     let test = TestServer::with_config(NO_GRACE).await;
     let mut client = test.client().await;
@@ -207,7 +208,7 @@ async fn refresh_token_reuse_marks_session_revoked() {
     );
 }
 
-#[tokio::test]
+on_backends!(refresh_token_reuse_leaves_other_sessions_of_user_active: sled, redis, cluster);
 async fn refresh_token_reuse_leaves_other_sessions_of_user_active() {
     let test = TestServer::with_config(NO_GRACE).await;
     let mut client = test.client().await;
@@ -223,7 +224,7 @@ async fn refresh_token_reuse_leaves_other_sessions_of_user_active() {
     whoami_ok(&mut client, &other.session_token).await;
 }
 
-#[tokio::test]
+on_backends!(refresh_on_expired_session_is_unauthenticated: sled, redis, cluster);
 async fn refresh_on_expired_session_is_unauthenticated() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -236,7 +237,7 @@ async fn refresh_on_expired_session_is_unauthenticated() {
     );
 }
 
-#[tokio::test]
+on_backends!(refresh_after_logout_is_unauthenticated: sled, redis, cluster);
 async fn refresh_after_logout_is_unauthenticated() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -249,7 +250,7 @@ async fn refresh_after_logout_is_unauthenticated() {
     );
 }
 
-#[tokio::test]
+on_backends!(refresh_with_wrong_secret_is_unauthenticated: sled, redis, cluster);
 async fn refresh_with_wrong_secret_is_unauthenticated() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -261,7 +262,7 @@ async fn refresh_with_wrong_secret_is_unauthenticated() {
     );
 }
 
-#[tokio::test]
+on_backends!(refresh_with_unknown_session_is_unauthenticated: sled, redis, cluster);
 async fn refresh_with_unknown_session_is_unauthenticated() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -273,7 +274,7 @@ async fn refresh_with_unknown_session_is_unauthenticated() {
     );
 }
 
-#[tokio::test]
+on_backends!(refresh_token_reuse_after_many_rotations_revokes_session: sled, redis, cluster);
 async fn refresh_token_reuse_after_many_rotations_revokes_session() {
     let test = TestServer::with_config(NO_GRACE).await;
     let mut client = test.client().await;

@@ -3,6 +3,7 @@
 //! successor was used, a re-presented refresh token is theft. The successor is kept
 //! only sealed, and the sweeper drops it when the window closes.
 
+#[macro_use]
 mod common;
 mod support;
 
@@ -103,7 +104,7 @@ async fn assert_revoked(client: &mut Client, user: &str, refreshed: &RefreshResp
 
 // --- concurrent refreshes -------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+on_backends!(concurrent_refreshes_in_the_window_all_get_the_same_successor: sled, cluster; flavor = "multi_thread", worker_threads = 4);
 async fn concurrent_refreshes_in_the_window_all_get_the_same_successor() {
     let test = TestServer::start().await;
     let started = start_session(&mut test.client().await, "alice").await;
@@ -121,7 +122,7 @@ async fn concurrent_refreshes_in_the_window_all_get_the_same_successor() {
     assert_ne!(pairs[0].1, started.refresh_token);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+on_backends!(concurrent_refreshes_in_the_window_leave_one_session_with_one_valid_pair: sled, cluster; flavor = "multi_thread", worker_threads = 4);
 async fn concurrent_refreshes_in_the_window_leave_one_session_with_one_valid_pair() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -141,7 +142,7 @@ async fn concurrent_refreshes_in_the_window_leave_one_session_with_one_valid_pai
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+on_backends!(concurrent_refreshes_in_the_window_rotate_once: sled, cluster; flavor = "multi_thread", worker_threads = 4);
 async fn concurrent_refreshes_in_the_window_rotate_once() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -155,7 +156,7 @@ async fn concurrent_refreshes_in_the_window_rotate_once() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+on_backends!(concurrent_refreshes_without_grace_let_exactly_one_win: sled, cluster; flavor = "multi_thread", worker_threads = 4);
 async fn concurrent_refreshes_without_grace_let_exactly_one_win() {
     let test = TestServer::with_config(NO_GRACE).await;
     let started = start_session(&mut test.client().await, "alice").await;
@@ -171,7 +172,7 @@ async fn concurrent_refreshes_without_grace_let_exactly_one_win() {
 
 // --- a retry after a lost response ---------------------------------------------------------
 
-#[tokio::test]
+on_backends!(a_retry_after_a_lost_response_gets_the_same_pair: sled, cluster);
 async fn a_retry_after_a_lost_response_gets_the_same_pair() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -187,7 +188,7 @@ async fn a_retry_after_a_lost_response_gets_the_same_pair() {
     );
 }
 
-#[tokio::test]
+on_backends!(the_pair_a_retry_returns_works: sled, cluster);
 async fn the_pair_a_retry_returns_works() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -200,7 +201,7 @@ async fn the_pair_a_retry_returns_works() {
     refresh_ok(&mut client, &retried.refresh_token).await;
 }
 
-#[tokio::test]
+on_backends!(a_retry_rotates_nothing: sled, cluster);
 async fn a_retry_rotates_nothing() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -216,7 +217,7 @@ async fn a_retry_rotates_nothing() {
     );
 }
 
-#[tokio::test]
+on_backends!(a_retry_does_not_revive_the_old_session_token: sled, cluster);
 async fn a_retry_does_not_revive_the_old_session_token() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -231,7 +232,7 @@ async fn a_retry_does_not_revive_the_old_session_token() {
     );
 }
 
-#[tokio::test]
+on_backends!(a_retry_just_inside_the_window_gets_the_same_pair: sled, cluster);
 async fn a_retry_just_inside_the_window_gets_the_same_pair() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -244,7 +245,7 @@ async fn a_retry_just_inside_the_window_gets_the_same_pair() {
     assert_eq!(pair(&retried), pair(&lost));
 }
 
-#[tokio::test]
+on_backends!(a_retry_after_logout_is_refused: sled, cluster);
 async fn a_retry_after_logout_is_refused() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -258,7 +259,7 @@ async fn a_retry_after_logout_is_refused() {
     );
 }
 
-#[tokio::test]
+on_backends!(the_grace_window_is_the_sessions_groups: sled, cluster);
 async fn the_grace_window_is_the_sessions_groups() {
     let test = TestServer::with_config("[groups.strict]\nrefresh_grace = \"5s\"").await;
     let mut client = test.client().await;
@@ -280,7 +281,7 @@ async fn the_grace_window_is_the_sessions_groups() {
 
 // --- reuse after the window ----------------------------------------------------------------
 
-#[tokio::test]
+on_backends!(reuse_after_the_window_fails_unauthenticated: sled, cluster);
 async fn reuse_after_the_window_fails_unauthenticated() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -294,7 +295,7 @@ async fn reuse_after_the_window_fails_unauthenticated() {
     );
 }
 
-#[tokio::test]
+on_backends!(reuse_after_the_window_revokes_the_session: sled, cluster);
 async fn reuse_after_the_window_revokes_the_session() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -307,7 +308,7 @@ async fn reuse_after_the_window_revokes_the_session() {
     assert_revoked(&mut client, "alice", &successor).await;
 }
 
-#[tokio::test]
+on_backends!(reuse_after_the_sweeper_closed_the_window_revokes_the_session: sled, cluster);
 async fn reuse_after_the_sweeper_closed_the_window_revokes_the_session() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -323,7 +324,7 @@ async fn reuse_after_the_sweeper_closed_the_window_revokes_the_session() {
     assert_revoked(&mut client, "alice", &successor).await;
 }
 
-#[tokio::test]
+on_backends!(reuse_after_the_window_is_a_reuse_detected_event: sled, cluster);
 async fn reuse_after_the_window_is_a_reuse_detected_event() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -372,7 +373,7 @@ impl Write for LogSink {
     }
 }
 
-#[tokio::test]
+on_backends!(reuse_after_the_window_is_logged_without_the_token: sled, cluster);
 async fn reuse_after_the_window_is_logged_without_the_token() {
     let logs = captured_logs();
     let test = TestServer::start().await;
@@ -409,7 +410,7 @@ fn metric_value(text: &str, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-#[tokio::test]
+on_backends!(reuse_after_the_window_is_counted: sled, cluster);
 async fn reuse_after_the_window_is_counted() {
     const REUSE: &str = "sessiond_refresh_reuse_detected_total";
     let test = TestServer::with_config("metrics_listen = \"127.0.0.1:0\"").await;
@@ -429,7 +430,7 @@ async fn reuse_after_the_window_is_counted() {
 
 // --- reuse after the successor was used -----------------------------------------------------
 
-#[tokio::test]
+on_backends!(reuse_after_the_successor_session_token_was_used_is_theft: sled, cluster);
 async fn reuse_after_the_successor_session_token_was_used_is_theft() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -444,7 +445,7 @@ async fn reuse_after_the_successor_session_token_was_used_is_theft() {
     assert_revoked(&mut client, "alice", &successor).await;
 }
 
-#[tokio::test]
+on_backends!(reuse_after_the_successor_refresh_token_was_used_is_theft: sled, cluster);
 async fn reuse_after_the_successor_refresh_token_was_used_is_theft() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -461,7 +462,7 @@ async fn reuse_after_the_successor_refresh_token_was_used_is_theft() {
 
 // --- restart -------------------------------------------------------------------------------
 
-#[tokio::test]
+on_backends!(a_retry_after_a_restart_in_the_window_gets_the_same_pair: sled, cluster);
 async fn a_retry_after_a_restart_in_the_window_gets_the_same_pair() {
     let mut test = TestServer::start().await;
     let mut client = test.client().await;
@@ -476,7 +477,7 @@ async fn a_retry_after_a_restart_in_the_window_gets_the_same_pair() {
     assert_eq!(pair(&retried), pair(&lost));
 }
 
-#[tokio::test]
+on_backends!(a_window_open_at_a_restart_still_closes: sled, cluster);
 async fn a_window_open_at_a_restart_still_closes() {
     let mut test = TestServer::start().await;
     let mut client = test.client().await;
@@ -494,7 +495,7 @@ async fn a_window_open_at_a_restart_still_closes() {
     assert_revoked(&mut client, "alice", &successor).await;
 }
 
-#[tokio::test]
+on_backends!(a_successor_used_before_a_restart_stays_used: sled, cluster);
 async fn a_successor_used_before_a_restart_stays_used() {
     let mut test = TestServer::start().await;
     let mut client = test.client().await;
@@ -514,7 +515,7 @@ async fn a_successor_used_before_a_restart_stays_used() {
 
 // --- what the store keeps ------------------------------------------------------------------
 
-#[tokio::test]
+on_backends!(no_token_secret_is_stored_in_plaintext: sled, cluster);
 async fn no_token_secret_is_stored_in_plaintext() {
     let mut test = TestServer::start().await;
     let mut client = test.client().await;
@@ -551,7 +552,7 @@ async fn no_token_secret_is_stored_in_plaintext() {
     }
 }
 
-#[tokio::test]
+on_backends!(the_sweeper_drops_the_sealed_successor_once_the_window_closes: sled, cluster);
 async fn the_sweeper_drops_the_sealed_successor_once_the_window_closes() {
     let mut test = TestServer::start().await;
     let mut client = test.client().await;

@@ -2,6 +2,7 @@
 //! unexpired, paged by cursor, handed over to WatchSessions, dropped once every token
 //! of theirs has expired, and kept across a restart.
 
+#[macro_use]
 mod common;
 mod support;
 
@@ -56,7 +57,7 @@ fn id_of(started: &sessiond::proto::session::v1::StartResponse) -> String {
     session_of(&started.session).session_id.clone()
 }
 
-#[tokio::test]
+on_backends!(a_logout_is_listed_until_its_access_tokens_have_expired: sled, redis, cluster);
 async fn a_logout_is_listed_until_its_access_tokens_have_expired() {
     let test = TestServer::with_config(ACCESS_TOKENS).await;
     let mut client = test.client().await;
@@ -79,7 +80,7 @@ async fn a_logout_is_listed_until_its_access_tokens_have_expired() {
     assert!(later.revocations.is_empty(), "{later:?}");
 }
 
-#[tokio::test]
+on_backends!(only_revocations_inside_the_window_are_listed: sled, redis, cluster);
 async fn only_revocations_inside_the_window_are_listed() {
     let test = TestServer::with_config(ACCESS_TOKENS).await;
     let mut client = test.client().await;
@@ -101,7 +102,7 @@ async fn only_revocations_inside_the_window_are_listed() {
     assert_eq!(ids(&found), recent);
 }
 
-#[tokio::test]
+on_backends!(pages_follow_the_cursor_and_watch_sessions_continues_from_the_last: sled, redis, cluster);
 async fn pages_follow_the_cursor_and_watch_sessions_continues_from_the_last() {
     let test = TestServer::with_config(ACCESS_TOKENS).await;
     let mut client = test.client().await;
@@ -129,7 +130,7 @@ async fn pages_follow_the_cursor_and_watch_sessions_continues_from_the_last() {
     assert_eq!(streamed[1].session_id, id_of(&late));
 }
 
-#[tokio::test]
+on_backends!(reuse_eviction_and_logout_of_all_are_revocations_too: sled, redis, cluster);
 async fn reuse_eviction_and_logout_of_all_are_revocations_too() {
     let test =
         TestServer::with_config(&format!("{ACCESS_TOKENS}max_sessions_per_user = 1\n")).await;
@@ -163,7 +164,7 @@ async fn reuse_eviction_and_logout_of_all_are_revocations_too() {
     assert!(!ids(&found).contains(&id_of(&evictor).as_str()));
 }
 
-#[tokio::test]
+on_backends!(the_feed_survives_a_restart: sled, redis, cluster);
 async fn the_feed_survives_a_restart() {
     let mut test = TestServer::with_config(ACCESS_TOKENS).await;
     let mut client = test.client().await;
@@ -177,7 +178,7 @@ async fn the_feed_survives_a_restart() {
     assert_eq!(ids(&found), [id_of(&ended)]);
 }
 
-#[tokio::test]
+on_backends!(a_cursor_older_than_the_log_is_out_of_range_and_one_ahead_is_invalid: sled, redis, cluster);
 async fn a_cursor_older_than_the_log_is_out_of_range_and_one_ahead_is_invalid() {
     let test = TestServer::with_config(ACCESS_TOKENS).await;
     let mut client = test.client().await;

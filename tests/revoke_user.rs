@@ -1,6 +1,7 @@
 //! RevokeUserSessions: a credential change ends every session of the user authenticated
 //! before `not_before`, atomically, and leaves later ones (and later Starts) alone.
 
+#[macro_use]
 mod common;
 mod support;
 
@@ -17,7 +18,7 @@ fn at_ms(ms: u64) -> Option<prost_types::Timestamp> {
     })
 }
 
-#[tokio::test]
+on_backends!(sessions_authenticated_before_not_before_end_and_later_ones_stay: sled, redis, cluster);
 async fn sessions_authenticated_before_not_before_end_and_later_ones_stay() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -76,7 +77,7 @@ async fn sessions_authenticated_before_not_before_end_and_later_ones_stay() {
     assert_eq!(revoked, expected);
 }
 
-#[tokio::test]
+on_backends!(revoke_user_sessions_needs_a_user_and_not_before: sled, redis, cluster);
 async fn revoke_user_sessions_needs_a_user_and_not_before() {
     let test = TestServer::start().await;
     let mut client = test.client().await;

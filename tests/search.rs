@@ -2,6 +2,7 @@
 //! (newest first, AND filters, paging), and the bulk revoke with its dry run, guard,
 //! reason in the events, and re-runs that finish the job.
 
+#[macro_use]
 mod common;
 mod support;
 
@@ -57,7 +58,7 @@ fn id_of(started: &sessiond::proto::session::v1::StartResponse) -> String {
     session_of(&started.session).session_id.clone()
 }
 
-#[tokio::test]
+on_backends!(list_sessions_pages_every_user_newest_first_with_and_filters: sled, redis, cluster);
 async fn list_sessions_pages_every_user_newest_first_with_and_filters() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -159,7 +160,7 @@ async fn list_sessions_pages_every_user_newest_first_with_and_filters() {
     }
 }
 
-#[tokio::test]
+on_backends!(list_sessions_names_the_bad_filter_field: sled, redis, cluster);
 async fn list_sessions_names_the_bad_filter_field() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -220,7 +221,7 @@ fn revoke(filter: SessionFilter) -> RevokeSessionsRequest {
     }
 }
 
-#[tokio::test]
+on_backends!(revoke_sessions_counts_on_a_dry_run_guards_and_keeps_the_reason: sled, redis, cluster);
 async fn revoke_sessions_counts_on_a_dry_run_guards_and_keeps_the_reason() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -293,7 +294,7 @@ async fn revoke_sessions_counts_on_a_dry_run_guards_and_keeps_the_reason() {
     assert_eq!(revoked, expected);
 }
 
-#[tokio::test]
+on_backends!(revoke_sessions_refuses_an_empty_filter_unless_all_and_needs_a_reason: sled, redis, cluster);
 async fn revoke_sessions_refuses_an_empty_filter_unless_all_and_needs_a_reason() {
     let test = TestServer::start().await;
     let mut client = test.client().await;

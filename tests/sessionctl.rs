@@ -1,6 +1,7 @@
 //! `sessionctl` against a live server: the built binary, run as a process, talking gRPC
 //! to a real `sessiond` on a loopback port.
 
+#[macro_use]
 mod common;
 
 use std::io::Write;
@@ -102,7 +103,7 @@ fn text<'a>(value: &'a Value, pointer: &str) -> &'a str {
         .unwrap_or_else(|| panic!("{pointer} is a string in {value}"))
 }
 
-#[tokio::test]
+on_backends!(start_json_returns_tokens_and_an_active_session: sled);
 async fn start_json_returns_tokens_and_an_active_session() {
     let test = TestServer::start().await;
 
@@ -138,7 +139,7 @@ async fn start_json_returns_tokens_and_an_active_session() {
     assert_eq!(text(&started, "/session/attributes/role"), "admin");
 }
 
-#[tokio::test]
+on_backends!(whoami_shows_the_session_of_a_token: sled);
 async fn whoami_shows_the_session_of_a_token() {
     let test = TestServer::start().await;
     let started = start(&test, "alice").await;
@@ -152,7 +153,7 @@ async fn whoami_shows_the_session_of_a_token() {
     assert!(out.contains("ACTIVE"), "{out}");
 }
 
-#[tokio::test]
+on_backends!(whoami_reads_the_token_from_the_environment: sled);
 async fn whoami_reads_the_token_from_the_environment() {
     let test = TestServer::start().await;
     let started = start(&test, "alice").await;
@@ -169,7 +170,7 @@ async fn whoami_reads_the_token_from_the_environment() {
     assert_eq!(text(&run.json(), "/session/user_id"), "alice");
 }
 
-#[tokio::test]
+on_backends!(whoami_reads_the_token_from_stdin_for_a_dash: sled);
 async fn whoami_reads_the_token_from_stdin_for_a_dash() {
     let test = TestServer::start().await;
     let started = start(&test, "alice").await;
@@ -186,7 +187,7 @@ async fn whoami_reads_the_token_from_stdin_for_a_dash() {
     assert_eq!(text(&run.json(), "/session/user_id"), "alice");
 }
 
-#[tokio::test]
+on_backends!(refresh_returns_a_new_working_token_pair: sled);
 async fn refresh_returns_a_new_working_token_pair() {
     let test = TestServer::start().await;
     let started = start(&test, "alice").await;
@@ -213,7 +214,7 @@ async fn refresh_returns_a_new_working_token_pair() {
     );
 }
 
-#[tokio::test]
+on_backends!(extend_moves_the_expiry_to_now_plus_the_keep_alive: sled);
 async fn extend_moves_the_expiry_to_now_plus_the_keep_alive() {
     let test = TestServer::start().await;
     let started = start(&test, "alice").await;
@@ -239,7 +240,7 @@ async fn extend_moves_the_expiry_to_now_plus_the_keep_alive() {
     );
 }
 
-#[tokio::test]
+on_backends!(list_table_shows_the_session: sled);
 async fn list_table_shows_the_session() {
     let test = TestServer::start().await;
     let started = start(&test, "alice").await;
@@ -252,7 +253,7 @@ async fn list_table_shows_the_session() {
     assert!(out.contains("2026-01-02T00:00:00Z"), "{out}");
 }
 
-#[tokio::test]
+on_backends!(list_json_holds_the_sessions_newest_first: sled);
 async fn list_json_holds_the_sessions_newest_first() {
     let test = TestServer::start().await;
     let first = start(&test, "alice").await;
@@ -277,7 +278,7 @@ async fn list_json_holds_the_sessions_newest_first() {
     assert_eq!(listed["next_page_token"], "");
 }
 
-#[tokio::test]
+on_backends!(list_all_pages_follows_the_page_tokens: sled);
 async fn list_all_pages_follows_the_page_tokens() {
     let test = TestServer::start().await;
     for _ in 0..3 {
@@ -296,7 +297,7 @@ async fn list_all_pages_follows_the_page_tokens() {
     assert_eq!(listed["next_page_token"], "");
 }
 
-#[tokio::test]
+on_backends!(logout_by_token_revokes_the_session: sled);
 async fn logout_by_token_revokes_the_session() {
     let test = TestServer::start().await;
     let started = start(&test, "alice").await;
@@ -310,7 +311,7 @@ async fn logout_by_token_revokes_the_session() {
     assert_eq!(run.ok(), "revoked 1 session\n");
 }
 
-#[tokio::test]
+on_backends!(logout_all_except_keeps_only_that_session: sled);
 async fn logout_all_except_keeps_only_that_session() {
     let test = TestServer::start().await;
     let kept = start(&test, "alice").await;
@@ -339,7 +340,7 @@ async fn logout_all_except_keeps_only_that_session() {
     assert_eq!(text(&listed, "/sessions/0/session_id"), kept_id);
 }
 
-#[tokio::test]
+on_backends!(refresh_all_extends_every_active_session_of_the_user: sled);
 async fn refresh_all_extends_every_active_session_of_the_user() {
     let test = TestServer::start().await;
     start(&test, "alice").await;
@@ -359,7 +360,7 @@ async fn refresh_all_extends_every_active_session_of_the_user() {
     );
 }
 
-#[tokio::test]
+on_backends!(whoami_after_logout_fails_unauthenticated_with_exit_1: sled);
 async fn whoami_after_logout_fails_unauthenticated_with_exit_1() {
     let test = TestServer::start().await;
     let started = start(&test, "alice").await;
@@ -377,7 +378,7 @@ async fn whoami_after_logout_fails_unauthenticated_with_exit_1() {
     assert!(run.stdout.is_empty());
 }
 
-#[tokio::test]
+on_backends!(a_request_the_server_refuses_prints_its_status_and_exits_1: sled);
 async fn a_request_the_server_refuses_prints_its_status_and_exits_1() {
     let test = TestServer::start().await;
 
@@ -392,7 +393,7 @@ async fn a_request_the_server_refuses_prints_its_status_and_exits_1() {
     assert!(run.stderr.contains("session_id"), "{}", run.stderr);
 }
 
-#[tokio::test]
+on_backends!(an_unreachable_server_is_a_connection_error_with_exit_2: sled);
 async fn an_unreachable_server_is_a_connection_error_with_exit_2() {
     // A port that was free a moment ago: nothing listens there.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -412,7 +413,7 @@ async fn an_unreachable_server_is_a_connection_error_with_exit_2() {
     );
 }
 
-#[tokio::test]
+on_backends!(a_server_that_does_not_answer_fails_deadline_exceeded_after_the_timeout: sled);
 async fn a_server_that_does_not_answer_fails_deadline_exceeded_after_the_timeout() {
     // The kernel completes the connection into the backlog; nobody ever answers.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
@@ -433,7 +434,7 @@ async fn a_server_that_does_not_answer_fails_deadline_exceeded_after_the_timeout
     drop(silent);
 }
 
-#[tokio::test]
+on_backends!(a_malformed_address_is_a_usage_error_with_exit_2: sled);
 async fn a_malformed_address_is_a_usage_error_with_exit_2() {
     let run = sessionctl_with(&["--addr", "http://exa mple:1", "list", "alice"], &[], "").await;
 
@@ -441,7 +442,7 @@ async fn a_malformed_address_is_a_usage_error_with_exit_2() {
     assert!(run.stderr.starts_with("error: --addr "), "{}", run.stderr);
 }
 
-#[tokio::test]
+on_backends!(help_never_shows_the_api_key_or_a_token_from_the_environment: sled);
 async fn help_never_shows_the_api_key_or_a_token_from_the_environment() {
     let env = [
         ("SESSIOND_API_KEY", "k3y-from-env"),
@@ -456,7 +457,7 @@ async fn help_never_shows_the_api_key_or_a_token_from_the_environment() {
     }
 }
 
-#[tokio::test]
+on_backends!(backup_writes_a_verified_file: sled);
 async fn backup_writes_a_verified_file() {
     let test = TestServer::start().await;
     start(&test, "alice").await;
@@ -482,7 +483,7 @@ async fn backup_writes_a_verified_file() {
     );
 }
 
-#[tokio::test]
+on_backends!(start_with_a_client_shows_it_in_whoami_and_list: sled);
 async fn start_with_a_client_shows_it_in_whoami_and_list() {
     let test = TestServer::start().await;
     let started = sessionctl(
@@ -519,7 +520,7 @@ async fn start_with_a_client_shows_it_in_whoami_and_list() {
     assert!(out.contains("laptop"), "{out}");
 }
 
-#[tokio::test]
+on_backends!(revoke_user_ends_the_sessions_authenticated_before_not_before: sled);
 async fn revoke_user_ends_the_sessions_authenticated_before_not_before() {
     let test = TestServer::start().await;
     let started = start(&test, "alice").await;

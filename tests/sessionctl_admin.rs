@@ -1,6 +1,7 @@
 //! sessionctl's admin commands against a live server: search, revoke (--dry-run and
 //! not), reauth, attrs set / rm, keys rotate, jwks and watch, run as the built binary.
 
+#[macro_use]
 mod common;
 mod support;
 
@@ -38,7 +39,7 @@ async fn ctl_stdout(url: &str, args: &[&str]) -> String {
     String::from_utf8(output.stdout).expect("UTF-8 stdout")
 }
 
-#[tokio::test]
+on_backends!(search_and_revoke_follow_the_filter_and_the_dry_run_changes_nothing: sled);
 async fn search_and_revoke_follow_the_filter_and_the_dry_run_changes_nothing() {
     let test = TestServer::start().await;
     let url = test.url();
@@ -79,7 +80,7 @@ async fn search_and_revoke_follow_the_filter_and_the_dry_run_changes_nothing() {
     whoami_ok(&mut client, &bob.session_token).await;
 }
 
-#[tokio::test]
+on_backends!(reauth_and_attrs_change_the_session_they_name: sled);
 async fn reauth_and_attrs_change_the_session_they_name() {
     let test = TestServer::start().await;
     let url = test.url();
@@ -97,7 +98,7 @@ async fn reauth_and_attrs_change_the_session_they_name() {
     assert_eq!(removed["session"]["attributes"]["tenant"], "t1");
 }
 
-#[tokio::test]
+on_backends!(keys_rotate_publishes_a_new_key_in_the_jwks: sled);
 async fn keys_rotate_publishes_a_new_key_in_the_jwks() {
     let test = TestServer::with_config(
         "[groups.default]\naccess_token_ttl = \"5m\"\naudience = \"shop\"\n",
@@ -116,7 +117,7 @@ async fn keys_rotate_publishes_a_new_key_in_the_jwks() {
     assert!(kids.contains(&kid.as_str()), "{kids:?} lacks {kid}");
 }
 
-#[tokio::test]
+on_backends!(watch_prints_one_json_event_per_line_and_resumes_after_a_cursor: sled);
 async fn watch_prints_one_json_event_per_line_and_resumes_after_a_cursor() {
     let test = TestServer::start().await;
     let url = test.url();

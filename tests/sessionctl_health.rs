@@ -2,6 +2,7 @@
 //! as the built binary against a real server on a loopback port: the exit code is the
 //! answer.
 
+#[macro_use]
 mod common;
 
 use std::process::{Command, Output};
@@ -29,7 +30,7 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).expect("UTF-8 output")
 }
 
-#[tokio::test]
+on_backends!(health_prints_serving_and_exits_0: sled);
 async fn health_prints_serving_and_exits_0() {
     let test = TestServer::start().await;
 
@@ -39,7 +40,7 @@ async fn health_prints_serving_and_exits_0() {
     assert_eq!(text(&run.stdout), "SERVING\n");
 }
 
-#[tokio::test]
+on_backends!(health_json_names_the_service_asked_about: sled);
 async fn health_json_names_the_service_asked_about() {
     let test = TestServer::start().await;
 
@@ -54,7 +55,7 @@ async fn health_json_names_the_service_asked_about() {
     assert_eq!(whole["status"], "SERVING");
 }
 
-#[tokio::test]
+on_backends!(health_needs_no_api_key_even_where_callers_are_configured: sled);
 async fn health_needs_no_api_key_even_where_callers_are_configured() {
     let key_hash = "0".repeat(64);
     let test = TestServer::with_config(&format!(
@@ -74,7 +75,7 @@ async fn health_needs_no_api_key_even_where_callers_are_configured() {
     );
 }
 
-#[tokio::test]
+on_backends!(health_of_an_unknown_service_fails_with_its_status_and_exit_1: sled);
 async fn health_of_an_unknown_service_fails_with_its_status_and_exit_1() {
     let test = TestServer::start().await;
 
@@ -87,7 +88,7 @@ async fn health_of_an_unknown_service_fails_with_its_status_and_exit_1() {
     );
 }
 
-#[tokio::test]
+on_backends!(health_without_a_server_is_a_connection_error_with_exit_2: sled);
 async fn health_without_a_server_is_a_connection_error_with_exit_2() {
     let mut test = TestServer::start().await;
     let url = test.url();
@@ -103,7 +104,7 @@ async fn health_without_a_server_is_a_connection_error_with_exit_2() {
     );
 }
 
-#[tokio::test]
+on_backends!(version_prints_the_crate_version: sled);
 async fn version_prints_the_crate_version() {
     let run = sessionctl(&["--version"]).await;
 

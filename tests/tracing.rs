@@ -6,6 +6,7 @@
 //! On sled, and on Redis where a test Redis is configured. A call from the Python client,
 //! installed from its wheel, continues its caller's trace too.
 
+#[macro_use]
 mod common;
 mod plain_http;
 mod support;
@@ -182,7 +183,7 @@ fn loopback() -> SocketAddr {
 
 /// Start, Whoami, Refresh and both gateways in the caller's trace: then, after SIGTERM
 /// (which sends what is queued), what the collector holds.
-async fn a_callers_trace_continues_through_sessiond(redis: Option<&str>) {
+async fn a_callers_trace_continues_through_sessiond_on(redis: Option<&str>) {
     let (collector, collector_addr) = Collector::start().await;
     let dir = tempfile::tempdir().unwrap();
     let admin = loopback();
@@ -316,19 +317,16 @@ async fn a_callers_trace_continues_through_sessiond(redis: Option<&str>) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_callers_trace_continues_through_sessiond_on_sled() {
-    a_callers_trace_continues_through_sessiond(None).await;
+on_backends!(a_callers_trace_continues_through_sessiond: sled, redis; flavor = "multi_thread", worker_threads = 2);
+async fn a_callers_trace_continues_through_sessiond() {
+    // On Redis: the standalone test Redis (its one URL).
+    let url = common::backend()
+        .redis_env()
+        .map(|var| common::redis_urls(var).remove(0));
+    a_callers_trace_continues_through_sessiond_on(url.as_deref()).await;
 }
 
-#[cfg(redis_tests)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_callers_trace_continues_through_sessiond_on_redis() {
-    let url = std::env::var("SESSIOND_TEST_REDIS_URL").expect("SESSIOND_TEST_REDIS_URL");
-    a_callers_trace_continues_through_sessiond(Some(&url)).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+on_backends!(a_zero_ratio_records_only_what_a_sampled_caller_asks_for: sled; flavor = "multi_thread", worker_threads = 2);
 async fn a_zero_ratio_records_only_what_a_sampled_caller_asks_for() {
     let (collector, collector_addr) = Collector::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -370,7 +368,7 @@ async fn a_zero_ratio_records_only_what_a_sampled_caller_asks_for() {
     assert_eq!(hex(&whoami[0].parent_span_id), "00f067aa0ba902c2");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+on_backends!(a_dead_collector_costs_no_call_and_its_drops_are_counted: sled; flavor = "multi_thread", worker_threads = 2);
 async fn a_dead_collector_costs_no_call_and_its_drops_are_counted() {
     let dir = tempfile::tempdir().unwrap();
     let admin = loopback();
@@ -405,7 +403,7 @@ async fn a_dead_collector_costs_no_call_and_its_drops_are_counted() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+on_backends!(a_python_clients_traceparent_makes_sessiond_span_its_child: sled; flavor = "multi_thread", worker_threads = 2);
 async fn a_python_clients_traceparent_makes_sessiond_span_its_child() {
     if !toolchain_available(
         "python traceparent",

@@ -1,14 +1,18 @@
 //! Test harness: a real `sessiond` served in-process on a loopback port, with a temp
 //! data dir and a `ManualClock`, reached through the generated client.
 //!
-//! The store is sled, except in the test crates that run the suite again on Redis
-//! (`tests/on_redis.rs`, `tests/on_redis_cluster.rs`): there every `TestServer` keeps its
-//! sessions in the test Redis named by `SESSIOND_TEST_REDIS_URL` or
-//! `SESSIOND_TEST_REDIS_CLUSTER_URLS` (`scripts/redis-test-env.sh env`), under a key
-//! prefix of its own.
+//! Each server runs on its test's backend (`backends.rs`): sled in the data dir, or the
+//! test Redis named by `SESSIOND_TEST_REDIS_URL` or `SESSIOND_TEST_REDIS_CLUSTER_URLS`
+//! (`scripts/redis-test-env.sh env`), under a key prefix of its own.
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
+#[macro_use]
+mod backends;
 pub mod foreign_client;
+
+// Each test binary uses its own part of these too.
+#[allow(unused_imports)]
+pub use backends::{backend, enter, redis_urls, Backend, REDIS_CLUSTER_URLS_ENV, REDIS_URL_ENV};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,49 +26,6 @@ use sessiond::store::sled::SledStore;
 use sessiond::store::{Durability, SessionStore, StoreKind};
 use tempfile::TempDir;
 use tonic::transport::Channel;
-
-/// The store the servers of this test crate run on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    /// sled in the temp data dir (every test crate but the Redis ones).
-    Sled,
-    /// A standalone Redis (`tests/on_redis.rs`).
-    Redis,
-    /// A Redis Cluster (`tests/on_redis_cluster.rs`).
-    RedisCluster,
-}
-
-/// The store of this test crate, fixed at compile time by the crate's name.
-pub fn backend() -> Backend {
-    match env!("CARGO_CRATE_NAME") {
-        "on_redis_cluster" => Backend::RedisCluster,
-        "on_redis" => Backend::Redis,
-        _ => Backend::Sled,
-    }
-}
-
-/// Env variable naming the standalone test Redis (`redis://127.0.0.1:6390`).
-pub const REDIS_URL_ENV: &str = "SESSIOND_TEST_REDIS_URL";
-/// Env variable naming the test Redis Cluster's seed nodes, comma-separated.
-pub const REDIS_CLUSTER_URLS_ENV: &str = "SESSIOND_TEST_REDIS_CLUSTER_URLS";
-
-/// The URLs of the test Redis in `var` (comma-separated), or a panic that says how to
-/// get one.
-pub fn redis_urls(var: &str) -> Vec<String> {
-    let value = std::env::var(var).unwrap_or_default();
-    let urls: Vec<String> = value
-        .split(',')
-        .map(str::trim)
-        .filter(|url| !url.is_empty())
-        .map(str::to_owned)
-        .collect();
-    assert!(
-        !urls.is_empty(),
-        "{var} is not set: the Redis test suites need a test Redis. Run \
-         `scripts/redis-test-env.sh start && eval \"$(scripts/redis-test-env.sh env)\"` first"
-    );
-    urls
-}
 
 /// A key prefix no other test server uses: `t` and 16 random hex digits.
 pub fn unique_key_prefix() -> String {
@@ -86,11 +47,10 @@ pub fn redis_table(urls: &[String], cluster: bool, key_prefix: &str) -> String {
 /// `toml` made to run on `backend`: unchanged for sled; for Redis `store = "redis"` goes
 /// first (before any table the test opens) and the `[redis]` table last.
 pub fn toml_for(backend: Backend, toml: &str, key_prefix: &str) -> String {
-    let (var, cluster) = match backend {
-        Backend::Sled => return toml.to_owned(),
-        Backend::Redis => (REDIS_URL_ENV, false),
-        Backend::RedisCluster => (REDIS_CLUSTER_URLS_ENV, true),
+    let Some(var) = backend.redis_env() else {
+        return toml.to_owned();
     };
+    let cluster = backend == Backend::RedisCluster;
     format!(
         "store = \"redis\"\n{toml}\n{}",
         redis_table(&redis_urls(var), cluster, key_prefix)
@@ -102,6 +62,8 @@ pub const START_MS: u64 = 1_767_225_600_000;
 
 /// A running server, its clock and its data dir (deleted on drop).
 pub struct TestServer {
+    /// The store it runs on: its test's backend.
+    pub backend: Backend,
     pub clock: Arc<ManualClock>,
     pub data_dir: TempDir,
     pub running: Option<RunningServer>,
@@ -121,6 +83,7 @@ impl TestServer {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let clock = Arc::new(ManualClock::new(START_MS));
         let mut server = TestServer {
+            backend: backend(),
             clock,
             data_dir,
             running: None,
@@ -131,9 +94,9 @@ impl TestServer {
         server
     }
 
-    /// The config the server runs with (on this crate's backend).
+    /// The config the server runs with (on its backend).
     pub fn config(&self) -> Config {
-        let toml = toml_for(backend(), &self.toml, &self.key_prefix);
+        let toml = toml_for(self.backend, &self.toml, &self.key_prefix);
         let mut config = Config::from_toml_str(&toml).expect("valid test config");
         config.data_dir = self.data_dir.path().to_path_buf();
         config.listen = "127.0.0.1:0".parse().expect("loopback address");
@@ -204,12 +167,9 @@ impl TestServer {
     /// Every byte string this server's store holds, each with where it is: sled's files
     /// in the data dir, or the values of the Redis keys under this server's prefix.
     pub async fn stored_bytes(&self) -> Vec<(String, Vec<u8>)> {
-        match backend() {
-            Backend::Sled => files_under(self.data_dir.path()),
-            Backend::Redis => redis_values_under(REDIS_URL_ENV, &self.key_prefix).await,
-            Backend::RedisCluster => {
-                redis_values_under(REDIS_CLUSTER_URLS_ENV, &self.key_prefix).await
-            }
+        match self.backend.redis_env() {
+            None => files_under(self.data_dir.path()),
+            Some(var) => redis_values_under(var, &self.key_prefix).await,
         }
     }
 

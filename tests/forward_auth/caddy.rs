@@ -46,7 +46,7 @@ fn caddyfile(
     )
 }
 
-#[tokio::test]
+on_backends!(caddy_forward_auth_lets_only_valid_sessions_through_with_their_user: sled, redis);
 async fn caddy_forward_auth_lets_only_valid_sessions_through_with_their_user() {
     let Some(caddy) = installed(binary(&["caddy"], "version"), "Caddy forward-auth", "caddy")
     else {

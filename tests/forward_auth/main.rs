@@ -5,6 +5,7 @@
 //! skipped, loudly, except under CI (`CI` set), where it fails.
 
 #[path = "../common/mod.rs"]
+#[macro_use]
 mod common;
 #[path = "../plain_http/mod.rs"]
 mod plain_http;
@@ -52,7 +53,7 @@ fn cookie(token: &str) -> String {
     format!("theme=dark; sid={token}")
 }
 
-#[tokio::test]
+on_backends!(a_valid_session_gets_200_with_the_upstream_headers_and_no_body: sled, redis);
 async fn a_valid_session_gets_200_with_the_upstream_headers_and_no_body() {
     let test = TestServer::with_config(GATEWAY).await;
     let mut client = test.client().await;
@@ -72,7 +73,7 @@ async fn a_valid_session_gets_200_with_the_upstream_headers_and_no_body() {
     assert!(answer.body.is_empty(), "never a body: {answer:?}");
 }
 
-#[tokio::test]
+on_backends!(missing_bad_and_foreign_tokens_are_refused: sled, redis);
 async fn missing_bad_and_foreign_tokens_are_refused() {
     let test = TestServer::with_config(GATEWAY).await;
     let mut client = test.client().await;

@@ -62,7 +62,7 @@ http {{
     )
 }
 
-#[tokio::test]
+on_backends!(nginx_auth_request_lets_only_valid_sessions_through_with_their_user: sled, redis);
 async fn nginx_auth_request_lets_only_valid_sessions_through_with_their_user() {
     // /usr/sbin is not on every PATH.
     let Some(nginx) = installed(

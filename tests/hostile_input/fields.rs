@@ -3,7 +3,7 @@
 
 use super::*;
 
-#[test]
+on_backends!(whoami_with_any_token_text_is_invalid_argument_or_unauthenticated: sled, cluster; sync);
 fn whoami_with_any_token_text_is_invalid_argument_or_unauthenticated() {
     let h = Harness::new();
     h.check(token_text("st_"), |token| {
@@ -13,7 +13,7 @@ fn whoami_with_any_token_text_is_invalid_argument_or_unauthenticated() {
     });
 }
 
-#[test]
+on_backends!(refresh_with_any_token_text_is_invalid_argument_or_unauthenticated: sled, cluster; sync);
 fn refresh_with_any_token_text_is_invalid_argument_or_unauthenticated() {
     let h = Harness::new();
     h.check(token_text("rt_"), |token| {
@@ -23,7 +23,7 @@ fn refresh_with_any_token_text_is_invalid_argument_or_unauthenticated() {
     });
 }
 
-#[test]
+on_backends!(logout_with_any_token_text_is_invalid_argument_or_unauthenticated: sled, cluster; sync);
 fn logout_with_any_token_text_is_invalid_argument_or_unauthenticated() {
     let h = Harness::new();
     h.check(
@@ -42,7 +42,7 @@ fn logout_with_any_token_text_is_invalid_argument_or_unauthenticated() {
     );
 }
 
-#[test]
+on_backends!(a_tampered_token_never_passes: sled, cluster; sync);
 fn a_tampered_token_never_passes() {
     let h = Harness::new();
     let token = h.live.session_token.clone();
@@ -58,7 +58,7 @@ fn a_tampered_token_never_passes() {
     });
 }
 
-#[test]
+on_backends!(extend_with_any_session_id_and_keep_alive_gets_the_named_code: sled, cluster; sync);
 fn extend_with_any_session_id_and_keep_alive_gets_the_named_code() {
     let h = Harness::new();
     let live_id = h.live_id();
@@ -81,7 +81,7 @@ fn extend_with_any_session_id_and_keep_alive_gets_the_named_code() {
     });
 }
 
-#[test]
+on_backends!(logout_with_any_session_id_is_invalid_argument_or_not_found: sled, cluster; sync);
 fn logout_with_any_session_id_is_invalid_argument_or_not_found() {
     let h = Harness::new();
     let excepts = prop_oneof![Just(String::new()), session_id_text()];
@@ -118,7 +118,7 @@ fn user_id_verdict(user: &str) -> Verdict {
         )
 }
 
-#[test]
+on_backends!(start_with_any_user_id_is_ok_or_invalid_argument: sled, cluster; sync);
 fn start_with_any_user_id_is_ok_or_invalid_argument() {
     let h = Harness::new();
     h.check(user_id_text(), |user| {
@@ -127,7 +127,7 @@ fn start_with_any_user_id_is_ok_or_invalid_argument() {
     });
 }
 
-#[test]
+on_backends!(refresh_all_with_any_user_id_is_invalid_argument_or_not_found: sled, cluster; sync);
 fn refresh_all_with_any_user_id_is_invalid_argument_or_not_found() {
     let h = Harness::new();
     h.check((user_id_text(), seconds()), |(user, keep_alive)| {
@@ -144,7 +144,7 @@ fn refresh_all_with_any_user_id_is_invalid_argument_or_not_found() {
     });
 }
 
-#[test]
+on_backends!(list_with_any_user_page_token_and_size_is_ok_or_invalid_argument: sled, cluster; sync);
 fn list_with_any_user_page_token_and_size_is_ok_or_invalid_argument() {
     let h = Harness::new();
     let page_tokens = prop_oneof![
@@ -179,7 +179,7 @@ fn list_with_any_user_page_token_and_size_is_ok_or_invalid_argument() {
     );
 }
 
-#[test]
+on_backends!(start_with_any_group_and_ttl_is_ok_or_invalid_argument: sled, cluster; sync);
 fn start_with_any_group_and_ttl_is_ok_or_invalid_argument() {
     let h = Harness::new();
     let groups = prop_oneof![
@@ -230,7 +230,7 @@ fn map_must_be_refused(map: &HashMap<String, String>) -> bool {
         })
 }
 
-#[test]
+on_backends!(start_with_any_metadata_and_attributes_is_ok_or_invalid_argument_naming_the_map: sled, cluster; sync);
 fn start_with_any_metadata_and_attributes_is_ok_or_invalid_argument_naming_the_map() {
     let h = Harness::new();
     h.check((string_map(), string_map()), |(metadata, attributes)| {
@@ -248,7 +248,7 @@ fn start_with_any_metadata_and_attributes_is_ok_or_invalid_argument_naming_the_m
     });
 }
 
-#[test]
+on_backends!(watch_with_any_user_id_and_cursor_streams_or_gets_invalid_argument: sled, cluster; sync);
 fn watch_with_any_user_id_and_cursor_streams_or_gets_invalid_argument() {
     let h = Harness::new();
     let head = h.block_on(async {

@@ -65,7 +65,7 @@ fn frame(flag: u8, claimed_len: u32, message: &[u8]) -> Vec<u8> {
     [&[flag][..], &claimed_len.to_be_bytes(), message].concat()
 }
 
-#[test]
+on_backends!(a_request_without_a_message_is_invalid_argument: sled, cluster; sync);
 fn a_request_without_a_message_is_invalid_argument() {
     let h = Harness::new();
     for method in METHODS {
@@ -75,7 +75,7 @@ fn a_request_without_a_message_is_invalid_argument() {
     h.assert_still_serving();
 }
 
-#[test]
+on_backends!(a_truncated_request_frame_is_invalid_argument: sled, cluster; sync);
 fn a_truncated_request_frame_is_invalid_argument() {
     let h = Harness::new();
     let message = length_delimited(1, b"st_abc");
@@ -87,7 +87,7 @@ fn a_truncated_request_frame_is_invalid_argument() {
     h.assert_still_serving();
 }
 
-#[test]
+on_backends!(an_unknown_compression_flag_is_invalid_argument: sled, cluster; sync);
 fn an_unknown_compression_flag_is_invalid_argument() {
     let h = Harness::new();
     let message = length_delimited(1, b"st_abc");
@@ -101,7 +101,7 @@ fn an_unknown_compression_flag_is_invalid_argument() {
     h.assert_still_serving();
 }
 
-#[test]
+on_backends!(well_framed_random_bytes_never_get_internal: sled, cluster; sync);
 fn well_framed_random_bytes_never_get_internal() {
     let h = Harness::new();
     let channel = h.channel();
@@ -117,7 +117,7 @@ fn well_framed_random_bytes_never_get_internal() {
     });
 }
 
-#[test]
+on_backends!(a_request_over_the_size_limit_is_refused_as_a_client_error: sled, cluster; sync);
 fn a_request_over_the_size_limit_is_refused_as_a_client_error() {
     let h = Harness::new();
     let mut client = h.client();

@@ -4,6 +4,7 @@
 //! and a wrong secret answers exactly like an unknown session. The server keeps serving.
 
 #[path = "../common/mod.rs"]
+#[macro_use]
 mod common;
 #[path = "../support/mod.rs"]
 mod support;

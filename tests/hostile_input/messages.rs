@@ -66,7 +66,7 @@ async fn raw_call(channel: Channel, method: &'static str, message: Vec<u8>) -> R
     .map(tonic::Response::into_inner)
 }
 
-#[test]
+on_backends!(any_message_bytes_get_a_client_error_never_internal: sled, cluster; sync);
 fn any_message_bytes_get_a_client_error_never_internal() {
     let h = Harness::new();
     let channel = h.channel();
@@ -93,7 +93,7 @@ fn undecodable_bytes() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
-#[test]
+on_backends!(undecodable_message_bytes_are_invalid_argument: sled, cluster; sync);
 fn undecodable_message_bytes_are_invalid_argument() {
     let h = Harness::new();
     let channel = h.channel();
@@ -121,7 +121,7 @@ const STRING_FIELDS: [(&str, u8, bool); 13] = [
     ("/session.v1.SessionService/ListUserSessions", 3, false),
 ];
 
-#[test]
+on_backends!(invalid_utf8_in_any_string_field_is_invalid_argument: sled, cluster; sync);
 fn invalid_utf8_in_any_string_field_is_invalid_argument() {
     let h = Harness::new();
     let channel = h.channel();

@@ -88,7 +88,7 @@ fn wrong_secret_answers_like_an_unknown_session(h: &Harness, api_key: Option<&st
     );
 }
 
-#[test]
+on_backends!(a_wrong_secret_answers_exactly_like_an_unknown_session: sled, cluster; sync);
 fn a_wrong_secret_answers_exactly_like_an_unknown_session() {
     wrong_secret_answers_like_an_unknown_session(&Harness::new(), None);
 }
@@ -119,9 +119,9 @@ groups = ["partner"]
     )
 }
 
+on_backends!(a_wrong_secret_for_another_groups_session_answers_like_an_unknown_session: sled, cluster; sync);
 /// A caller limited to some groups learns nothing about sessions of other groups from
 /// a token it cannot prove: no sign that the session exists, nor its group.
-#[test]
 fn a_wrong_secret_for_another_groups_session_answers_like_an_unknown_session() {
     // The live session is in the default group; the partner may only use `partner`.
     let h = Harness::with_config(&callers_toml(), Some(ADMIN_KEY));

@@ -3,7 +3,7 @@
 
 use super::*;
 
-#[tokio::test]
+on_backends!(whoami_cache_until_is_at_most_whoami_cache_max_past_now: sled, redis, cluster);
 async fn whoami_cache_until_is_at_most_whoami_cache_max_past_now() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -21,7 +21,7 @@ async fn whoami_cache_until_is_at_most_whoami_cache_max_past_now() {
     assert!(cache_until <= now + 5 * MINUTE * 1000, "{cache_until}");
 }
 
-#[tokio::test]
+on_backends!(whoami_cache_until_is_never_after_expiry: sled, redis, cluster);
 async fn whoami_cache_until_is_never_after_expiry() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -33,7 +33,7 @@ async fn whoami_cache_until_is_never_after_expiry() {
     assert!(ms_of(who.cache_until.as_ref()) <= expires_at);
 }
 
-#[tokio::test]
+on_backends!(whoami_cache_until_is_never_after_the_idle_deadline: sled, redis, cluster);
 async fn whoami_cache_until_is_never_after_the_idle_deadline() {
     let test = TestServer::with_config("[groups.default]\nidle_timeout = \"2m\"").await;
     let mut client = test.client().await;
@@ -44,7 +44,7 @@ async fn whoami_cache_until_is_never_after_the_idle_deadline() {
     assert!(ms_of(who.cache_until.as_ref()) <= START_MS as i64 + 2 * MINUTE * 1000);
 }
 
-#[tokio::test]
+on_backends!(whoami_cache_until_follows_the_configured_cap: sled, redis, cluster);
 async fn whoami_cache_until_follows_the_configured_cap() {
     let test = TestServer::with_config("whoami_cache_max = \"1m\"").await;
     let mut client = test.client().await;

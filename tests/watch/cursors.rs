@@ -3,7 +3,7 @@
 
 use super::*;
 
-#[tokio::test]
+on_backends!(a_watch_without_cursor_starts_with_caught_up_at_the_head: sled, redis, cluster);
 async fn a_watch_without_cursor_starts_with_caught_up_at_the_head() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -16,7 +16,7 @@ async fn a_watch_without_cursor_starts_with_caught_up_at_the_head() {
     assert_eq!(expect_caught_up(&mut events).await, head);
 }
 
-#[tokio::test]
+on_backends!(a_watch_without_cursor_gets_only_later_events: sled, redis, cluster);
 async fn a_watch_without_cursor_gets_only_later_events() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -34,7 +34,7 @@ async fn a_watch_without_cursor_gets_only_later_events() {
     assert!(event.cursor > head);
 }
 
-#[tokio::test]
+on_backends!(a_watch_with_cursor_replays_then_sends_caught_up_at_the_last_event: sled, redis, cluster);
 async fn a_watch_with_cursor_replays_then_sends_caught_up_at_the_last_event() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -61,7 +61,7 @@ async fn a_watch_with_cursor_replays_then_sends_caught_up_at_the_last_event() {
     assert_eq!(caught_up, log[2].cursor);
 }
 
-#[tokio::test]
+on_backends!(live_events_follow_the_replay: sled, redis, cluster);
 async fn live_events_follow_the_replay() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -98,7 +98,7 @@ async fn items_through(events: &mut Events, id: &str) -> Vec<SessionEvent> {
         .expect("the session's event within the collect wait")
 }
 
-#[tokio::test]
+on_backends!(caught_up_is_never_sent_twice_for_one_cursor: sled, redis, cluster);
 async fn caught_up_is_never_sent_twice_for_one_cursor() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -122,7 +122,7 @@ async fn caught_up_is_never_sent_twice_for_one_cursor() {
     assert_strictly_increasing(&markers);
 }
 
-#[tokio::test]
+on_backends!(a_cursor_ahead_of_the_log_is_invalid_argument: sled, redis, cluster);
 async fn a_cursor_ahead_of_the_log_is_invalid_argument() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -134,7 +134,7 @@ async fn a_cursor_ahead_of_the_log_is_invalid_argument() {
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
 }
 
-#[tokio::test]
+on_backends!(a_cursor_at_the_head_is_accepted: sled, redis, cluster);
 async fn a_cursor_at_the_head_is_accepted() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -148,7 +148,7 @@ async fn a_cursor_at_the_head_is_accepted() {
 
 // --- resume ------------------------------------------------------------------------------
 
-#[tokio::test]
+on_backends!(resume_after_disconnect_misses_nothing_and_repeats_nothing: sled, redis, cluster);
 async fn resume_after_disconnect_misses_nothing_and_repeats_nothing() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -179,7 +179,7 @@ async fn resume_after_disconnect_misses_nothing_and_repeats_nothing() {
     assert_strictly_increasing(&cursors(&all));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+on_backends!(a_live_watcher_under_concurrent_writes_misses_nothing: sled, redis, cluster; flavor = "multi_thread", worker_threads = 4);
 async fn a_live_watcher_under_concurrent_writes_misses_nothing() {
     let test = TestServer::start().await;
     let mut events = live_watch(&test, "").await;
@@ -209,7 +209,7 @@ async fn a_live_watcher_under_concurrent_writes_misses_nothing() {
     assert_eq!(seen_ids, written);
 }
 
-#[tokio::test]
+on_backends!(resume_after_a_restart_misses_nothing: sled, redis, cluster);
 async fn resume_after_a_restart_misses_nothing() {
     let mut test = TestServer::start().await;
     let mut client = test.client().await;
@@ -224,7 +224,7 @@ async fn resume_after_a_restart_misses_nothing() {
     assert_replays_only_the_start_of(&mut client, last, &after_restart).await;
 }
 
-#[tokio::test]
+on_backends!(watchers_get_unavailable_when_the_server_stops: sled, redis, cluster);
 async fn watchers_get_unavailable_when_the_server_stops() {
     let mut test = TestServer::start().await;
     let mut events = live_watch(&test, "").await;
@@ -240,7 +240,7 @@ async fn watchers_get_unavailable_when_the_server_stops() {
 
 // --- filter by user ----------------------------------------------------------------------
 
-#[tokio::test]
+on_backends!(a_user_filter_passes_only_that_users_events: sled, redis, cluster);
 async fn a_user_filter_passes_only_that_users_events() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -263,7 +263,7 @@ async fn a_user_filter_passes_only_that_users_events() {
     assert!(seen.iter().all(|event| event.user_id == "alice"));
 }
 
-#[tokio::test]
+on_backends!(a_user_filter_replay_ends_with_caught_up_at_the_log_head: sled, redis, cluster);
 async fn a_user_filter_replay_ends_with_caught_up_at_the_log_head() {
     let test = TestServer::start().await;
     let mut client = test.client().await;

@@ -3,7 +3,7 @@
 
 use super::*;
 
-#[tokio::test]
+on_backends!(watch_delivers_every_kind_of_event_in_order: sled, redis, cluster);
 async fn watch_delivers_every_kind_of_event_in_order() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -48,7 +48,7 @@ async fn watch_delivers_every_kind_of_event_in_order() {
     );
 }
 
-#[tokio::test]
+on_backends!(event_times_come_from_the_server_clock: sled, redis, cluster);
 async fn event_times_come_from_the_server_clock() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -63,7 +63,7 @@ async fn event_times_come_from_the_server_clock() {
     assert_eq!(ms_of(seen[1].at.as_ref()), START_MS as i64 + 90_000);
 }
 
-#[tokio::test]
+on_backends!(eviction_by_the_session_limit_is_a_revoked_event: sled, redis, cluster);
 async fn eviction_by_the_session_limit_is_a_revoked_event() {
     let test = TestServer::with_config("[groups.default]\nmax_sessions_per_user = 1").await;
     let mut client = test.client().await;
@@ -84,7 +84,7 @@ async fn eviction_by_the_session_limit_is_a_revoked_event() {
     );
 }
 
-#[tokio::test]
+on_backends!(refresh_all_for_user_is_one_extended_event_per_session: sled, redis, cluster);
 async fn refresh_all_for_user_is_one_extended_event_per_session() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -108,7 +108,7 @@ async fn refresh_all_for_user_is_one_extended_event_per_session() {
     assert_eq!(ids, expected);
 }
 
-#[tokio::test]
+on_backends!(an_event_is_in_the_log_when_its_call_returns: sled, redis, cluster);
 async fn an_event_is_in_the_log_when_its_call_returns() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -119,7 +119,7 @@ async fn an_event_is_in_the_log_when_its_call_returns() {
     assert_eq!(kinds_and_ids(&log), vec![(Kind::Started, id_of(&started))]);
 }
 
-#[tokio::test]
+on_backends!(calls_that_change_nothing_log_no_event: sled, redis, cluster);
 async fn calls_that_change_nothing_log_no_event() {
     let test = TestServer::start().await;
     let mut client = test.client().await;

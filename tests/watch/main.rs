@@ -2,6 +2,7 @@
 //! retention, stalled watchers, restarts) and Whoami's `cache_until` hint.
 
 #[path = "../common/mod.rs"]
+#[macro_use]
 mod common;
 #[path = "../support/mod.rs"]
 mod support;

@@ -3,7 +3,7 @@
 
 use super::*;
 
-#[tokio::test]
+on_backends!(a_cursor_older_than_the_retention_is_out_of_range: sled, redis, cluster);
 async fn a_cursor_older_than_the_retention_is_out_of_range() {
     let test = TestServer::with_config(ONE_HOUR_RETENTION).await;
     let mut client = test.client().await;
@@ -19,7 +19,7 @@ async fn a_cursor_older_than_the_retention_is_out_of_range() {
     assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
 }
 
-#[tokio::test]
+on_backends!(cursor_zero_is_out_of_range_once_the_log_was_pruned: sled, redis, cluster);
 async fn cursor_zero_is_out_of_range_once_the_log_was_pruned() {
     let test = TestServer::with_config(ONE_HOUR_RETENTION).await;
     let mut client = test.client().await;
@@ -33,7 +33,7 @@ async fn cursor_zero_is_out_of_range_once_the_log_was_pruned() {
     assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
 }
 
-#[tokio::test]
+on_backends!(the_cursor_of_the_last_pruned_event_still_resumes: sled, redis, cluster);
 async fn the_cursor_of_the_last_pruned_event_still_resumes() {
     let test = TestServer::with_config(ONE_HOUR_RETENTION).await;
     let mut client = test.client().await;
@@ -46,7 +46,7 @@ async fn the_cursor_of_the_last_pruned_event_still_resumes() {
     assert_replays_only_the_start_of(&mut client, last_old, &kept).await;
 }
 
-#[tokio::test]
+on_backends!(events_inside_the_retention_survive_the_sweep: sled, redis, cluster);
 async fn events_inside_the_retention_survive_the_sweep() {
     let test = TestServer::with_config(ONE_HOUR_RETENTION).await;
     let mut client = test.client().await;
@@ -59,7 +59,7 @@ async fn events_inside_the_retention_survive_the_sweep() {
     assert_eq!(kinds_and_ids(&log), vec![(Kind::Started, id_of(&started))]);
 }
 
-#[tokio::test]
+on_backends!(the_default_retention_is_a_day: sled, redis, cluster);
 async fn the_default_retention_is_a_day() {
     let test = TestServer::start().await;
     let mut client = test.client().await;
@@ -79,7 +79,7 @@ async fn the_default_retention_is_a_day() {
 
 // --- restart -----------------------------------------------------------------------------
 
-#[tokio::test]
+on_backends!(restart_keeps_the_log: sled, redis, cluster);
 async fn restart_keeps_the_log() {
     let mut test = TestServer::start().await;
     let mut client = test.client().await;
@@ -93,7 +93,7 @@ async fn restart_keeps_the_log() {
     assert_eq!(after, before);
 }
 
-#[tokio::test]
+on_backends!(restart_continues_the_sequence: sled, redis, cluster);
 async fn restart_continues_the_sequence() {
     let mut test = TestServer::start().await;
     let mut client = test.client().await;
@@ -111,7 +111,7 @@ async fn restart_continues_the_sequence() {
     assert!(next.cursor > head, "{} after {head}", next.cursor);
 }
 
-#[tokio::test]
+on_backends!(restart_after_pruning_the_whole_log_continues_the_sequence: sled, redis, cluster);
 async fn restart_after_pruning_the_whole_log_continues_the_sequence() {
     let mut test = TestServer::with_config(ONE_HOUR_RETENTION).await;
     let mut client = test.client().await;

@@ -49,7 +49,7 @@ async fn read_to_end(
 /// A stall timeout of 200 ms, and user ids long enough to make events large.
 const STALL: &str = "watch_stall_timeout = \"200ms\"\n[limits]\nmax_user_id_bytes = 4096";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+on_backends!(a_stalled_watcher_neither_blocks_writes_nor_buffers_without_bound: sled, redis, cluster; flavor = "multi_thread", worker_threads = 4);
 async fn a_stalled_watcher_neither_blocks_writes_nor_buffers_without_bound() {
     let test = TestServer::with_config(STALL).await;
     let mut stalled = watch_ok(&mut test.client().await, None, "").await;
@@ -73,7 +73,7 @@ async fn a_stalled_watcher_neither_blocks_writes_nor_buffers_without_bound() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+on_backends!(a_cut_off_watcher_resumes_without_gaps_or_duplicates: sled, redis, cluster; flavor = "multi_thread", worker_threads = 4);
 async fn a_cut_off_watcher_resumes_without_gaps_or_duplicates() {
     let test = TestServer::with_config(STALL).await;
     let mut stalled = watch_ok(&mut test.client().await, None, "").await;
@@ -100,7 +100,7 @@ async fn a_cut_off_watcher_resumes_without_gaps_or_duplicates() {
     assert_eq!(unique, expected, "every written event, once");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+on_backends!(a_stalled_watcher_does_not_hold_up_the_server_stop: sled, redis, cluster; flavor = "multi_thread", worker_threads = 4);
 async fn a_stalled_watcher_does_not_hold_up_the_server_stop() {
     let mut test = TestServer::with_config(STALL).await;
     let mut stalled = watch_ok(&mut test.client().await, None, "").await;
