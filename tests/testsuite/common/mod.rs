@@ -144,15 +144,7 @@ impl TestServer {
     /// The store the server kept its sessions in, opened again (call after `stop`): the
     /// sled database of the data dir, or the server's Redis under its key prefix.
     pub async fn open_store(&self) -> Arc<dyn SessionStore> {
-        let config = self.config();
-        match config.store {
-            StoreKind::Sled => Arc::new(
-                SledStore::open(&config.data_dir, Durability::Sync).expect("open the sled store"),
-            ),
-            StoreKind::Redis => RedisStore::connect(&config.redis, self.clock.clone())
-                .await
-                .expect("connect to the test Redis"),
-        }
+        open_store(&self.config(), Durability::Sync, self.clock.clone()).await
     }
 
     /// Stops and starts again on the same data dir, key prefix and clock.
@@ -173,6 +165,23 @@ impl TestServer {
     /// Moves the server's clock forward.
     pub fn advance(&self, by: Duration) {
         self.clock.advance(by);
+    }
+}
+
+/// The store `config` names, on `clock`: sled in its data dir with `durability`, or its
+/// Redis.
+pub async fn open_store(
+    config: &Config,
+    durability: Durability,
+    clock: Arc<ManualClock>,
+) -> Arc<dyn SessionStore> {
+    match config.store {
+        StoreKind::Sled => {
+            Arc::new(SledStore::open(&config.data_dir, durability).expect("open the sled store"))
+        }
+        StoreKind::Redis => RedisStore::connect(&config.redis, clock)
+            .await
+            .expect("connect to the test Redis"),
     }
 }
 

@@ -1,7 +1,7 @@
-//! Model check of the session rules over the sled store: random sequences of every call
-//! and of clock moves run against `SessionManager` and against a small in-memory model
-//! written from docs/behaviour.md and docs/api.md ("Refresh that clients can trust") and
-//! `session::policy`; every answer and the final state must agree.
+//! Model check of the session rules over each store (sled, Redis, Redis Cluster): random
+//! sequences of every call and of clock moves run against `SessionManager` and against a
+//! small in-memory model written from docs/behaviour.md and docs/api.md ("Refresh that
+//! clients can trust") and `session::policy`; every answer and the final state must agree.
 
 mod spec;
 mod system;
@@ -14,12 +14,14 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use sessiond::clock::ManualClock;
+use sessiond::config::Config;
 use sessiond::session::manager::{LogoutTarget, ManagerSettings, Snapshot, StartParams};
 use sessiond::session::policy::{GroupPolicy, Policies, SessionLimitAction, SessionState};
 use sessiond::session::token::{Token, TokenKind};
 use sessiond::session::{Acting, SessionError, SessionManager};
-use sessiond::store::sled::SledStore;
 use sessiond::store::{Durability, SessionId};
+
+use crate::common;
 
 const SECOND_MS: u64 = 1000;
 const MINUTE_MS: u64 = 60 * SECOND_MS;

@@ -1,10 +1,12 @@
-//! The system under test (the rules over a sled store on a manual clock), one step of
-//! both per operation, and the property that their answers and final states agree.
+//! The system under test (the rules over a store on a manual clock), one step of both
+//! per operation, and the property that their answers and final states agree, on each
+//! store.
 
 use super::spec::Model;
 use super::*;
 
-/// The system under test: the rules over a sled store in a temp dir, on a manual clock.
+/// The system under test: the rules over a store of the test's backend (sled in a temp
+/// dir, or the test Redis under a fresh key prefix), on a manual clock.
 struct System {
     manager: SessionManager,
     clock: Arc<ManualClock>,
@@ -12,12 +14,15 @@ struct System {
 }
 
 impl System {
-    fn new() -> System {
+    async fn new() -> System {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = SledStore::open(dir.path(), Durability::Periodic).expect("open sled");
+        let toml = common::toml_for(common::backend(), "", &common::unique_key_prefix());
+        let mut config = Config::from_toml_str(&toml).expect("valid store config");
+        config.data_dir = dir.path().to_path_buf();
         let clock = Arc::new(ManualClock::new(START_MS));
+        let store = common::open_store(&config, Durability::Periodic, clock.clone()).await;
         let manager = SessionManager::new(
-            Arc::new(store),
+            store,
             policies(),
             clock.clone(),
             ManagerSettings {
@@ -250,7 +255,7 @@ async fn step(
 
 /// Runs `ops` on a fresh system and model; the first disagreement, if any.
 async fn run(ops: &[Op]) -> Result<(), String> {
-    let system = System::new();
+    let system = System::new().await;
     let mut model = Model {
         now: START_MS,
         sessions: BTreeMap::new(),
@@ -294,15 +299,14 @@ async fn run(ops: &[Op]) -> Result<(), String> {
     Ok(())
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig {
+on_backends!(session_rules_match_the_model: sled, redis, cluster; sync);
+fn session_rules_match_the_model() {
+    let config = ProptestConfig {
         cases: 128,
         failure_persistence: None,
         ..ProptestConfig::default()
-    })]
-
-    #[test]
-    fn session_rules_over_sled_match_the_model(ops in vec(op(), 1..40)) {
+    };
+    proptest!(config, |(ops in vec(op(), 1..40))| {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -313,5 +317,5 @@ proptest! {
             Ok(Err(disagreement)) => return Err(TestCaseError::fail(disagreement)),
             Err(_) => return Err(TestCaseError::fail("the run did not finish within 20 s")),
         }
-    }
+    });
 }
