@@ -1,0 +1,70 @@
+//! The TypeScript client (`clients/node`) as a user gets it, and the proto's checks that
+//! run on its tools: `npm ci` installs the locked dependencies (buf among them), then
+//! `scripts/test-packed.sh` packs the package (its `prepack` generates the stubs and
+//! compiles), installs the tarball into an empty project outside the checkout and runs a
+//! TypeScript program and the `node --test` suite there through the installed package,
+//! with `SESSIOND_ADDR` naming an in-process server; and `npm run proto:check` runs
+//! `buf lint` and `buf breaking` on `proto/`. Without node and npm the tests are
+//! skipped, loudly, except under CI (`CI` set), where they fail.
+
+use crate::common;
+
+use std::process::Command;
+use std::sync::Once;
+
+use common::foreign_client::{
+    root, run_ok, run_ok_blocking, server_with_access_tokens, toolchain_available,
+};
+
+/// `npm` in the client's directory, quiet about audits, funding and its own updates.
+fn npm(args: &[&str]) -> Command {
+    let mut npm = Command::new("npm");
+    npm.args(args)
+        .args(["--no-audit", "--no-fund", "--no-update-notifier"])
+        .current_dir(root().join("clients/node"));
+    npm
+}
+
+/// Whether node and npm are there; then `npm ci`, once for both tests of this file
+/// (it replaces node_modules, so two at once would trip over each other).
+fn node_ready(suite: &str) -> bool {
+    static NPM_CI: Once = Once::new();
+    if !toolchain_available(
+        suite,
+        &["node", "npm"],
+        "Install Node.js 20 or newer with npm (Debian: apt-get install nodejs npm)",
+    ) {
+        return false;
+    }
+    // No install scripts: the one dependency that has one (buf) works without it.
+    NPM_CI.call_once(|| {
+        run_ok_blocking("npm ci (clients/node)", npm(&["ci", "--ignore-scripts"]));
+    });
+    true
+}
+
+on_backends!(node_package_installed_from_its_tarball_passes_the_suite: sled);
+async fn node_package_installed_from_its_tarball_passes_the_suite() {
+    if !node_ready("node_client") {
+        return;
+    }
+    let test = server_with_access_tokens().await;
+    let addr = test.running().local_addr().to_string();
+
+    let mut suite = Command::new("bash");
+    suite
+        .arg(root().join("clients/node/scripts/test-packed.sh"))
+        .env("SESSIOND_ADDR", &addr);
+    run_ok("clients/node/scripts/test-packed.sh", suite).await;
+}
+
+#[test]
+fn proto_passes_buf_lint_and_breaking_against_its_baseline() {
+    if !node_ready("node_client (buf)") {
+        return;
+    }
+    run_ok_blocking(
+        "npm run proto:check (buf lint, buf breaking)",
+        npm(&["run", "proto:check"]),
+    );
+}
