@@ -3,7 +3,10 @@
 
 mod attributes;
 mod bulk;
+mod decide;
 mod extension;
+#[cfg(test)]
+mod fixtures;
 mod listing;
 mod logout;
 mod rotation;
@@ -22,7 +25,7 @@ use std::time::Duration;
 use super::access::{Acting, GroupAccess};
 use super::ids::SessionIds;
 use super::policy::{GroupPolicy, Policies, SessionLimitAction, SessionState, DEFAULT_GROUP};
-use super::token::{new_nonce, Secret, SecretHash, Token, TokenKind, RETIRED_DIGEST_LEN};
+use super::token::{Secret, SecretHash, Token, TokenKind};
 use super::SessionError;
 use crate::clock::{millis, Clock};
 use crate::metrics;
