@@ -19,6 +19,12 @@ pub const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// The group of [`session`].
 pub const GROUP: &str = "default";
 
+/// Every group, as caller "tester".
+pub const ANYONE: Acting<'static> = Acting {
+    access: &GroupAccess::All,
+    actor: "tester",
+};
+
 /// The policy of [`session`]: the defaults, with [`LIFESPAN`] and [`MAX_LIFETIME`].
 pub fn policy() -> GroupPolicy {
     GroupPolicy {
@@ -60,6 +66,15 @@ pub fn session() -> SessionRecord {
         max_expires_at_ms: STARTED_MS + millis(MAX_LIFETIME),
         ttl_ms: millis(LIFESPAN),
         ..SessionRecord::default()
+    }
+}
+
+/// [`session`] of another user and with another id (`n` tells them apart).
+pub fn other_session(user_id: &str, n: u128) -> SessionRecord {
+    SessionRecord {
+        session_id: SessionId::from_u128(n).as_bytes().to_vec(),
+        user_id: user_id.into(),
+        ..session()
     }
 }
 

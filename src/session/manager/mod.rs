@@ -9,6 +9,7 @@ mod extension;
 mod fixtures;
 mod listing;
 mod logout;
+mod reauthentication;
 mod rotation;
 mod search;
 mod sighting;
@@ -22,7 +23,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::access::{Acting, GroupAccess};
+use super::access::Acting;
 use super::ids::SessionIds;
 use super::policy::{GroupPolicy, Policies, SessionLimitAction, SessionState, DEFAULT_GROUP};
 use super::token::{Secret, SecretHash, Token, TokenKind};
