@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use super::access::Acting;
 use super::ids::SessionIds;
-use super::policy::{GroupPolicy, Policies, SessionLimitAction, SessionState, DEFAULT_GROUP};
+use super::policy::{GroupPolicy, Policies, SessionState};
 use super::token::{Secret, SecretHash, Token, TokenKind};
 use super::SessionError;
 use crate::clock::{millis, Clock};
