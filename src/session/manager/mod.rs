@@ -1,5 +1,7 @@
 //! Applies the session rules over a `SessionStore`: every call reads, decides with the
-//! rules of `policy`, and writes in one atomic store step.
+//! rules of `policy`, and writes in one atomic store step. Each call's file holds its
+//! rule as a pure function of the record, the call and `now` (`refresh_decision`,
+//! `extend_decision`, ...) with a table test; `decide.rs` runs a rule in the store step.
 
 mod attributes;
 mod bulk;
@@ -26,7 +28,7 @@ use std::time::Duration;
 use super::access::Acting;
 use super::ids::SessionIds;
 use super::policy::{GroupPolicy, Policies, SessionState};
-use super::token::{Secret, SecretHash, Token, TokenKind};
+use super::token::{Secret, Token, TokenKind};
 use super::SessionError;
 use crate::clock::{millis, Clock};
 use crate::metrics;
