@@ -1,11 +1,17 @@
 //! Applies the session rules over a `SessionStore`: every call reads, decides with the
-//! rules of `policy`, and writes in one atomic store step.
+//! rules of `policy`, and writes in one atomic store step. Each call's file holds its
+//! rule as a pure function of the record, the call and `now` (`refresh_decision`,
+//! `extend_decision`, ...) with a table test; `decide.rs` runs a rule in the store step.
 
 mod attributes;
 mod bulk;
+mod decide;
 mod extension;
+#[cfg(test)]
+mod fixtures;
 mod listing;
 mod logout;
+mod reauthentication;
 mod rotation;
 mod search;
 mod sighting;
@@ -19,10 +25,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::access::{Acting, GroupAccess};
+use super::access::Acting;
 use super::ids::SessionIds;
-use super::policy::{GroupPolicy, Policies, SessionLimitAction, SessionState, DEFAULT_GROUP};
-use super::token::{new_nonce, Secret, SecretHash, Token, TokenKind, RETIRED_DIGEST_LEN};
+use super::policy::{GroupPolicy, Policies, SessionState};
+use super::token::{Secret, Token, TokenKind};
 use super::SessionError;
 use crate::clock::{millis, Clock};
 use crate::metrics;

@@ -1,8 +1,7 @@
 //! Where a session was last seen: the client context a call carries, and when a sighting
 //! is worth a write (the touch interval passed, or the ip or user agent changed).
 
-use super::*;
-use crate::store::ClientContext;
+use crate::store::{ClientContext, SessionRecord};
 
 /// Whether `client` shows the session somewhere new: an ip or user agent it gives that
 /// differs from the last recorded one (a field it leaves empty changes nothing).

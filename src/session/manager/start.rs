@@ -1,8 +1,54 @@
 //! Start: opens a session with a fresh token pair, within the group's policy and the
-//! user's session limit (evicting or refusing as the group says).
+//! user's session limit (evicting or refusing as the group says). `session_limit_decision`
+//! is the limit's rule.
 
-use super::*;
-use crate::session::policy::started_event;
+use super::decide::UserPuts;
+use super::{count_revoked, ended, sighting, Issued, SessionManager, StartParams, TokenPair};
+use crate::clock::millis;
+use crate::metrics;
+use crate::session::access::Acting;
+use crate::session::policy::{
+    started_event, Policies, SessionLimitAction, SessionState, DEFAULT_GROUP,
+};
+use crate::session::SessionError;
+use crate::store::{EndReason, Event, SessionRecord, StoredState};
+
+/// The session-limit rule at Start, for a group allowing `max` active sessions per user:
+/// the oldest active sessions in `existing` are evicted to make room for `new` (with its
+/// event), or the new one is refused when the group says so. The outcome is how many
+/// sessions it evicted.
+pub(super) fn session_limit_decision(
+    existing: &[SessionRecord],
+    new: (&SessionRecord, &Event),
+    (max, on_limit): (u32, SessionLimitAction),
+    policies: &Policies,
+    access: Acting<'_>,
+    now_ms: u64,
+) -> (UserPuts, Result<usize, SessionError>) {
+    let mut active: Vec<&SessionRecord> = existing
+        .iter()
+        .filter(|r| policies.for_record(r).state_at(r, now_ms) == SessionState::Active)
+        .collect();
+    active.sort_by_key(|r| (r.created_at_ms, r.session_id.clone()));
+    let excess = (active.len() + 1).saturating_sub(max as usize);
+    if excess > 0 && on_limit == SessionLimitAction::Refuse {
+        return (
+            Vec::new(),
+            Err(SessionError::ResourceExhausted(format!(
+                "user already has the group's maximum of {max} active sessions; end one first"
+            ))),
+        );
+    }
+    let mut puts: UserPuts = active
+        .iter()
+        .take(excess)
+        .map(|r| ended(r, EndReason::LimitEvicted, now_ms, access.actor))
+        .collect();
+    let evicted = puts.len();
+    let (record, started) = new;
+    puts.push((record.clone(), started.clone()));
+    (puts, Ok(evicted))
+}
 
 impl SessionManager {
     /// Opens a session: ACTIVE, with a fresh token pair.
@@ -64,45 +110,96 @@ impl SessionManager {
         sighting::record_sighting(&mut record, params.client.as_ref(), now);
         record.client = params.client;
         let mut evicted = 0;
-        let mut refused = false;
         match policy.max_sessions_per_user {
             None => self.store.insert(&record, &started_event(&record)).await?,
             Some(max) => {
                 let user_id = record.user_id.clone();
-                self.store
-                    .update_user(&user_id, &mut |existing| {
-                        let mut active: Vec<&SessionRecord> = existing
-                            .iter()
-                            .filter(|r| self.state_of(r, now) == SessionState::Active)
-                            .collect();
-                        active.sort_by_key(|r| (r.created_at_ms, r.session_id.clone()));
-                        let excess = (active.len() + 1).saturating_sub(max as usize);
-                        refused =
-                            excess > 0 && policy.on_session_limit == SessionLimitAction::Refuse;
-                        if refused {
-                            return Vec::new();
-                        }
-                        let mut puts: Vec<(SessionRecord, Event)> = active
-                            .iter()
-                            .take(excess)
-                            .map(|r| ended(r, EndReason::LimitEvicted, now, access.actor))
-                            .collect();
-                        evicted = puts.len();
-                        puts.push((record.clone(), started_event(&record)));
-                        puts
+                let started = started_event(&record);
+                let limit = (max, policy.on_session_limit);
+                evicted = self
+                    .decide_user(&user_id, |existing| {
+                        let new = (&record, &started);
+                        session_limit_decision(existing, new, limit, &self.policies, access, now)
                     })
-                    .await?
+                    .await??;
             }
-        }
-        if refused {
-            return Err(SessionError::ResourceExhausted(format!(
-                "user already has the group's maximum of {} active sessions; end one first",
-                policy.max_sessions_per_user.unwrap_or_default()
-            )));
         }
         ::metrics::counter!(metrics::SESSIONS_STARTED).increment(1);
         count_revoked("evicted", evicted);
         let issued = tokens.issue(self.snapshot(record, now))?;
         Ok(self.with_jwts(issued, params.issue_id_token, now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::{at_minute, other_session, revoked, ANYONE};
+    use super::*;
+    use crate::store::EventKind;
+
+    /// Alice's session `n`, started at minute `n`.
+    fn started_at(n: u64) -> SessionRecord {
+        SessionRecord {
+            created_at_ms: at_minute(n),
+            ..other_session("alice", n.into())
+        }
+    }
+
+    #[test]
+    fn session_limit_outcomes() {
+        let new = started_at(30);
+        let started = started_event(&new);
+        let three = vec![started_at(3), started_at(1), started_at(2)];
+        let one_ended = vec![started_at(1), revoked(started_at(2))];
+        let evict = SessionLimitAction::EvictOldest;
+        let refuse = SessionLimitAction::Refuse;
+        /// (case, existing sessions, limit, sessions evicted (by start minute) or refused)
+        type Case<'a> = (
+            &'a str,
+            &'a [SessionRecord],
+            (u32, SessionLimitAction),
+            Option<Vec<u64>>,
+        );
+        #[rustfmt::skip]
+        let cases: [Case; 7] = [
+            ("room left", &three, (4, evict), Some(vec![])),
+            ("no sessions yet", &[], (1, refuse), Some(vec![])),
+            ("at the limit: the oldest goes", &three, (3, evict), Some(vec![1])),
+            ("over the limit: the oldest go", &three, (2, evict), Some(vec![1, 2])),
+            ("at the limit: refused", &three, (3, refuse), None),
+            ("ended sessions do not count", &one_ended, (2, refuse), Some(vec![])),
+            ("ended sessions are not evicted", &one_ended, (1, evict), Some(vec![1])),
+        ];
+        for (case, existing, limit, evictions) in cases {
+            let (puts, got) = session_limit_decision(
+                existing,
+                (&new, &started),
+                limit,
+                &Policies::default(),
+                ANYONE,
+                at_minute(30),
+            );
+            let Some(evictions) = evictions else {
+                assert!(
+                    matches!(got, Err(SessionError::ResourceExhausted(_))),
+                    "{case}"
+                );
+                assert!(puts.is_empty(), "{case}");
+                continue;
+            };
+            assert_eq!(got.ok(), Some(evictions.len()), "{case}");
+            let (last, evicted) = puts.split_last().expect("the new session is put");
+            assert_eq!(last.0.session_id, new.session_id, "{case}");
+            assert_eq!(last.1.kind, EventKind::Started, "{case}");
+            let minutes: Vec<u64> = evicted
+                .iter()
+                .map(|(record, _)| (record.created_at_ms - at_minute(0)) / 60_000)
+                .collect();
+            assert_eq!(minutes, evictions, "{case}");
+            for (record, event) in evicted {
+                assert_eq!(record.end_reason(), EndReason::LimitEvicted, "{case}");
+                assert_eq!(event.kind, EventKind::Revoked, "{case}");
+            }
+        }
     }
 }
