@@ -125,7 +125,7 @@ pub async fn start(
     let quotas = Arc::new(Quotas::new(
         &config.quotas,
         &clock,
-        config.limits.max_in_flight / 2,
+        config.limits.calls.max_in_flight / 2,
     ));
     let manager = Arc::new(
         SessionManager::new(
@@ -153,7 +153,8 @@ pub async fn start(
     health.set_serving::<AuthorizationServer<ExtAuthz>>().await;
     let api = SessionApi::new(
         manager.clone(),
-        config.limits.clone(),
+        config.limits.request.clone(),
+        config.limits.calls.call_timeout,
         config.watch_stall_timeout,
     )
     .with_quotas(quotas.clone());
@@ -167,10 +168,7 @@ pub async fn start(
         .layer(CallTrackingLayer)
         .layer(CallLogLayer::new(config.call_log))
         .layer(ClientFaultsLayer)
-        .layer(CallLimitsLayer::new(
-            config.limits.max_in_flight,
-            config.limits.call_timeout,
-        ))
+        .layer(CallLimitsLayer::new(config.limits.calls))
         .layer(CallerAuthLayer::new(config.callers.clone()))
         .into_inner();
     let connections = &config.connections;
@@ -201,7 +199,7 @@ pub async fn start(
         )
         .add_service(
             SessionServiceServer::new(api)
-                .max_decoding_message_size(config.limits.max_request_bytes),
+                .max_decoding_message_size(config.limits.request.max_request_bytes),
         )
         .add_service(
             AuthorizationServer::new(ExtAuthz::new(gatekeeper.clone()))

@@ -29,7 +29,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::clock::Clock;
-use crate::layers::auth::Caller;
+use crate::caller::Caller;
 use crate::metrics::alerting::QUOTA_REFUSALS;
 use crate::session::SessionError;
 use crate::store::SessionId;

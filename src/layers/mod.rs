@@ -12,5 +12,5 @@ pub use auth::CallerAuthLayer;
 pub use call_log::CallLogLayer;
 pub use client_faults::ClientFaultsLayer;
 pub use connections::{BoundedIncoming, CallTrackingLayer};
-pub use limits::CallLimitsLayer;
+pub use limits::{CallLimitSettings, CallLimitsLayer};
 pub use version::WithVersion;
