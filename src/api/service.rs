@@ -16,7 +16,6 @@ use super::validate::{self, RequestLimits};
 use crate::caller::{self, acting, Permission};
 use crate::proto::session::v1 as pb;
 use crate::proto::session::v1::session_service_server::SessionService;
-use crate::session::manager::{AttributeChanges, StartParams};
 use crate::session::token::TokenKind;
 use crate::session::watch::WatchRequest;
 use crate::session::{SessionError, SessionManager};
@@ -60,25 +59,7 @@ impl SessionApi {
         request: Request<pb::StartRequest>,
     ) -> Result<pb::StartResponse, SessionError> {
         let (metadata, extensions, request) = request.into_parts();
-        let params = StartParams {
-            user_id: self.limits.user_id("user_id", request.user_id)?,
-            group: self.limits.group(request.group)?,
-            ttl: validate::seconds("ttl_seconds", request.ttl_seconds)?,
-            metadata: self.limits.map("metadata", request.metadata)?,
-            attributes: self.limits.map("attributes", request.attributes)?,
-            scope: self.limits.scope(request.scope)?,
-            token_attributes: self
-                .limits
-                .map("token_attributes", request.token_attributes)?,
-            issue_id_token: request.issue_id_token,
-            external_user_id: match request.external_user_id.as_str() {
-                "" => String::new(),
-                _ => self
-                    .limits
-                    .user_id("external_user_id", request.external_user_id)?,
-            },
-            client: self.limits.client(request.client)?,
-        };
+        let params = self.limits.start(request)?;
         let deadline = call_deadline(&metadata, self.call_timeout);
         self.quotas
             .admit_start(caller::identified(&extensions), &params.user_id, deadline)
@@ -219,12 +200,7 @@ impl SessionApi {
     ) -> Result<pb::UpdateAttributesResponse, SessionError> {
         let (_, extensions, request) = request.into_parts();
         let session_id = validate::session_id("session_id", &request.session_id)?;
-        let changes = AttributeChanges {
-            set: self.limits.map("set", request.set)?,
-            remove: self.limits.keys("remove", request.remove)?,
-            token_set: self.limits.map("token_set", request.token_set)?,
-            token_remove: self.limits.keys("token_remove", request.token_remove)?,
-        };
+        let changes = self.limits.attribute_changes(request)?;
         let fits = |record: &crate::store::SessionRecord| self.limits.attributes_fit(record);
         let session = self
             .manager

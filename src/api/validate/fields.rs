@@ -173,3 +173,213 @@ pub fn token(field: &'static str, kind: TokenKind, value: &str) -> Result<Token,
     })
 }
 
+#[cfg(test)]
+mod tests {
+    use super::super::tests::invalid_field;
+    use super::*;
+
+    fn token_text(kind: TokenKind) -> String {
+        Token {
+            session_id: uuid::Uuid::now_v7(),
+            secret: crate::session::token::Secret::generate().expect("randomness"),
+        }
+        .encode(kind)
+    }
+
+    #[test]
+    fn seconds_are_positive_and_at_most_a_hundred_years() {
+        let cases = [
+            (None, Ok(None)),
+            (Some(1), Ok(Some(Duration::from_secs(1)))),
+            (
+                Some(MAX_SECONDS),
+                Ok(Some(Duration::from_secs(MAX_SECONDS as u64))),
+            ),
+            (Some(0), Err("ttl_seconds")),
+            (Some(-1), Err("ttl_seconds")),
+            (Some(MAX_SECONDS + 1), Err("ttl_seconds")),
+            (Some(i64::MIN), Err("ttl_seconds")),
+        ];
+        for (value, expected) in cases {
+            let result = seconds("ttl_seconds", value);
+            match expected {
+                Ok(duration) => assert_eq!(result.ok(), Some(duration), "{value:?}"),
+                Err(field) => assert_eq!(invalid_field(result), field, "{value:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn session_ids_are_uuids() {
+        let id = uuid::Uuid::now_v7();
+        assert_eq!(session_id("session_id", &id.to_string()).ok(), Some(id));
+        for bad in ["", "not-a-uuid", "0190e8c2-0000-7000-8000", "\u{0}"] {
+            assert_eq!(
+                invalid_field(session_id("session_id", bad)),
+                "session_id",
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn moments_are_set_since_1970_with_nanos_below_a_second() {
+        let at = |seconds, nanos| Some(prost_types::Timestamp { seconds, nanos });
+        assert_eq!(moment("not_before", at(1, 500_000_000)).ok(), Some(1500));
+        assert_eq!(moment("not_before", at(0, 0)).ok(), Some(0));
+        for bad in [None, at(-1, 0), at(1, -1), at(1, 1_000_000_000)] {
+            assert_eq!(
+                invalid_field(moment("not_before", bad)),
+                "not_before",
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn page_sizes_default_and_cap() {
+        let cases = [
+            (0, Ok(DEFAULT_PAGE_SIZE)),
+            (1, Ok(1)),
+            (500, Ok(MAX_PAGE_SIZE)),
+            (501, Ok(MAX_PAGE_SIZE)),
+            (i32::MAX, Ok(MAX_PAGE_SIZE)),
+            (-1, Err("page_size")),
+        ];
+        for (value, expected) in cases {
+            match expected {
+                Ok(size) => assert_eq!(page_size(value).ok(), Some(size), "{value}"),
+                Err(field) => assert_eq!(invalid_field(page_size(value)), field),
+            }
+        }
+    }
+
+    #[test]
+    fn page_tokens_round_trip_and_nothing_else_parses() {
+        let last = uuid::Uuid::now_v7();
+        assert_eq!(page_token("").ok(), Some(None));
+        assert_eq!(page_token(&encode_page_token(last)).ok(), Some(Some(last)));
+        for bad in ["!!", "AAAA", &URL_SAFE_NO_PAD.encode([0u8; 17])] {
+            assert_eq!(invalid_field(page_token(bad)), "page_token", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn aals_are_short_and_printable() {
+        assert_eq!(aal(String::new()).ok().as_deref(), Some(""));
+        assert_eq!(
+            aal("a".repeat(MAX_AAL_BYTES)).ok(),
+            Some("a".repeat(MAX_AAL_BYTES))
+        );
+        assert_eq!(invalid_field(aal("a".repeat(MAX_AAL_BYTES + 1))), "aal");
+        assert_eq!(invalid_field(aal("aal\n2".into())), "aal");
+    }
+
+    #[test]
+    fn a_bulk_revoke_reason_is_required_and_printable() {
+        assert_eq!(
+            revoke_reason("breach".into()).ok().as_deref(),
+            Some("breach")
+        );
+        let long = "r".repeat(MAX_REASON_BYTES + 1);
+        for bad in ["", "  ", "a\u{1b}b", &long] {
+            assert_eq!(
+                invalid_field(revoke_reason(bad.into())),
+                "reason",
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn tokens_of_the_wrong_kind_or_shape_name_their_field() {
+        let session = token_text(TokenKind::Session);
+        let refresh = token_text(TokenKind::Refresh);
+        assert!(token("session_token", TokenKind::Session, &session).is_ok());
+        assert!(token("refresh_token", TokenKind::Refresh, &refresh).is_ok());
+        let cases = [
+            ("", TokenKind::Session, "must not be empty"),
+            (
+                "xx_abc",
+                TokenKind::Session,
+                "is not a session token (st_…)",
+            ),
+            (
+                &*refresh,
+                TokenKind::Session,
+                "is not a session token (st_…)",
+            ),
+            (
+                &*session,
+                TokenKind::Refresh,
+                "is not a refresh token (rt_…)",
+            ),
+            (
+                &session[..session.len() - 1],
+                TokenKind::Session,
+                "is not a session",
+            ),
+            (
+                &*format!("{session}A"),
+                TokenKind::Session,
+                "is not a session",
+            ),
+            (
+                &*session.replace('_', "_!"),
+                TokenKind::Session,
+                "is not a session",
+            ),
+        ];
+        for (text, kind, reason) in cases {
+            let field = match kind {
+                TokenKind::Session => "session_token",
+                TokenKind::Refresh => "refresh_token",
+            };
+            assert_eq!(invalid_field(token(field, kind, text)), field, "{text:?}");
+            let message = token(field, kind, text).map(|_| ()).expect_err("malformed");
+            assert!(message.to_string().contains(reason), "{text:?}: {message}");
+        }
+    }
+
+    #[test]
+    fn a_target_is_exactly_one_of_token_and_id() {
+        let session = token_text(TokenKind::Session);
+        let id = uuid::Uuid::now_v7().to_string();
+        assert!(matches!(
+            session_target(&session, ""),
+            Ok(LogoutTarget::Token(_))
+        ));
+        assert!(matches!(session_target("", &id), Ok(LogoutTarget::Id(_))));
+        let cases = [
+            (&*session, &*id, "session_token"),
+            ("", "", "session_token"),
+            ("", "nope", "session_id"),
+            ("st_nope", "", "session_token"),
+        ];
+        for (token, id, field) in cases {
+            assert_eq!(
+                invalid_field(session_target(token, id)),
+                field,
+                "{token:?} {id:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn logout_by_user_and_its_exception_go_with_the_right_fields() {
+        let id = uuid::Uuid::now_v7();
+        assert!(logout_by_user("", "").is_ok());
+        assert_eq!(invalid_field(logout_by_user("st_x", "")), "user_id");
+        assert_eq!(invalid_field(logout_by_user("", "id")), "user_id");
+        assert_eq!(except_session_id("", false).ok(), Some(None));
+        assert_eq!(
+            except_session_id(&id.to_string(), true).ok(),
+            Some(Some(id))
+        );
+        let cases = [(&*id.to_string(), false), ("nope", true)];
+        for (value, all_for_user) in cases {
+            let result = except_session_id(value, all_for_user);
+            assert_eq!(invalid_field(result), "except_session_id", "{value:?}");
+        }
+    }
+}

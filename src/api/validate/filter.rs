@@ -106,3 +106,181 @@ fn ip_block(text: &str) -> Result<IpBlock, SessionError> {
     IpBlock::new(address, prefix_len).ok_or_else(invalid)
 }
 
+#[cfg(test)]
+mod tests {
+    use super::super::tests::invalid_field;
+    use super::*;
+
+    fn at(seconds: i64) -> Option<prost_types::Timestamp> {
+        Some(prost_types::Timestamp { seconds, nanos: 0 })
+    }
+
+    fn filter(value: pb::SessionFilter) -> Result<SessionFilter, SessionError> {
+        let limits = RequestLimits {
+            max_user_id_bytes: 8,
+            max_group_bytes: 4,
+            max_device_bytes: 4,
+            ..RequestLimits::default()
+        };
+        limits.filter(Some(value))
+    }
+
+    #[test]
+    fn an_empty_or_absent_filter_matches_anything() {
+        let empty = RequestLimits::default().filter(None).expect("valid");
+        assert!(empty.is_empty());
+        assert!(filter(pb::SessionFilter::default())
+            .expect("valid")
+            .is_empty());
+    }
+
+    #[test]
+    fn every_field_is_parsed_into_the_filter() {
+        let parsed = filter(pb::SessionFilter {
+            user_id: "alice".into(),
+            group: "web".into(),
+            state: pb::SessionState::Revoked.into(),
+            created_after: at(1),
+            created_before: at(2),
+            last_seen_after: at(3),
+            last_seen_before: at(3),
+            ip: "10.0.0.0/8".into(),
+            device_id: "d1".into(),
+            aal: "aal2".into(),
+            started_by: "edge".into(),
+        })
+        .expect("valid");
+        assert_eq!(parsed.user_id.as_deref(), Some("alice"));
+        assert_eq!(parsed.group.as_deref(), Some("web"));
+        assert_eq!(parsed.state, Some(SessionState::Revoked));
+        assert_eq!(
+            (parsed.created_after_ms, parsed.created_before_ms),
+            (Some(1000), Some(2000))
+        );
+        assert_eq!(parsed.last_seen_after_ms, parsed.last_seen_before_ms);
+        let block = IpBlock::new("10.0.0.0".parse().expect("ip"), 8);
+        assert_eq!(parsed.ip, block);
+        assert_eq!(parsed.device_id.as_deref(), Some("d1"));
+        assert_eq!(parsed.aal.as_deref(), Some("aal2"));
+        assert_eq!(parsed.started_by.as_deref(), Some("edge"));
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let cases = [
+            (
+                pb::SessionFilter {
+                    user_id: "u".repeat(9),
+                    ..Default::default()
+                },
+                "filter.user_id",
+            ),
+            (
+                pb::SessionFilter {
+                    user_id: "  ".into(),
+                    ..Default::default()
+                },
+                "filter.user_id",
+            ),
+            (
+                pb::SessionFilter {
+                    group: "g".repeat(5),
+                    ..Default::default()
+                },
+                "filter.group",
+            ),
+            (
+                pb::SessionFilter {
+                    state: 99,
+                    ..Default::default()
+                },
+                "filter.state",
+            ),
+            (
+                pb::SessionFilter {
+                    created_after: Some(prost_types::Timestamp {
+                        seconds: -1,
+                        nanos: 0,
+                    }),
+                    ..Default::default()
+                },
+                "filter.created_after",
+            ),
+            (
+                pb::SessionFilter {
+                    last_seen_before: Some(prost_types::Timestamp {
+                        seconds: 1,
+                        nanos: -5,
+                    }),
+                    ..Default::default()
+                },
+                "filter.last_seen_before",
+            ),
+            (
+                pb::SessionFilter {
+                    created_after: at(2),
+                    created_before: at(1),
+                    ..Default::default()
+                },
+                "filter.created_after",
+            ),
+            (
+                pb::SessionFilter {
+                    last_seen_after: at(2),
+                    last_seen_before: at(1),
+                    ..Default::default()
+                },
+                "filter.last_seen_after",
+            ),
+            (
+                pb::SessionFilter {
+                    device_id: "d\n".into(),
+                    ..Default::default()
+                },
+                "filter.device_id",
+            ),
+            (
+                pb::SessionFilter {
+                    aal: "a".repeat(MAX_AAL_BYTES + 1),
+                    ..Default::default()
+                },
+                "filter.aal",
+            ),
+            (
+                pb::SessionFilter {
+                    started_by: "s".repeat(9),
+                    ..Default::default()
+                },
+                "filter.started_by",
+            ),
+        ];
+        for (value, field) in cases {
+            assert_eq!(invalid_field(filter(value.clone())), field, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn ip_filters_are_addresses_or_cidr_blocks() {
+        let cases = [
+            ("192.0.2.7", Some(("192.0.2.7", 32))),
+            ("2001:db8::/32", Some(("2001:db8::", 32))),
+            ("10.0.0.0/0", Some(("10.0.0.0", 0))),
+            ("10.0.0.0/33", None),
+            ("2001:db8::/129", None),
+            ("10.0.0.0/x", None),
+            ("10.0.0/8", None),
+            ("host.example", None),
+            ("/8", None),
+        ];
+        for (text, expected) in cases {
+            match expected {
+                Some((address, prefix_len)) => assert_eq!(
+                    ip_block(text).ok(),
+                    IpBlock::new(address.parse().expect("ip"), prefix_len),
+                    "{text:?}"
+                ),
+                None => assert_eq!(invalid_field(ip_block(text)), "filter.ip", "{text:?}"),
+            }
+        }
+    }
+}

@@ -1,9 +1,11 @@
 //! Request validation, the one owner of request rules: sizes and shapes, each a pure
 //! function whose error names the field. `fields.rs` holds the rules that need no
-//! configured limit, `filter.rs` the session filter of the admin calls.
+//! configured limit, `filter.rs` the session filter of the admin calls, `requests.rs`
+//! the requests whose fields are checked together.
 
 mod fields;
 mod filter;
+mod requests;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -12,7 +14,7 @@ use serde::Deserialize;
 use crate::proto::session::v1 as pb;
 use crate::session::manager::UserRef;
 use crate::session::SessionError;
-use crate::store::{ClientContext, SessionRecord};
+use crate::store::ClientContext;
 
 pub use fields::{
     aal, encode_page_token, except_session_id, logout_by_user, moment, page_size, page_token,
@@ -162,14 +164,8 @@ impl RequestLimits {
         }))
     }
 
-    /// A session's maps, once changed, still fit the entry limit.
-    pub fn attributes_fit(&self, record: &SessionRecord) -> Result<(), SessionError> {
-        self.entries("set", record.attributes.len())?;
-        self.entries("token_set", record.token_attributes.len())
-    }
-
     /// A map of `len` entries fits the entry limit.
-    fn entries(&self, field: &'static str, len: usize) -> Result<(), SessionError> {
+    pub(super) fn entries(&self, field: &'static str, len: usize) -> Result<(), SessionError> {
         if len > self.max_map_entries {
             return Err(SessionError::invalid(
                 field,
@@ -260,3 +256,217 @@ fn printable(field: &'static str, value: String, max_bytes: usize) -> Result<Str
     Ok(value)
 }
 
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+
+    /// The field an INVALID_ARGUMENT names; panics on an accepted value or another error.
+    #[track_caller]
+    pub fn invalid_field<T: std::fmt::Debug>(result: Result<T, SessionError>) -> &'static str {
+        match result {
+            Err(SessionError::InvalidArgument { field, reason }) => {
+                // The message the client reads starts with the field.
+                let message = SessionError::invalid(field, reason).to_string();
+                assert!(message.starts_with(field), "{message}");
+                field
+            }
+            other => panic!("expected INVALID_ARGUMENT, got {other:?}"),
+        }
+    }
+
+    /// Tight limits, so the cases cross them with small values.
+    pub fn tight() -> RequestLimits {
+        RequestLimits {
+            max_user_id_bytes: 16,
+            max_group_bytes: 8,
+            max_map_entries: 2,
+            max_map_key_bytes: 4,
+            max_map_value_bytes: 8,
+            max_scope_bytes: 8,
+            max_user_agent_bytes: 8,
+            max_device_bytes: 4,
+            ..RequestLimits::default()
+        }
+    }
+
+    pub fn map(entries: &[(&str, &str)]) -> HashMap<String, String> {
+        entries
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn user_ids_are_not_blank_within_the_limit_in_bytes_and_printable() {
+        let cases = [
+            ("alice", None),
+            (&*"u".repeat(16), None),
+            ("", Some("user_id")),
+            ("   ", Some("user_id")),
+            (&*"u".repeat(17), Some("user_id")),
+            // 9 characters, 18 bytes: the limit counts bytes.
+            (&*"é".repeat(9), Some("user_id")),
+            ("al\nice", Some("user_id")),
+            ("al\u{7f}ice", Some("user_id")),
+        ];
+        for (value, refused) in cases {
+            let result = tight().user_id("user_id", value.to_owned());
+            match refused {
+                None => assert_eq!(result.ok().as_deref(), Some(value), "{value:?}"),
+                Some(field) => assert_eq!(invalid_field(result), field, "{value:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_user_is_named_by_exactly_one_of_its_ids() {
+        let cases = [
+            ("alice", "", Ok("id alice")),
+            ("", "ext-1", Ok("external ext-1")),
+            ("", "", Err("user_id")),
+            ("alice", "ext-1", Err("user_id")),
+            (&*"u".repeat(17), "", Err("user_id")),
+            ("", &*"u".repeat(17), Err("external_user_id")),
+            ("", "ext\t1", Err("external_user_id")),
+        ];
+        for (user_id, external, expected) in cases {
+            let result = tight().user_ref(user_id.into(), external.into());
+            match expected {
+                Ok(user) => {
+                    let found = match result {
+                        Ok(UserRef::Id(id)) => format!("id {id}"),
+                        Ok(UserRef::External(id)) => format!("external {id}"),
+                        Err(error) => panic!("{user_id:?} {external:?}: {error}"),
+                    };
+                    assert_eq!(found, user);
+                }
+                Err(field) => assert_eq!(invalid_field(result), field, "{user_id:?} {external:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn groups_and_scopes_stay_within_their_limits() {
+        let limits = tight();
+        assert_eq!(limits.group(String::new()).ok(), Some(None));
+        assert_eq!(limits.group("g".repeat(8)).ok(), Some(Some("g".repeat(8))));
+        assert_eq!(invalid_field(limits.group("g".repeat(9))), "group");
+        assert_eq!(limits.scope(String::new()).ok().as_deref(), Some(""));
+        assert_eq!(limits.scope("s".repeat(8)).ok(), Some("s".repeat(8)));
+        assert_eq!(invalid_field(limits.scope("s".repeat(9))), "scope");
+    }
+
+    #[test]
+    fn client_contexts_are_parsed_and_bounded_field_by_field() {
+        let limits = tight();
+        assert_eq!(limits.client(None).ok(), Some(None));
+        let canonical = limits.client(Some(pb::ClientContext {
+            ip: "2001:DB8:0:0::1".into(),
+            user_agent: "curl/8".into(),
+            device_id: "d1".into(),
+            device_label: "tab".into(),
+        }));
+        let context = canonical.ok().flatten().expect("valid");
+        assert_eq!(context.ip, "2001:db8::1", "kept in canonical form");
+        let cases = [
+            (
+                pb::ClientContext {
+                    ip: "300.1.1.1".into(),
+                    ..Default::default()
+                },
+                "client.ip",
+            ),
+            (
+                pb::ClientContext {
+                    user_agent: "u".repeat(9),
+                    ..Default::default()
+                },
+                "client.user_agent",
+            ),
+            (
+                pb::ClientContext {
+                    user_agent: "a\u{0}b".into(),
+                    ..Default::default()
+                },
+                "client.user_agent",
+            ),
+            (
+                pb::ClientContext {
+                    device_id: "d".repeat(5),
+                    ..Default::default()
+                },
+                "client.device_id",
+            ),
+            (
+                pb::ClientContext {
+                    device_label: "l\rl".into(),
+                    ..Default::default()
+                },
+                "client.device_label",
+            ),
+        ];
+        for (client, field) in cases {
+            assert_eq!(
+                invalid_field(limits.client(Some(client.clone()))),
+                field,
+                "{client:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn maps_are_bounded_in_entries_keys_and_values() {
+        let cases = [
+            (map(&[]), None),
+            (map(&[("k1", "v"), ("k2", "12345678")]), None),
+            (
+                map(&[("k1", "v"), ("k2", "v"), ("k3", "v")]),
+                Some("has 3 entries"),
+            ),
+            (map(&[("", "v")]), Some("has an empty key")),
+            (map(&[("kkkkk", "v")]), Some("has a key over 4 bytes")),
+            (map(&[("k", "123456789")]), Some("has a value over 8 bytes")),
+        ];
+        for (value, refused) in cases {
+            let result = tight().map("metadata", value.clone());
+            match refused {
+                None => assert_eq!(result.ok(), Some(value.into_iter().collect())),
+                Some(reason) => {
+                    let message = result.expect_err("refused").to_string();
+                    assert!(message.starts_with("metadata "), "{message}");
+                    assert!(message.contains(reason), "{message} lacks {reason:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn keys_to_remove_are_bounded_like_a_map() {
+        let keys = |keys: &[&str]| keys.iter().map(|key| key.to_string()).collect::<Vec<_>>();
+        let limits = tight();
+        assert!(limits.keys("remove", keys(&["a", "bcde"])).is_ok());
+        assert_eq!(
+            invalid_field(limits.keys("remove", keys(&["a", "b", "c"]))),
+            "remove"
+        );
+        assert_eq!(
+            invalid_field(limits.keys("token_remove", keys(&[""]))),
+            "token_remove"
+        );
+        assert_eq!(
+            invalid_field(limits.keys("remove", keys(&["abcde"]))),
+            "remove"
+        );
+    }
+
+    #[test]
+    fn only_a_usable_user_id_limit_is_accepted() {
+        for (max, usable) in [(0, false), (1, true), (4096, true), (4097, false)] {
+            let limits = RequestLimits {
+                max_user_id_bytes: max,
+                ..RequestLimits::default()
+            };
+            assert_eq!(limits.problem().is_none(), usable, "{max}");
+        }
+    }
+}
