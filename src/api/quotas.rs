@@ -17,7 +17,6 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,11 +24,11 @@ use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 use serde::Deserialize;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
-use crate::clock::Clock;
 use crate::caller::Caller;
+use crate::clock::Clock;
 use crate::metrics::alerting::QUOTA_REFUSALS;
 use crate::session::SessionError;
 use crate::store::SessionId;
@@ -140,8 +139,7 @@ struct Bucket<K: Hash + Eq + Clone> {
 /// a refusal is answered at once, so held refusals never take every call slot.
 struct Holds {
     limit: Duration,
-    held: AtomicUsize,
-    max_held: usize,
+    slots: Semaphore,
 }
 
 impl Holds {
@@ -150,23 +148,11 @@ impl Holds {
         if hold.is_zero() {
             return;
         }
-        let took_slot = self
-            .held
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
-                (held < self.max_held).then_some(held + 1)
-            })
-            .is_ok();
-        if !took_slot {
+        // The slot goes back when the permit drops, however the wait ends (answered, or
+        // the call dropped).
+        let Ok(_slot) = self.slots.try_acquire() else {
             return;
-        }
-        /// Gives the slot back however the wait ends (answered, or the call dropped).
-        struct Release<'a>(&'a AtomicUsize);
-        impl Drop for Release<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::AcqRel);
-            }
-        }
-        let _release = Release(&self.held);
+        };
         tracing::debug!(
             decision = "quota_refusal_held",
             hold_ms = u64::try_from(hold.as_millis()).unwrap_or(u64::MAX),
@@ -256,18 +242,6 @@ impl<K: Hash + Eq + Clone> Bucket<K> {
     }
 }
 
-/// A bucket of any key type, as the pruning sees it.
-trait ForgetIdle {
-    /// Drops the keys whose bucket is full again (they are as good as new).
-    fn forget_idle(&self);
-}
-
-impl<K: Hash + Eq + Clone> ForgetIdle for Bucket<K> {
-    fn forget_idle(&self) {
-        Bucket::forget_idle(self);
-    }
-}
-
 /// Every configured bucket.
 #[derive(Default)]
 pub struct Quotas {
@@ -290,8 +264,7 @@ impl Quotas {
     pub fn new(settings: &QuotaSettings, clock: &Arc<dyn Clock>, max_held: usize) -> Quotas {
         let holds = Arc::new(Holds {
             limit: settings.refusal_hold_limit,
-            held: AtomicUsize::new(0),
-            max_held,
+            slots: Semaphore::new(max_held.min(Semaphore::MAX_PERMITS)),
         });
         Quotas {
             start_per_caller: Bucket::new(
@@ -360,17 +333,13 @@ impl Quotas {
 
     /// Drops the keys whose bucket is full again (they are as good as new).
     pub fn forget_idle(&self) {
-        let buckets: [Option<&dyn ForgetIdle>; 4] = [
-            self.start_per_caller.as_ref().map(|b| b as &dyn ForgetIdle),
-            self.start_per_user.as_ref().map(|b| b as &dyn ForgetIdle),
-            self.refresh_per_caller
-                .as_ref()
-                .map(|b| b as &dyn ForgetIdle),
-            self.refresh_per_session
-                .as_ref()
-                .map(|b| b as &dyn ForgetIdle),
+        let by_name = [
+            &self.start_per_caller,
+            &self.start_per_user,
+            &self.refresh_per_caller,
         ];
-        for bucket in buckets.into_iter().flatten() {
+        by_name.into_iter().flatten().for_each(Bucket::forget_idle);
+        if let Some(bucket) = &self.refresh_per_session {
             bucket.forget_idle();
         }
     }
