@@ -5,6 +5,7 @@ pub mod call_log;
 pub mod client_faults;
 pub mod connections;
 pub mod limits;
+pub mod request_id;
 pub mod trace_context;
 pub mod version;
 
