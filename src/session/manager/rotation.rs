@@ -88,7 +88,7 @@ impl SessionManager {
             (Some(record), Outcome::Rotated) => {
                 ::metrics::counter!(metrics::SESSIONS_REFRESHED).increment(1);
                 let issued = tokens.issue(self.snapshot(record, now))?;
-                Ok(self.with_jwts(issued, issue_id_token, now))
+                self.with_jwts(issued, issue_id_token, now)
             }
             (Some(record), Outcome::Replayed(successor)) => {
                 tracing::debug!(
@@ -98,7 +98,7 @@ impl SessionManager {
                 // The rotation that made this pair may still be on its way to disk.
                 self.store.sync().await?;
                 let issued = successor.issue(self.snapshot(record, now))?;
-                Ok(self.with_jwts(issued, issue_id_token, now))
+                self.with_jwts(issued, issue_id_token, now)
             }
             (Some(record), Outcome::Reused) => {
                 ::metrics::counter!(metrics::REFRESH_REUSE).increment(1);
