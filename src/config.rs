@@ -10,11 +10,12 @@ use clap::Parser;
 use serde::Deserialize;
 
 use crate::api::quotas::QuotaSettings;
-use crate::api::validate::Limits;
+use crate::api::validate::RequestLimits;
 use crate::gateway::GatewaySettings;
 use crate::layers::auth::{CallerConfig, CallerConfigError, Callers};
 use crate::layers::call_log::{CallLogSettings, LogCalls};
 use crate::layers::connections::ConnectionSettings;
+use crate::layers::CallLimitSettings;
 use crate::session::manager::ManagerSettings;
 use crate::session::policy::{GroupPolicy, Policies};
 use crate::session::revocations::retention_covers_the_feed;
@@ -176,6 +177,17 @@ struct FileConfig {
     gateway: GatewaySettings,
     #[serde(default)]
     tracing: TraceSettings,
+}
+
+/// The `[limits]` table: one table in the file for two owners, the request-shape limits
+/// that `api::validate` enforces and the call limits of `layers::limits`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    #[serde(flatten)]
+    pub request: RequestLimits,
+    #[serde(flatten)]
+    pub calls: CallLimitSettings,
 }
 
 /// How the background sweeper runs.
@@ -399,10 +411,8 @@ impl Config {
                 "sweeper.interval must be more than 0s",
             ));
         }
-        if self.limits.max_in_flight == 0 || self.limits.call_timeout.is_zero() {
-            return Err(ConfigError::Invalid(
-                "limits.max_in_flight and limits.call_timeout must be more than 0",
-            ));
+        if let Some(problem) = self.limits.calls.problem() {
+            return Err(ConfigError::Invalid(problem));
         }
         if self.store == StoreKind::Redis {
             if let Some(problem) = self.redis.problem() {
@@ -418,10 +428,8 @@ impl Config {
         if let Some(problem) = self.quotas.problem() {
             return Err(ConfigError::Invalid(problem));
         }
-        if self.limits.max_user_id_bytes == 0 || self.limits.max_user_id_bytes > 4096 {
-            return Err(ConfigError::Invalid(
-                "limits.max_user_id_bytes must be between 1 and 4096",
-            ));
+        if let Some(problem) = self.limits.request.problem() {
+            return Err(ConfigError::Invalid(problem));
         }
         Ok(())
     }

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod caller;
 pub mod clock;
 pub mod config;
 pub mod gateway;

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::server::HealthReporter;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::api::quotas::Quotas;
 use crate::api::SessionApi;
@@ -18,6 +19,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, TlsConfig};
 use crate::gateway::ext_authz::{ExtAuthz, MAX_CHECK_REQUEST_BYTES};
 use crate::gateway::Gatekeeper;
+use crate::layers::request_id::{self, NewRequestId};
 use crate::layers::{
     BoundedIncoming, CallLimitsLayer, CallLogLayer, CallTrackingLayer, CallerAuthLayer,
     ClientFaultsLayer, WithVersion,
@@ -125,7 +127,7 @@ pub async fn start(
     let quotas = Arc::new(Quotas::new(
         &config.quotas,
         &clock,
-        config.limits.max_in_flight / 2,
+        config.limits.calls.max_in_flight / 2,
     ));
     let manager = Arc::new(
         SessionManager::new(
@@ -153,24 +155,26 @@ pub async fn start(
     health.set_serving::<AuthorizationServer<ExtAuthz>>().await;
     let api = SessionApi::new(
         manager.clone(),
-        config.limits.clone(),
+        config.limits.request.clone(),
+        config.limits.calls.call_timeout,
         config.watch_stall_timeout,
     )
     .with_quotas(quotas.clone());
     let (stopping, mut stop_serving) = watch::channel(false);
     // Outermost first: every call counts as in flight on its connection (which is then
-    // not idle) until its answer ends; every call is logged and counted, even a shed or
+    // not idle) until its answer ends; every call gets a request id (the caller's if
+    // usable) that its answer carries back; every call is logged and counted, even a shed or
     // refused one, with its code as the caller sees it (after tonic's client faults are
     // re-labelled); shedding comes before authentication so overload costs no hashing;
     // the caller reaches the handlers through the request's extensions.
     let layers = tower::ServiceBuilder::new()
         .layer(CallTrackingLayer)
+        .map_request(request_id::drop_unusable::<tonic::body::Body>)
+        .layer(SetRequestIdLayer::new(request_id::REQUEST_ID, NewRequestId))
+        .layer(PropagateRequestIdLayer::new(request_id::REQUEST_ID))
         .layer(CallLogLayer::new(config.call_log))
         .layer(ClientFaultsLayer)
-        .layer(CallLimitsLayer::new(
-            config.limits.max_in_flight,
-            config.limits.call_timeout,
-        ))
+        .layer(CallLimitsLayer::new(config.limits.calls))
         .layer(CallerAuthLayer::new(config.callers.clone()))
         .into_inner();
     let connections = &config.connections;
@@ -201,7 +205,7 @@ pub async fn start(
         )
         .add_service(
             SessionServiceServer::new(api)
-                .max_decoding_message_size(config.limits.max_request_bytes),
+                .max_decoding_message_size(config.limits.request.max_request_bytes),
         )
         .add_service(
             AuthorizationServer::new(ExtAuthz::new(gatekeeper.clone()))

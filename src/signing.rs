@@ -17,6 +17,7 @@ use jsonwebtoken::jwk::{
     OctetKeyPairParameters, OctetKeyPairType, PublicKeyUse,
 };
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 /// Why keys could not be loaded, made or used.
@@ -33,6 +34,13 @@ pub enum SigningError {
     Vault(String),
     #[error("the operating system's random number generator failed")]
     Randomness,
+    #[error("no signing key is loaded")]
+    NoKey,
+    #[error("cannot sign a token with key {kid}: {source}")]
+    Sign {
+        kid: String,
+        source: jsonwebtoken::errors::Error,
+    },
 }
 
 /// Where signing keys are kept.
@@ -190,18 +198,15 @@ impl KeyRing {
     }
 
     /// A compact JWT of `claims`, signed with the newest key (EdDSA).
-    pub fn sign(&self, claims: &Value) -> String {
+    pub fn sign(&self, claims: &impl Serialize) -> Result<String, SigningError> {
         let keys = self.read();
-        // `open` and `rotate` guarantee at least one key.
-        let Some(key) = keys.last() else {
-            return String::new();
-        };
+        // `open` and `rotate` leave at least one key, so NoKey means a bug.
+        let key = keys.last().ok_or(SigningError::NoKey)?;
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(key.kid.clone());
-        // Cannot fail: the key parsed when it was loaded, and a JSON value serializes.
-        jsonwebtoken::encode(&header, claims, &key.encoding).unwrap_or_else(|error| {
-            tracing::error!(%error, kid = key.kid, "cannot sign a token");
-            String::new()
+        jsonwebtoken::encode(&header, claims, &key.encoding).map_err(|source| SigningError::Sign {
+            kid: key.kid.clone(),
+            source,
         })
     }
 
@@ -240,9 +245,9 @@ mod tests {
     async fn a_token_verifies_against_the_jwks_across_a_rotation() {
         let dir = tempfile::tempdir().expect("dir");
         let ring = ring_in(dir.path()).await;
-        let before = ring.sign(&json!({"sub": "alice"}));
+        let before = ring.sign(&json!({"sub": "alice"})).expect("signed");
         ring.rotate().await.expect("rotate");
-        let after = ring.sign(&json!({"sub": "bob"}));
+        let after = ring.sign(&json!({"sub": "bob"})).expect("signed");
 
         assert_eq!(
             verify(&ring, &before).await.expect("old key verifies")["sub"],
@@ -263,7 +268,7 @@ mod tests {
         drop(first);
 
         let reopened = ring_in(dir.path()).await;
-        let token = reopened.sign(&json!({}));
+        let token = reopened.sign(&json!({})).expect("signed");
         let header: Value = serde_json::from_slice(
             &URL_SAFE_NO_PAD
                 .decode(token.split('.').next().expect("header"))
@@ -278,7 +283,7 @@ mod tests {
     async fn a_tampered_token_does_not_verify() {
         let dir = tempfile::tempdir().expect("dir");
         let ring = ring_in(dir.path()).await;
-        let token = ring.sign(&json!({"sub": "alice"}));
+        let token = ring.sign(&json!({"sub": "alice"})).expect("signed");
         let forged = token.replacen('.', ".e30", 1);
         assert!(verify(&ring, &forged).await.is_none());
     }

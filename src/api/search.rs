@@ -1,7 +1,7 @@
 //! ListSessions and RevokeSessions: the admin calls over a session filter, from their
 //! protobuf form to the session rules and back.
 
-use super::validate::{self, Limits};
+use super::validate::{self, RequestLimits};
 use crate::proto::session::v1 as pb;
 use crate::session::manager::BulkRevoke;
 use crate::session::{Acting, SessionError, SessionManager};
@@ -12,7 +12,7 @@ const DEFAULT_MAX_SESSIONS: usize = 1000;
 /// Answers one ListSessions request.
 pub async fn list_sessions(
     manager: &SessionManager,
-    limits: &Limits,
+    limits: &RequestLimits,
     access: Acting<'_>,
     request: pb::ListSessionsRequest,
 ) -> Result<pb::ListSessionsResponse, SessionError> {
@@ -34,7 +34,7 @@ pub async fn list_sessions(
 /// Answers one RevokeSessions request.
 pub async fn revoke_sessions(
     manager: &SessionManager,
-    limits: &Limits,
+    limits: &RequestLimits,
     access: Acting<'_>,
     request: pb::RevokeSessionsRequest,
 ) -> Result<pb::RevokeSessionsResponse, SessionError> {

@@ -17,6 +17,7 @@ use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
 use tonic::{Request, Response, Status};
 
 use super::{Gatekeeper, Grant, Refusal, RequestHeaders};
+use crate::caller;
 
 /// Largest CheckRequest decoded. Every request Envoy can forward must fit (its own
 /// header limit is at most 8 MiB): one refused for its size would be a call failure,
@@ -72,7 +73,7 @@ impl Authorization for ExtAuthz {
             .as_ref()
             .and_then(|attributes| attributes.request.as_ref())
             .and_then(|request| request.http.as_ref());
-        let caller = crate::api::service::access(&extensions).access;
+        let caller = caller::acting(&extensions).access;
         let decision = self.gatekeeper.check(caller, &EnvoyHeaders(http)).await;
         match decision {
             Ok(grant) => Ok(Response::new(allowed(grant))),

@@ -10,9 +10,8 @@ use tracing::Instrument;
 
 use super::credentials::{self, Credential};
 use super::{GatewaySettings, RequestHeaders};
-use crate::api::validate;
 use crate::layers::trace_context;
-use crate::session::token::TokenKind;
+use crate::session::token::{Token, TokenKind};
 use crate::session::{GroupAccess, SessionError, SessionManager};
 use crate::store::SessionId;
 
@@ -117,8 +116,9 @@ impl Gatekeeper {
         let token = match credentials::find(headers, &self.settings) {
             Credential::Missing => return Err(Refusal::NoToken),
             Credential::Unreadable => return Err(Refusal::BadToken),
-            Credential::Token(token) => validate::token("session_token", TokenKind::Session, token)
-                .map_err(|_| Refusal::BadToken)?,
+            Credential::Token(token) => {
+                Token::parse(TokenKind::Session, token).map_err(|_| Refusal::BadToken)?
+            }
         };
         let access = caller.within(&self.accepted);
         let (session, access_token) =

@@ -1,6 +1,7 @@
-//! Caller authentication and permissions: who is calling (an API key sent as
-//! `authorization: Bearer …`, or the subject of a verified client certificate), and
-//! whether it may make this call. With no callers configured, every call passes (the
+//! Caller authentication: who is calling (an API key sent as `authorization: Bearer …`,
+//! or the subject of a verified client certificate), checked against the call's
+//! permission before the body is read, then left for the handlers in the request's
+//! extensions (`crate::caller`). With no callers configured, every call passes (the
 //! server then refuses to listen beyond loopback). Health and reflection stay open.
 
 use std::collections::{BTreeSet, HashMap};
@@ -10,6 +11,7 @@ use std::task::{Context, Poll};
 use futures::future::{ready, Either, Ready};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use strum::{IntoEnumIterator, VariantNames};
 use subtle::ConstantTimeEq;
 use tonic::codegen::http;
 use tonic::transport::server::TlsConnectInfo;
@@ -17,86 +19,8 @@ use tonic::Status;
 use tower::{Layer, Service};
 
 use super::connections::ConnectionInfo;
+use crate::caller::{Caller, Permission};
 use crate::session::GroupAccess;
-
-/// A call a caller may be allowed to make.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Permission {
-    Start,
-    Refresh,
-    Extend,
-    Whoami,
-    Logout,
-    /// Logout with `all_for_user`: ends every session of a user.
-    LogoutAll,
-    RefreshAllForUser,
-    ListUserSessions,
-    WatchSessions,
-    Reauthenticate,
-    UpdateAttributes,
-    RotateSigningKey,
-    /// An online backup: every session record and the signing keys.
-    Backup,
-    ListRevocations,
-    /// Envoy's `envoy.service.auth.v3.Authorization/Check` (ext_authz).
-    ExtAuthz,
-    /// Ends every session of a user authenticated before a moment.
-    RevokeUserSessions,
-    ListSessions,
-    RevokeSessions,
-}
-
-impl Permission {
-    const ALL: [Permission; 18] = [
-        Permission::Start,
-        Permission::Refresh,
-        Permission::Extend,
-        Permission::Whoami,
-        Permission::Logout,
-        Permission::LogoutAll,
-        Permission::RefreshAllForUser,
-        Permission::ListUserSessions,
-        Permission::WatchSessions,
-        Permission::Reauthenticate,
-        Permission::UpdateAttributes,
-        Permission::RotateSigningKey,
-        Permission::Backup,
-        Permission::ListRevocations,
-        Permission::ExtAuthz,
-        Permission::RevokeUserSessions,
-        Permission::ListSessions,
-        Permission::RevokeSessions,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            Permission::Start => "Start",
-            Permission::Refresh => "Refresh",
-            Permission::Extend => "Extend",
-            Permission::Whoami => "Whoami",
-            Permission::Logout => "Logout",
-            Permission::LogoutAll => "LogoutAll",
-            Permission::RefreshAllForUser => "RefreshAllForUser",
-            Permission::ListUserSessions => "ListUserSessions",
-            Permission::WatchSessions => "WatchSessions",
-            Permission::Reauthenticate => "Reauthenticate",
-            Permission::UpdateAttributes => "UpdateAttributes",
-            Permission::RotateSigningKey => "RotateSigningKey",
-            Permission::Backup => "Backup",
-            Permission::ListRevocations => "ListRevocations",
-            Permission::ExtAuthz => "ExtAuthz",
-            Permission::RevokeUserSessions => "RevokeUserSessions",
-            Permission::ListSessions => "ListSessions",
-            Permission::RevokeSessions => "RevokeSessions",
-        }
-    }
-
-    fn parse(name: &str) -> Option<Permission> {
-        Permission::ALL
-            .into_iter()
-            .find(|permission| permission.name() == name)
-    }
-}
 
 /// One caller as written in the config file (`[[callers]]`).
 #[derive(Clone, Debug, Deserialize)]
@@ -124,38 +48,10 @@ pub enum CallerConfigError {
     BadKeyHash(String),
     #[error("caller {0:?}: needs api_key_sha256 or cert_subject")]
     NoCredential(String),
-    #[error("caller {caller:?}: unknown call {call:?} (known: Start, Refresh, Extend, Whoami, Logout, LogoutAll, RefreshAllForUser, ListUserSessions, WatchSessions, Reauthenticate, UpdateAttributes, RotateSigningKey, Backup, ListRevocations, ExtAuthz, RevokeUserSessions, ListSessions, RevokeSessions, *)")]
+    #[error("caller {caller:?}: unknown call {call:?} (known: {}, *)", Permission::VARIANTS.join(", "))]
     UnknownCall { caller: String, call: String },
     #[error("two callers share the credential of {0:?}")]
     Duplicate(String),
-}
-
-/// An identified caller, as handlers find it in the request's extensions.
-#[derive(Clone, Debug)]
-pub struct Caller(Arc<CallerPolicy>);
-
-#[derive(Debug)]
-struct CallerPolicy {
-    name: String,
-    permissions: BTreeSet<Permission>,
-    access: GroupAccess,
-}
-
-impl Caller {
-    /// The caller's configured name.
-    pub fn name(&self) -> &str {
-        &self.0.name
-    }
-
-    /// Whether it may make calls of `permission`.
-    pub fn may(&self, permission: Permission) -> bool {
-        self.0.permissions.contains(&permission)
-    }
-
-    /// The groups it may touch.
-    pub fn access(&self) -> &GroupAccess {
-        &self.0.access
-    }
 }
 
 /// Every configured caller, by credential.
@@ -170,20 +66,21 @@ impl Callers {
     pub fn new(configs: &[CallerConfig]) -> Result<Callers, CallerConfigError> {
         let mut callers = Callers::default();
         for config in configs {
-            let caller = Caller(Arc::new(CallerPolicy {
-                name: config.name.clone(),
-                permissions: permissions(config)?,
-                access: match &config.groups {
+            let caller = Caller::new(
+                config.name.clone(),
+                permissions(config)?,
+                match &config.groups {
                     Some(groups) => GroupAccess::Only(groups.iter().cloned().collect()),
                     None => GroupAccess::All,
                 },
-            }));
+            );
             if config.api_key_sha256.is_none() && config.cert_subject.is_none() {
                 return Err(CallerConfigError::NoCredential(config.name.clone()));
             }
             if let Some(hex) = &config.api_key_sha256 {
-                let hash = decode_hex(hex)
-                    .ok_or_else(|| CallerConfigError::BadKeyHash(config.name.clone()))?;
+                let mut hash = [0u8; 32];
+                hex::decode_to_slice(hex.trim(), &mut hash)
+                    .map_err(|_| CallerConfigError::BadKeyHash(config.name.clone()))?;
                 if callers.by_key_hash.iter().any(|(known, _)| *known == hash) {
                     return Err(CallerConfigError::Duplicate(config.name.clone()));
                 }
@@ -242,30 +139,15 @@ fn permissions(config: &CallerConfig) -> Result<BTreeSet<Permission>, CallerConf
     let mut permissions = BTreeSet::new();
     for call in &config.calls {
         if call == "*" {
-            permissions.extend(Permission::ALL);
+            permissions.extend(Permission::iter());
         } else {
-            permissions.insert(Permission::parse(call).ok_or_else(|| {
-                CallerConfigError::UnknownCall {
-                    caller: config.name.clone(),
-                    call: call.clone(),
-                }
+            permissions.insert(call.parse().map_err(|_| CallerConfigError::UnknownCall {
+                caller: config.name.clone(),
+                call: call.clone(),
             })?);
         }
     }
     Ok(permissions)
-}
-
-fn decode_hex(hex: &str) -> Option<[u8; 32]> {
-    let hex = hex.trim();
-    if hex.len() != 64 || !hex.is_ascii() {
-        return None;
-    }
-    let mut bytes = [0u8; 32];
-    for (byte, pair) in bytes.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
-        let pair = std::str::from_utf8(pair).ok()?;
-        *byte = u8::from_str_radix(pair, 16).ok()?;
-    }
-    Some(bytes)
 }
 
 /// The common name of the verified client certificate, if the peer sent one.
@@ -277,27 +159,6 @@ fn client_cert_subject<B>(request: &http::Request<B>) -> Option<String> {
     let (_, cert) = x509_parser::parse_x509_certificate(certs.first()?.as_ref()).ok()?;
     let name = cert.subject().iter_common_name().next()?.as_str().ok()?;
     Some(name.to_owned())
-}
-
-/// Envoy's ext_authz call, served beside `SessionService`.
-const EXT_AUTHZ_CHECK: &str = "/envoy.service.auth.v3.Authorization/Check";
-
-/// The permission a gRPC path needs; None for services open to everyone.
-fn permission_for(path: &str) -> Result<Option<Permission>, Status> {
-    // Health, reflection and the public keys are for everyone.
-    if path.starts_with("/grpc.health.v1.")
-        || path.starts_with("/grpc.reflection.")
-        || path == "/session.v1.SessionService/GetJwks"
-    {
-        return Ok(None);
-    }
-    if path == EXT_AUTHZ_CHECK {
-        return Ok(Some(Permission::ExtAuthz));
-    }
-    let method = path.rsplit('/').next().unwrap_or_default();
-    Permission::parse(method)
-        .map(Some)
-        .ok_or_else(|| Status::unimplemented(format!("no such call: {path}")))
 }
 
 /// Wraps a service with [`CallerAuth`].
@@ -351,12 +212,12 @@ where
         if self.callers.is_empty() {
             return Either::Right(self.inner.call(request));
         }
-        let caller = match permission_for(request.uri().path()) {
+        let caller = match Permission::for_path(request.uri().path()) {
             Ok(None) => return Either::Right(self.inner.call(request)),
-            Ok(Some(permission)) => self
-                .callers
-                .identify(&request)
-                .and_then(|caller| authorize(caller, permission)),
+            Ok(Some(permission)) => self.callers.identify(&request).and_then(|caller| {
+                caller.authorize(permission)?;
+                Ok(caller.clone())
+            }),
             Err(status) => Err(status),
         };
         match caller {
@@ -369,18 +230,6 @@ where
     }
 }
 
-fn authorize(caller: &Caller, permission: Permission) -> Result<Caller, Status> {
-    if caller.may(permission) {
-        Ok(caller.clone())
-    } else {
-        Err(Status::permission_denied(format!(
-            "caller {:?} may not call {}",
-            caller.name(),
-            permission.name()
-        )))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,15 +237,11 @@ mod tests {
     fn caller(calls: &[&str]) -> CallerConfig {
         CallerConfig {
             name: "edge".into(),
-            api_key_sha256: Some(hex(&Sha256::digest(b"key-1"))),
+            api_key_sha256: Some(hex::encode(Sha256::digest(b"key-1"))),
             cert_subject: None,
             calls: calls.iter().map(|c| c.to_string()).collect(),
             groups: None,
         }
-    }
-
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
 
     fn request(key: Option<&str>) -> http::Request<()> {
@@ -434,46 +279,25 @@ mod tests {
     }
 
     #[test]
-    fn every_session_service_call_has_a_permission() {
-        use prost::Message;
-        let set = prost_types::FileDescriptorSet::decode(crate::proto::FILE_DESCRIPTOR_SET)
-            .expect("descriptor set decodes");
-        let methods: Vec<String> = set
-            .file
-            .iter()
-            .flat_map(|file| &file.service)
-            .filter(|service| service.name() == "SessionService")
-            .flat_map(|service| &service.method)
-            .map(|method| method.name().to_owned())
-            .collect();
-        assert!(methods.len() >= 8, "{methods:?}");
-        for method in methods.into_iter().filter(|method| method != "GetJwks") {
-            let path = format!("/session.v1.SessionService/{method}");
-            assert!(
-                matches!(permission_for(&path), Ok(Some(_))),
-                "{method} has no permission, so configured callers could never call it"
-            );
-        }
-    }
-
-    #[test]
-    fn envoy_check_needs_the_ext_authz_permission() {
+    fn the_unknown_call_error_lists_every_known_name() {
+        let error = Callers::new(&[caller(&["Whoamy"])]).expect_err("unknown");
         assert_eq!(
-            permission_for(EXT_AUTHZ_CHECK).ok(),
-            Some(Some(Permission::ExtAuthz))
+            error.to_string(),
+            "caller \"edge\": unknown call \"Whoamy\" (known: Start, Refresh, Extend, \
+             Whoami, Logout, LogoutAll, RefreshAllForUser, ListUserSessions, WatchSessions, \
+             Reauthenticate, UpdateAttributes, RotateSigningKey, Backup, ListRevocations, \
+             ExtAuthz, RevokeUserSessions, ListSessions, RevokeSessions, *)"
         );
         assert!(Callers::new(&[caller(&["ExtAuthz", "ListRevocations"])]).is_ok());
     }
 
     #[test]
-    fn health_and_reflection_need_no_permission() {
-        assert_eq!(
-            permission_for("/grpc.health.v1.Health/Check").ok(),
-            Some(None)
-        );
-        assert_eq!(
-            permission_for("/session.v1.SessionService/Whoami").ok(),
-            Some(Some(Permission::Whoami))
-        );
+    fn a_key_hash_must_be_64_hex_digits() {
+        let mut config = caller(&["*"]);
+        config.api_key_sha256 = Some("ab".repeat(31));
+        assert!(matches!(
+            Callers::new(&[config]),
+            Err(CallerConfigError::BadKeyHash(_))
+        ));
     }
 }

@@ -1,30 +1,23 @@
 //! Logs failed and slow calls (every call with `log_calls = "all"`) and counts every
-//! call in two metrics: method, gRPC status code, latency and a request id (the caller's
-//! `x-request-id`, or a new one), which the response carries back. Nothing of the
+//! call in two metrics: method, gRPC status code, latency and the request id that
+//! `request_id` set (the caller's `x-request-id`, or a new one). Nothing of the
 //! request or response bodies, so no token can reach the log. With traces on, the call's
 //! span is its OpenTelemetry server span (`trace_context`).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{OnceLock, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use tonic::codegen::http::{self, HeaderValue};
+use tonic::codegen::http;
 use tower::{Layer, Service};
 use tracing::Instrument;
 
-use super::trace_context;
+use super::{request_id, trace_context};
 use crate::metrics::{CALLS, CALL_SECONDS};
-
-/// The header that carries the request id both ways.
-pub const REQUEST_ID: &str = "x-request-id";
-
-/// Longest request id taken from a caller; a longer or odd one is replaced.
-const MAX_REQUEST_ID_LEN: usize = 128;
 
 /// Distinct method labels kept for metrics; further paths (only unknown methods, which
 /// anyone can make up) share the label `other`, so labels stay bounded.
@@ -110,22 +103,17 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
         let method = method_label(request.uri().path());
-        let request_id = request_id(request.headers());
-        request.headers_mut().insert(REQUEST_ID, request_id.clone());
+        let request_id = request_id::of(&request);
         let traced = if trace_context::enabled() {
-            trace_context::call_span(
-                request.uri().path(),
-                request.headers(),
-                request_id.to_str().unwrap_or_default(),
-            )
+            trace_context::call_span(request.uri().path(), request.headers(), request_id)
         } else {
             None
         };
-        let span = traced.clone().unwrap_or_else(|| {
-            tracing::info_span!("call", request_id = request_id.to_str().unwrap_or_default())
-        });
+        let span = traced
+            .clone()
+            .unwrap_or_else(|| tracing::info_span!("call", request_id));
         let settings = self.settings;
         let started = Instant::now();
         let response = span.in_scope(|| self.inner.call(request));
@@ -147,7 +135,6 @@ where
                             trace_context::record_status(span, status);
                         }
                         let code = code_name(status);
-                        response.headers_mut().insert(REQUEST_ID, request_id);
                         record_call(&settings, method, code, elapsed);
                     }
                     Err(_) => {
@@ -234,46 +221,6 @@ fn method_label(path: &str) -> &'static str {
     label
 }
 
-/// The caller's request id if it is short printable ASCII, else a new one.
-fn request_id(headers: &http::HeaderMap) -> HeaderValue {
-    headers
-        .get(REQUEST_ID)
-        .filter(|value| {
-            value.len() <= MAX_REQUEST_ID_LEN
-                && !value.is_empty()
-                && value.as_bytes().iter().all(u8::is_ascii_graphic)
-        })
-        .cloned()
-        .unwrap_or_else(new_request_id)
-}
-
-/// A request id unique to this process run: a random prefix drawn at start and a
-/// counter, as 32 hex digits (a fresh UUID per call cost a random draw each).
-fn new_request_id() -> HeaderValue {
-    static PREFIX: OnceLock<u64> = OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let prefix = *PREFIX.get_or_init(|| {
-        let mut bytes = [0u8; 8];
-        // Without OS randomness the ids are still unique within the run.
-        let _ = getrandom::fill(&mut bytes);
-        u64::from_be_bytes(bytes)
-    });
-    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut text = [0u8; 32];
-    for (i, byte) in prefix
-        .to_be_bytes()
-        .iter()
-        .chain(count.to_be_bytes().iter())
-        .enumerate()
-    {
-        text[2 * i] = HEX[usize::from(byte >> 4)];
-        text[2 * i + 1] = HEX[usize::from(byte & 0xf)];
-    }
-    HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
-}
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
 /// The call's status: in the head for an error (trailers-only), else OK. A unary
 /// success carries `grpc-status: 0` in its trailers, after the head.
 fn status_code(headers: &http::HeaderMap) -> tonic::Code {
@@ -311,15 +258,6 @@ pub fn code_name(code: tonic::Code) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn new_request_ids_are_distinct_hex() {
-        let first = new_request_id();
-        let second = new_request_id();
-        assert_ne!(first, second);
-        assert_eq!(first.len(), 32);
-        assert!(first.as_bytes().iter().all(u8::is_ascii_hexdigit));
-    }
 
     #[test]
     fn method_labels_are_reused_and_bounded() {

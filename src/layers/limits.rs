@@ -10,10 +10,40 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::future::{ready, Either, Ready};
+use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tonic::codegen::http;
 use tonic::Status;
 use tower::{Layer, Service};
+
+/// The call limits of the `[limits]` table (which also holds the request-shape limits
+/// of `api::validate`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct CallLimitSettings {
+    /// Calls running at once; more are refused with RESOURCE_EXHAUSTED.
+    pub max_in_flight: usize,
+    /// Longest a call may run before it answers DEADLINE_EXCEEDED.
+    #[serde(with = "humantime_serde")]
+    pub call_timeout: Duration,
+}
+
+impl Default for CallLimitSettings {
+    fn default() -> Self {
+        CallLimitSettings {
+            max_in_flight: 4096,
+            call_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl CallLimitSettings {
+    /// What makes these limits unusable, if anything.
+    pub fn problem(&self) -> Option<&'static str> {
+        (self.max_in_flight == 0 || self.call_timeout.is_zero())
+            .then_some("limits.max_in_flight and limits.call_timeout must be more than 0")
+    }
+}
 
 /// Wraps a service with [`CallLimits`].
 #[derive(Clone, Debug)]
@@ -25,11 +55,11 @@ pub struct CallLimitsLayer {
 
 impl CallLimitsLayer {
     /// At most `max_in_flight` calls at once, each for at most `call_timeout`.
-    pub fn new(max_in_flight: usize, call_timeout: Duration) -> CallLimitsLayer {
+    pub fn new(settings: CallLimitSettings) -> CallLimitsLayer {
         CallLimitsLayer {
-            in_flight: Arc::new(Semaphore::new(max_in_flight)),
-            max_in_flight,
-            call_timeout,
+            in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
+            max_in_flight: settings.max_in_flight,
+            call_timeout: settings.call_timeout,
         }
     }
 }
@@ -101,6 +131,13 @@ mod tests {
 
     type Body = tonic::body::Body;
 
+    fn settings(max_in_flight: usize, call_timeout: Duration) -> CallLimitSettings {
+        CallLimitSettings {
+            max_in_flight,
+            call_timeout,
+        }
+    }
+
     fn answer_code(response: &http::Response<Body>) -> Option<String> {
         response
             .headers()
@@ -121,7 +158,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_call_over_the_limit_is_shed_at_once() {
-        let mut service = CallLimitsLayer::new(1, Duration::from_secs(60)).layer(stuck());
+        let mut service = CallLimitsLayer::new(settings(1, Duration::from_secs(60))).layer(stuck());
         let first = service.call(http::Request::new(()));
         let second = service
             .call(http::Request::new(()))
@@ -133,7 +170,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_call_past_its_deadline_is_ended() {
-        let mut service = CallLimitsLayer::new(4, Duration::from_secs(1)).layer(stuck());
+        let mut service = CallLimitsLayer::new(settings(4, Duration::from_secs(1))).layer(stuck());
         let answer = service
             .call(http::Request::new(()))
             .await

@@ -5,6 +5,7 @@ pub mod call_log;
 pub mod client_faults;
 pub mod connections;
 pub mod limits;
+pub mod request_id;
 pub mod trace_context;
 pub mod version;
 
@@ -12,5 +13,5 @@ pub use auth::CallerAuthLayer;
 pub use call_log::CallLogLayer;
 pub use client_faults::ClientFaultsLayer;
 pub use connections::{BoundedIncoming, CallTrackingLayer};
-pub use limits::CallLimitsLayer;
+pub use limits::{CallLimitSettings, CallLimitsLayer};
 pub use version::WithVersion;

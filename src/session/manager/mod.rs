@@ -312,22 +312,6 @@ impl SessionManager {
         Ok(kid)
     }
 
-    /// Adds the access token (and the ID token when asked for) the group issues.
-    fn with_jwts(&self, mut issued: Issued, id_token: bool, now_ms: u64) -> Issued {
-        let record = &issued.session.record;
-        let Some((signer, mut claims, access_token)) = self.signed_access_token(record, now_ms)
-        else {
-            return issued;
-        };
-        if id_token {
-            claims["auth_time"] = serde_json::json!(record.authenticated_at_ms / 1000);
-            claims["jti"] = serde_json::json!(uuid::Uuid::now_v7().to_string());
-            issued.id_token = Some(signer.keys.sign(&claims));
-        }
-        issued.access_token = Some(access_token);
-        issued
-    }
-
     /// The store the manager works on.
     pub fn store(&self) -> &Arc<dyn SessionStore> {
         &self.store

@@ -188,7 +188,7 @@ impl SessionManager {
             Some((record, RefreshOutcome::Rotated)) => {
                 ::metrics::counter!(metrics::SESSIONS_REFRESHED).increment(1);
                 let issued = successor.issue(self.snapshot(record, now))?;
-                Ok(self.with_jwts(issued, issue_id_token, now))
+                self.with_jwts(issued, issue_id_token, now)
             }
             Some((record, RefreshOutcome::Replayed(successor))) => {
                 tracing::debug!(
@@ -198,7 +198,7 @@ impl SessionManager {
                 // The rotation that made this pair may still be on its way to disk.
                 self.store.sync().await?;
                 let issued = successor.issue(self.snapshot(record, now))?;
-                Ok(self.with_jwts(issued, issue_id_token, now))
+                self.with_jwts(issued, issue_id_token, now)
             }
             Some((record, RefreshOutcome::Reused)) => {
                 ::metrics::counter!(metrics::REFRESH_REUSE).increment(1);

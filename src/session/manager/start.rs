@@ -127,7 +127,7 @@ impl SessionManager {
         ::metrics::counter!(metrics::SESSIONS_STARTED).increment(1);
         count_revoked("evicted", evicted);
         let issued = tokens.issue(self.snapshot(record, now))?;
-        Ok(self.with_jwts(issued, params.issue_id_token, now))
+        self.with_jwts(issued, params.issue_id_token, now)
     }
 }
 

@@ -14,101 +14,29 @@
 //! decode. The caller's bucket is checked first, so a flooding caller is refused before
 //! it can add keys to the per-user or per-session maps.
 
+mod settings;
+
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
-use governor::{Quota, RateLimiter};
-use serde::Deserialize;
-use tokio::sync::watch;
+use governor::RateLimiter;
+use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
+pub use settings::{QuotaSettings, Rate};
+
+use crate::caller::Caller;
 use crate::clock::Clock;
-use crate::layers::auth::Caller;
 use crate::metrics::alerting::QUOTA_REFUSALS;
 use crate::session::SessionError;
 use crate::store::SessionId;
 
 /// How often keys whose bucket has refilled are dropped, bounding the maps' memory.
 const FORGET_IDLE_EVERY: Duration = Duration::from_secs(10);
-
-/// One token bucket as configured: `calls` per `per`, in bursts of up to `burst`
-/// (default: `calls`), e.g. `{ calls = 20, per = "1m", burst = 5 }`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Rate {
-    pub calls: u32,
-    #[serde(with = "humantime_serde")]
-    pub per: Duration,
-    #[serde(default)]
-    pub burst: Option<u32>,
-}
-
-impl Rate {
-    /// The governor quota; None when a number is 0 or `per / calls` rounds to nothing.
-    fn quota(&self) -> Option<Quota> {
-        let calls = NonZeroU32::new(self.calls)?;
-        let burst = NonZeroU32::new(self.burst.unwrap_or(self.calls))?;
-        Some(Quota::with_period(self.per / calls.get())?.allow_burst(burst))
-    }
-}
-
-/// How long a refusal may be held at most when none is configured.
-const DEFAULT_REFUSAL_HOLD_LIMIT: Duration = Duration::from_secs(1);
-
-/// The `[quotas]` table: which buckets exist (none by default).
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct QuotaSettings {
-    /// Start calls of each caller (one anonymous caller when no callers are configured).
-    pub start_per_caller: Option<Rate>,
-    /// Start calls for each `user_id`, whoever calls.
-    pub start_per_user: Option<Rate>,
-    /// Refresh calls of each caller.
-    pub refresh_per_caller: Option<Rate>,
-    /// Refresh calls naming each session, failed ones included.
-    pub refresh_per_session: Option<Rate>,
-    /// The longest a refusal is held for its turn ("0s": refusals are never held).
-    #[serde(with = "humantime_serde")]
-    pub refusal_hold_limit: Duration,
-}
-
-impl Default for QuotaSettings {
-    fn default() -> QuotaSettings {
-        QuotaSettings {
-            start_per_caller: None,
-            start_per_user: None,
-            refresh_per_caller: None,
-            refresh_per_session: None,
-            refusal_hold_limit: DEFAULT_REFUSAL_HOLD_LIMIT,
-        }
-    }
-}
-
-impl QuotaSettings {
-    /// What makes a configured rate unusable, if anything.
-    pub fn problem(&self) -> Option<&'static str> {
-        let rates = [
-            self.start_per_caller,
-            self.start_per_user,
-            self.refresh_per_caller,
-            self.refresh_per_session,
-        ];
-        rates
-            .iter()
-            .flatten()
-            .any(|rate| rate.quota().is_none())
-            .then_some(
-                "quotas: calls and burst must be at least 1, and per long enough for a \
-                 nanosecond per call",
-            )
-    }
-}
 
 /// The server's clock as governor reads it: time since the epoch.
 #[derive(Clone)]
@@ -140,8 +68,7 @@ struct Bucket<K: Hash + Eq + Clone> {
 /// a refusal is answered at once, so held refusals never take every call slot.
 struct Holds {
     limit: Duration,
-    held: AtomicUsize,
-    max_held: usize,
+    slots: Semaphore,
 }
 
 impl Holds {
@@ -150,23 +77,11 @@ impl Holds {
         if hold.is_zero() {
             return;
         }
-        let took_slot = self
-            .held
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
-                (held < self.max_held).then_some(held + 1)
-            })
-            .is_ok();
-        if !took_slot {
+        // The slot goes back when the permit drops, however the wait ends (answered, or
+        // the call dropped).
+        let Ok(_slot) = self.slots.try_acquire() else {
             return;
-        }
-        /// Gives the slot back however the wait ends (answered, or the call dropped).
-        struct Release<'a>(&'a AtomicUsize);
-        impl Drop for Release<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::AcqRel);
-            }
-        }
-        let _release = Release(&self.held);
+        };
         tracing::debug!(
             decision = "quota_refusal_held",
             hold_ms = u64::try_from(hold.as_millis()).unwrap_or(u64::MAX),
@@ -256,18 +171,6 @@ impl<K: Hash + Eq + Clone> Bucket<K> {
     }
 }
 
-/// A bucket of any key type, as the pruning sees it.
-trait ForgetIdle {
-    /// Drops the keys whose bucket is full again (they are as good as new).
-    fn forget_idle(&self);
-}
-
-impl<K: Hash + Eq + Clone> ForgetIdle for Bucket<K> {
-    fn forget_idle(&self) {
-        Bucket::forget_idle(self);
-    }
-}
-
 /// Every configured bucket.
 #[derive(Default)]
 pub struct Quotas {
@@ -290,8 +193,7 @@ impl Quotas {
     pub fn new(settings: &QuotaSettings, clock: &Arc<dyn Clock>, max_held: usize) -> Quotas {
         let holds = Arc::new(Holds {
             limit: settings.refusal_hold_limit,
-            held: AtomicUsize::new(0),
-            max_held,
+            slots: Semaphore::new(max_held.min(Semaphore::MAX_PERMITS)),
         });
         Quotas {
             start_per_caller: Bucket::new(
@@ -360,17 +262,13 @@ impl Quotas {
 
     /// Drops the keys whose bucket is full again (they are as good as new).
     pub fn forget_idle(&self) {
-        let buckets: [Option<&dyn ForgetIdle>; 4] = [
-            self.start_per_caller.as_ref().map(|b| b as &dyn ForgetIdle),
-            self.start_per_user.as_ref().map(|b| b as &dyn ForgetIdle),
-            self.refresh_per_caller
-                .as_ref()
-                .map(|b| b as &dyn ForgetIdle),
-            self.refresh_per_session
-                .as_ref()
-                .map(|b| b as &dyn ForgetIdle),
+        let by_name = [
+            &self.start_per_caller,
+            &self.start_per_user,
+            &self.refresh_per_caller,
         ];
-        for bucket in buckets.into_iter().flatten() {
+        by_name.into_iter().flatten().for_each(Bucket::forget_idle);
+        if let Some(bucket) = &self.refresh_per_session {
             bucket.forget_idle();
         }
     }
@@ -390,16 +288,9 @@ impl Quotas {
 
 #[cfg(test)]
 mod tests {
+    use super::settings::tests::rate;
     use super::*;
     use crate::clock::ManualClock;
-
-    fn rate(calls: u32, per: Duration) -> Rate {
-        Rate {
-            calls,
-            per,
-            burst: None,
-        }
-    }
 
     /// A deadline no hold in these tests reaches.
     fn far() -> Instant {
@@ -529,20 +420,5 @@ mod tests {
         let (held, not_held) = tokio::join!(answered_after(), answered_after());
         assert_eq!(held, Duration::from_secs(1), "the one slot holds the first");
         assert_eq!(not_held, Duration::ZERO, "no slot left: answered at once");
-    }
-
-    #[test]
-    fn impossible_rates_are_refused() {
-        let zero = QuotaSettings {
-            start_per_user: Some(rate(0, Duration::from_secs(1))),
-            ..QuotaSettings::default()
-        };
-        assert!(zero.problem().is_some());
-        let too_fine = QuotaSettings {
-            start_per_caller: Some(rate(10, Duration::from_nanos(1))),
-            ..QuotaSettings::default()
-        };
-        assert!(too_fine.problem().is_some());
-        assert!(QuotaSettings::default().problem().is_none());
     }
 }
