@@ -331,7 +331,7 @@ impl RunningServer {
         self.manager.store().check_consistency().await
     }
 
-    /// Resolves once the store can no longer write (see `SessionStore::write_fault`),
+    /// Resolves once the store can no longer write (see `Persistence::write_fault`),
     /// with the detail, after turning health NOT_SERVING: a server that cannot write
     /// never reports SERVING. Pending forever on a store that never faults.
     pub async fn store_fault(&self) -> String {

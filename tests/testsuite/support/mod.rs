@@ -281,11 +281,6 @@ pub fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         .collect()
 }
 
-/// `n` map entries `k0=v0`, `k1=v1`, ...
-pub fn map_of_len(n: usize) -> HashMap<String, String> {
-    (0..n).map(|i| (format!("k{i}"), format!("v{i}"))).collect()
-}
-
 /// Swaps one base64url character for another one.
 fn other_char(c: char) -> char {
     if c == 'A' {
