@@ -18,10 +18,10 @@ use tower::{Layer, Service};
 /// `map_request_unary`) and `src/codec/decode.rs` (`StreamingInner::decode_chunk`: the
 /// compression flag and the length limit; `poll_frame`: "Unexpected EOF decoding
 /// stream."). If a tonic upgrade rewords one, these tests fail loudly (INTERNAL or
-/// OUT_OF_RANGE instead of the code below): `tests/hostile_input.rs`
+/// OUT_OF_RANGE instead of the code below): `tests/testsuite/hostile_input/`
 /// (`a_request_without_a_message_is_invalid_argument`,
 /// `a_truncated_request_frame_is_invalid_argument`,
-/// `an_unknown_compression_flag_is_invalid_argument`) and `tests/auth.rs` (the
+/// `an_unknown_compression_flag_is_invalid_argument`) and `tests/testsuite/auth.rs` (the
 /// `max_request_bytes` test).
 const CLIENT_FAULTS: [(&str, tonic::Code); 4] = [
     ("Missing request message", tonic::Code::InvalidArgument),
