@@ -532,5 +532,12 @@ mod tests {
     #[test]
     fn unknown_settings_are_refused() {
         assert!(Config::from_toml_str("listne = \"127.0.0.1:1\"").is_err());
+        // One [limits] table feeds two owners; a key neither knows is still refused.
+        let limits =
+            Config::from_toml_str("[limits]\nmax_user_id_bytes = 8\ncall_timeout = \"2s\"")
+                .expect("valid limits");
+        assert_eq!(limits.limits.request.max_user_id_bytes, 8);
+        assert_eq!(limits.limits.calls.call_timeout, Duration::from_secs(2));
+        assert!(Config::from_toml_str("[limits]\nmax_in_flite = 1").is_err());
     }
 }
