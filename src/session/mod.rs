@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod backup;
+pub mod binding;
 pub mod error;
 pub mod filter;
 pub mod ids;

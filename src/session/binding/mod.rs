@@ -1,0 +1,16 @@
+//! Device-bound sessions (DPoP, RFC 9449), the pure rules: a session bound to a device's
+//! public key accepts a call only with a fresh proof signed by that key, and optionally
+//! only from the network it started from. No I/O, no clock, no store: time comes in as
+//! `now_ms`, and replay and nonce stores are the caller's.
+//!
+//! - `failure`: why a bound call is refused, and which refusals prove theft.
+//! - `jwk`: the device's public key and its RFC 7638 thumbprint (the session's `jkt`).
+//! - `network`: the ip rule.
+
+pub mod failure;
+pub mod jwk;
+pub mod network;
+
+pub use failure::BindingFailure;
+pub use jwk::{DeviceKey, KeyAlgorithm, KeyProblem, MAX_JWK_BYTES};
+pub use network::{network_check, NetworkBinding};
