@@ -5,12 +5,23 @@
 //!
 //! - `failure`: why a bound call is refused, and which refusals prove theft.
 //! - `jwk`: the device's public key and its RFC 7638 thumbprint (the session's `jkt`).
+//! - `proof`: verifying one proof against one call.
+//! - `signer`: the device's half, making proofs (CLI, Rust clients, tests).
+//! - `target`: whether a proof's `htu` names the call.
 //! - `network`: the ip rule.
 
 pub mod failure;
 pub mod jwk;
 pub mod network;
+pub mod proof;
+pub mod signer;
+pub mod target;
 
 pub use failure::BindingFailure;
 pub use jwk::{DeviceKey, KeyAlgorithm, KeyProblem, MAX_JWK_BYTES};
 pub use network::{network_check, NetworkBinding};
+pub use proof::{
+    token_hash, verify_proof, ProofExpectations, VerifiedProof, MAX_JTI_BYTES, MAX_PROOF_BYTES,
+    PROOF_TYPE,
+};
+pub use signer::{DeviceSigner, SignerError};
