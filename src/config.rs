@@ -16,6 +16,7 @@ use crate::layers::auth::{CallerConfig, CallerConfigError, Callers};
 use crate::layers::call_log::{CallLogSettings, LogCalls};
 use crate::layers::connections::ConnectionSettings;
 use crate::layers::CallLimitSettings;
+use crate::session::binding::ProofSettings;
 use crate::session::manager::ManagerSettings;
 use crate::session::policy::{GroupPolicy, Policies};
 use crate::session::revocations::retention_covers_the_feed;
@@ -173,6 +174,8 @@ struct FileConfig {
     connections: ConnectionSettings,
     #[serde(default)]
     groups: BTreeMap<String, GroupPolicy>,
+    #[serde(default)]
+    proofs: ProofSettings,
     #[serde(default)]
     gateway: GatewaySettings,
     #[serde(default)]
@@ -338,6 +341,7 @@ impl Config {
                 event_retention: file
                     .event_retention
                     .unwrap_or(ManagerSettings::default().event_retention),
+                proofs: file.proofs,
             },
             watch_stall_timeout: file.watch_stall_timeout.unwrap_or(Duration::from_secs(10)),
             sweeper: file.sweeper,
@@ -429,6 +433,9 @@ impl Config {
             return Err(ConfigError::Invalid(problem));
         }
         if let Some(problem) = self.limits.request.problem() {
+            return Err(ConfigError::Invalid(problem));
+        }
+        if let Some(problem) = self.session.proofs.problem() {
             return Err(ConfigError::Invalid(problem));
         }
         Ok(())

@@ -23,6 +23,8 @@ pub const SESSIONS_REVOKED: &str = "sessiond_sessions_revoked_total";
 pub const SESSIONS_EXPIRED: &str = "sessiond_sessions_expired_total";
 /// Refresh tokens presented again after rotation (theft suspected).
 pub const REFRESH_REUSE: &str = "sessiond_refresh_reuse_detected_total";
+/// Binding checks that failed (device proof or network), by `reason` (docs/binding.md).
+pub const BINDING_FAILURES: &str = "sessiond_binding_failures_total";
 /// Sweeper passes.
 pub const SWEEPER_RUNS: &str = "sessiond_sweeper_runs_total";
 /// Sessions deleted per sweeper pass.
@@ -92,6 +94,10 @@ fn describe() {
     describe_counter!(SESSIONS_REVOKED, "sessions ended, by reason");
     describe_counter!(SESSIONS_EXPIRED, "expired sessions deleted by the sweeper");
     describe_counter!(REFRESH_REUSE, "rotated refresh tokens presented again");
+    describe_counter!(
+        BINDING_FAILURES,
+        "failed binding checks of bound sessions, by reason"
+    );
     describe_counter!(SWEEPER_RUNS, "sweeper passes");
     describe_histogram!(SWEEPER_BATCH, "sessions deleted per sweeper pass");
     describe_gauge!(

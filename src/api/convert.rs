@@ -68,6 +68,7 @@ impl From<Snapshot> for pb::Session {
                 .flatten(),
             end_reason: pb::EndReason::from(snapshot.end_reason) as i32,
             started_by: record.started_by,
+            device_key_thumbprint: record.device_jkt,
         }
     }
 }
@@ -101,6 +102,7 @@ impl From<EndReason> for pb::EndReason {
             EndReason::LifespanEnd => pb::EndReason::LifespanEnd,
             EndReason::AbsoluteCap => pb::EndReason::AbsoluteCap,
             EndReason::UserNotBefore => pb::EndReason::UserNotBefore,
+            EndReason::BindingViolation => pb::EndReason::BindingViolation,
         }
     }
 }

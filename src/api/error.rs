@@ -1,16 +1,51 @@
 //! The one mapping from session errors to gRPC statuses.
 
+use std::collections::HashMap;
+
+use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use crate::session::binding::BindingFailure;
 use crate::session::SessionError;
 use crate::store::StoreError;
+
+/// The `domain` of every google.rpc.ErrorInfo this server sends.
+const ERROR_DOMAIN: &str = "sessiond";
+
+/// A failed binding check: UNAUTHENTICATED with its reason in google.rpc.ErrorInfo and,
+/// for `NONCE_REQUIRED`, the nonce to retry with in the info's metadata and in the
+/// `dpop-nonce` header (where DPoP's `DPoP-Nonce` would carry it).
+fn binding_refusal(failure: BindingFailure, nonce: Option<String>) -> Status {
+    let info = nonce
+        .iter()
+        .map(|nonce| ("nonce".to_owned(), nonce.clone()));
+    let mut status = Status::with_error_details(
+        Code::Unauthenticated,
+        failure.message(),
+        ErrorDetails::with_error_info(
+            failure.reason(),
+            ERROR_DOMAIN,
+            info.collect::<HashMap<_, _>>(),
+        ),
+    );
+    if let Some(value) = nonce.and_then(|nonce| MetadataValue::try_from(nonce).ok()) {
+        status.metadata_mut().insert("dpop-nonce", value);
+    }
+    status
+}
 
 impl From<SessionError> for Status {
     fn from(error: SessionError) -> Status {
         match error {
             SessionError::InvalidArgument { .. } => Status::invalid_argument(error.to_string()),
             SessionError::Unauthenticated => Status::unauthenticated(error.to_string()),
+            SessionError::Binding { failure, nonce } => binding_refusal(failure, nonce),
+            SessionError::BindingViolated => Status::with_error_details(
+                Code::Unauthenticated,
+                error.to_string(),
+                ErrorDetails::with_error_info("BINDING_VIOLATION", ERROR_DOMAIN, []),
+            ),
             SessionError::NotFound(message) => Status::not_found(message),
             SessionError::FailedPrecondition(message) => Status::failed_precondition(message),
             SessionError::OverQuota {

@@ -4,6 +4,7 @@ pub mod codec;
 pub mod convert;
 pub mod deadline;
 pub mod error;
+pub mod proof;
 pub mod quotas;
 pub mod revocations;
 pub mod search;

@@ -11,14 +11,20 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{timestamp, whole_seconds};
 use super::deadline::call_deadline;
+use super::proof::presented_proof;
 use super::quotas::Quotas;
 use super::validate::{self, RequestLimits};
 use crate::caller::{self, acting, Permission};
 use crate::proto::session::v1 as pb;
 use crate::proto::session::v1::session_service_server::SessionService;
+use crate::session::manager::Reauthentication;
 use crate::session::token::TokenKind;
 use crate::session::watch::WatchRequest;
 use crate::session::{SessionError, SessionManager};
+
+/// The paths of the calls a device proof may be for (its `htu` on a direct call).
+const REFRESH_PATH: &str = "/session.v1.SessionService/Refresh";
+const WHOAMI_PATH: &str = "/session.v1.SessionService/Whoami";
 
 /// The gRPC face of a `SessionManager`.
 pub struct SessionApi {
@@ -81,6 +87,7 @@ impl SessionApi {
         let scope = self.limits.scope(request.scope)?;
         let expected_scope = Some(scope.as_str()).filter(|scope| !scope.is_empty());
         let client = self.limits.client(request.client)?;
+        let proof = presented_proof(&metadata, REFRESH_PATH)?;
         let issued = self
             .manager
             .refresh(
@@ -89,6 +96,7 @@ impl SessionApi {
                 expected_scope,
                 request.issue_id_token,
                 client.as_ref(),
+                proof.as_ref(),
             )
             .await?;
         Ok(issued.into())
@@ -115,12 +123,13 @@ impl SessionApi {
         &self,
         request: Request<pb::WhoamiRequest>,
     ) -> Result<pb::WhoamiResponse, SessionError> {
-        let (_, extensions, request) = request.into_parts();
+        let (metadata, extensions, request) = request.into_parts();
         let token = validate::token("session_token", TokenKind::Session, &request.session_token)?;
         let client = self.limits.client(request.client)?;
+        let proof = presented_proof(&metadata, WHOAMI_PATH)?;
         let session = self
             .manager
-            .whoami(acting(&extensions), token, client.as_ref())
+            .whoami(acting(&extensions), token, client.as_ref(), proof.as_ref())
             .await?;
         Ok(pb::WhoamiResponse {
             expires_in_seconds: whole_seconds(session.expires_in),
@@ -183,10 +192,13 @@ impl SessionApi {
     ) -> Result<pb::ReauthenticateResponse, SessionError> {
         let (_, extensions, request) = request.into_parts();
         let target = validate::session_target(&request.session_token, &request.session_id)?;
-        let aal = validate::aal(request.aal)?;
+        let change = Reauthentication {
+            aal: validate::aal(request.aal)?,
+            device_jkt: validate::device_key(&request.device_key)?,
+        };
         let session = self
             .manager
-            .reauthenticate(acting(&extensions), target, aal)
+            .reauthenticate(acting(&extensions), target, change)
             .await?;
         Ok(pb::ReauthenticateResponse {
             expires_in_seconds: whole_seconds(session.expires_in),

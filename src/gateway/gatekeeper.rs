@@ -123,12 +123,13 @@ impl Gatekeeper {
         let access = caller.within(&self.accepted);
         let (session, access_token) =
             self.manager
-                .admit(&access, token)
+                .admit(&access, token, None)
                 .await
                 .map_err(|error| match error {
-                    SessionError::Unauthenticated | SessionError::InvalidArgument { .. } => {
-                        Refusal::BadToken
-                    }
+                    SessionError::Unauthenticated
+                    | SessionError::Binding { .. }
+                    | SessionError::BindingViolated
+                    | SessionError::InvalidArgument { .. } => Refusal::BadToken,
                     SessionError::PermissionDenied(_) => Refusal::GroupNotAccepted,
                     // The one mapping to a status, which also logs the failure.
                     error => Refusal::Undecided(Status::from(error)),

@@ -1,5 +1,6 @@
 //! Errors of the session rules. `api::error` maps them to gRPC statuses, in one place.
 
+use super::binding::BindingFailure;
 use crate::store::StoreError;
 
 /// Why a session call did not succeed.
@@ -12,6 +13,17 @@ pub enum SessionError {
     /// callers must not learn which.
     #[error("the token is invalid, expired or revoked")]
     Unauthenticated,
+    /// The token is the session's own, but its binding check failed (device proof or
+    /// network). Only a caller holding the current token learns this; `nonce` is a fresh
+    /// server nonce to retry with when `failure` asks for one.
+    #[error("{}", failure.message())]
+    Binding {
+        failure: BindingFailure,
+        nonce: Option<String>,
+    },
+    /// The token is the session's own, but a binding violation ended the session.
+    #[error("the session was ended because its token was used without the device's proof (or from another network); sign in again")]
+    BindingViolated,
     /// An id names nothing the call can act on.
     #[error("{0}")]
     NotFound(String),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::access::GroupAccess;
-use super::manager::{AccessToken, Issued, Signer, Snapshot};
+use super::manager::{AccessToken, Issued, PresentedProof, Signer, Snapshot};
 use super::token::Token;
 use super::{SessionError, SessionManager};
 use crate::clock::millis;
@@ -26,6 +26,9 @@ pub struct Claims {
     /// When the user last authenticated, in seconds (ID tokens only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<u64>,
+    /// The device key a bound session's tokens are confirmed by (RFC 7800, RFC 9449).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
     /// Expiry, in seconds since the epoch: never past the session's own end.
     pub exp: u64,
     pub group: String,
@@ -38,6 +41,12 @@ pub struct Claims {
     pub sid: String,
     /// The user id.
     pub sub: String,
+}
+
+/// RFC 7800's `cnf` claim as DPoP uses it: the SHA-256 thumbprint of the device key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Confirmation {
+    pub jkt: String,
 }
 
 impl SessionManager {
@@ -63,6 +72,9 @@ impl SessionManager {
                 .clone()
                 .unwrap_or_else(|| record.group.clone()),
             auth_time: None,
+            cnf: (!record.device_jkt.is_empty()).then(|| Confirmation {
+                jkt: record.device_jkt.clone(),
+            }),
             exp: expires_at_ms / 1000,
             group: record.group.clone(),
             iat: now_ms / 1000,
@@ -109,13 +121,14 @@ impl SessionManager {
         &self,
         access: &GroupAccess,
         token: Token,
+        proof: Option<&PresentedProof>,
     ) -> Result<(Snapshot, Option<AccessToken>), SessionError> {
         // A check logs no event, so no actor is recorded; the caller's groups apply.
         let acting = super::Acting {
             access,
             actor: "gateway",
         };
-        let session = self.whoami(acting, token, None).await?;
+        let session = self.whoami(acting, token, None, proof).await?;
         let access_token = self
             .signed_access_token(&session.record, self.clock.now_ms())?
             .map(|(_, _, token)| token);
@@ -134,6 +147,7 @@ mod tests {
             attrs: BTreeMap::from([("plan".into(), "pro".into())]),
             aud: "web".into(),
             auth_time: None,
+            cnf: None,
             exp: 20,
             group: "web".into(),
             iat: 10,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::binding::BindingPolicy;
 use crate::clock::millis;
 use crate::store::{EndReason, Event, EventKind, SessionRecord, StoredState};
 
@@ -48,6 +49,9 @@ pub struct GroupPolicy {
     /// `aud` claim of those tokens; None: the group's name.
     #[serde(default)]
     pub audience: Option<String>,
+    /// Device and network binding (docs/binding.md).
+    #[serde(flatten)]
+    pub binding: BindingPolicy,
 }
 
 fn default_refresh_grace() -> Duration {
@@ -85,6 +89,7 @@ impl Default for GroupPolicy {
             refresh_grace: default_refresh_grace(),
             access_token_ttl: None,
             audience: None,
+            binding: BindingPolicy::default(),
         }
     }
 }

@@ -5,6 +5,7 @@
 pub mod backup_file;
 #[cfg(test)]
 mod contract;
+pub mod marks;
 pub mod record;
 pub mod redis;
 pub mod sled;
@@ -183,9 +184,15 @@ pub type ExpiredEvent<'a> = dyn Fn(Option<&SessionRecord>) -> Event + Send + Syn
 /// Where sessions live: every concern of a store, as the one object the session rules
 /// hold (`Arc<dyn SessionStore>`). Each engine implements each concern in that
 /// concern's file (`sled/events.rs` holds `impl EventLog for SledStore`).
-pub trait SessionStore: SessionRecords + EventLog + Expiry + Persistence + Maintenance {}
+pub trait SessionStore:
+    SessionRecords + EventLog + Expiry + Persistence + Maintenance + ProofMarks
+{
+}
 
-impl<T: SessionRecords + EventLog + Expiry + Persistence + Maintenance> SessionStore for T {}
+impl<T: SessionRecords + EventLog + Expiry + Persistence + Maintenance + ProofMarks> SessionStore
+    for T
+{
+}
 
 /// Session records and their indexes. Every call is atomic: a crash or a concurrent
 /// call never sees a record without its index entries, or the reverse.
@@ -333,6 +340,18 @@ pub trait Persistence: Send + Sync {
     fn write_fault(&self) -> tokio::sync::watch::Receiver<Option<String>> {
         tokio::sync::watch::channel(None).1
     }
+}
+
+/// Short-lived marks that every server of a store sees: the ids of device proofs
+/// (`jti`) already used, and the nonces handed out (docs/binding.md). In memory on sled,
+/// so a restart forgets them; `SET NX PX` on Redis, so two servers refuse one replay.
+#[async_trait]
+pub trait ProofMarks: Send + Sync {
+    /// Sets `key` for `ttl`; false (and nothing changes) when it is already set.
+    async fn mark_once(&self, key: &str, ttl: std::time::Duration) -> Result<bool, StoreError>;
+
+    /// Whether `key` is set and its `ttl` has not passed.
+    async fn is_marked(&self, key: &str) -> Result<bool, StoreError>;
 }
 
 /// Full scans for operators: the consistency check and the online backup.

@@ -88,6 +88,9 @@ pub struct SessionRecord {
     /// sweeper, which sees no policy, can tell an idle timeout from a lifespan's end.
     #[prost(uint64, tag = "28")]
     pub idle_timeout_ms: u64,
+    /// RFC 7638 thumbprint of the device key the session is bound to; empty: unbound.
+    #[prost(string, tag = "29")]
+    pub device_jkt: String,
 }
 
 /// The end user's client as the caller saw it.
@@ -156,6 +159,8 @@ pub enum EndReason {
     AbsoluteCap = 10,
     /// Authenticated before the user's not_before (RevokeUserSessions).
     UserNotBefore = 11,
+    /// A bound session's token came without a valid proof of its device key.
+    BindingViolation = 12,
 }
 
 /// What happened to a session.

@@ -12,7 +12,7 @@ use support::*;
 
 /// Runs `sessionctl --addr URL --json ARGS` off the async runtime and parses stdout,
 /// after checking it succeeded.
-async fn ctl_json(url: &str, args: &[&str]) -> Value {
+pub async fn ctl_json(url: &str, args: &[&str]) -> Value {
     serde_json::from_str(&ctl_stdout(url, args).await).expect("stdout is JSON")
 }
 

@@ -7,6 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
 use super::printable;
+use crate::session::binding::DeviceKey;
 use crate::session::manager::LogoutTarget;
 use crate::session::token::{Token, TokenError, TokenKind};
 use crate::session::SessionError;
@@ -110,6 +111,16 @@ pub fn aal(value: String) -> Result<String, SessionError> {
         ));
     }
     Ok(value)
+}
+
+/// A device public key (a JWK as JSON text) as its RFC 7638 thumbprint; empty: none.
+pub fn device_key(value: &str) -> Result<Option<String>, SessionError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    DeviceKey::from_json(value)
+        .map(|key| Some(key.thumbprint().to_owned()))
+        .map_err(|problem| SessionError::invalid("device_key", problem.to_string()))
 }
 
 /// The session a call names: exactly one of its token and its id.

@@ -17,8 +17,8 @@ use crate::session::SessionError;
 use crate::store::ClientContext;
 
 pub use fields::{
-    aal, encode_page_token, except_session_id, logout_by_user, moment, page_size, page_token,
-    revoke_reason, seconds, session_id, session_target, token,
+    aal, device_key, encode_page_token, except_session_id, logout_by_user, moment, page_size,
+    page_token, revoke_reason, seconds, session_id, session_target, token,
 };
 
 /// Size limits on request fields, from the `[limits]` table of the config file (which

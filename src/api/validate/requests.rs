@@ -1,7 +1,7 @@
 //! Requests whose fields are checked together: Start's parameters and UpdateAttributes'
 //! changes, each field against its limit and named when refused.
 
-use super::fields::seconds;
+use super::fields::{device_key, seconds};
 use super::RequestLimits;
 use crate::proto::session::v1 as pb;
 use crate::session::manager::{AttributeChanges, StartParams};
@@ -25,6 +25,7 @@ impl RequestLimits {
                 _ => self.user_id("external_user_id", request.external_user_id)?,
             },
             client: self.client(request.client)?,
+            device_jkt: device_key(&request.device_key)?,
         })
     }
 

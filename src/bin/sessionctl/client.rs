@@ -71,6 +71,11 @@ impl Target {
         })
     }
 
+    /// The URL of the gRPC method at `path` on this server (what a device proof names).
+    pub fn method_url(&self, path: &str) -> String {
+        format!("{}{path}", self.url.trim_end_matches('/'))
+    }
+
     /// Connects, within the timeout.
     pub async fn connect(&self) -> Result<Api, CtlError> {
         let failed = |detail| CtlError::Connect {

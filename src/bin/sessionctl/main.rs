@@ -4,8 +4,8 @@
 //!
 //! Each command family (`sessions`, `users`, `admin`, `backup`, `watch`, `health`) is one
 //! module with its flags, its calls and both printed forms of its answers; they share
-//! only the leaf modules below them (`client`, `args`, `render`, `output`, `table`,
-//! `time`, `error`), never each other.
+//! only the leaf modules below them (`client`, `device`, `args`, `render`, `output`,
+//! `table`, `time`, `error`), never each other.
 
 // No unwrap/expect outside tests: request and storage data must never panic the server.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
@@ -15,6 +15,7 @@ mod args;
 mod backup;
 mod cli;
 mod client;
+mod device;
 mod error;
 mod health;
 mod output;

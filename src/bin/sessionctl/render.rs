@@ -41,6 +41,7 @@ pub fn session_json(session: &pb::Session) -> Value {
         "last_seen_at": session.last_seen_at.as_ref().map(|at| rfc3339(at, true)),
         "end_reason": end_reason_name(session.end_reason),
         "started_by": session.started_by,
+        "device_key_thumbprint": session.device_key_thumbprint,
     })
 }
 
@@ -111,6 +112,7 @@ fn session_pairs(session: Option<&pb::Session>, now_seconds: i64) -> Vec<(&'stat
         ("last_seen_at", moment(session.last_seen_at.as_ref(), None)),
         ("end_reason", end_reason_name(session.end_reason)),
         ("started_by", or_dash(&session.started_by)),
+        ("device_key", or_dash(&session.device_key_thumbprint)),
     ]
 }
 

@@ -4,13 +4,19 @@
 use clap::{value_parser, ArgGroup, Args, Subcommand};
 use serde_json::json;
 use sessiond::proto::session::v1 as pb;
+use sessiond::session::binding::DeviceSigner;
 
 use crate::args::{into_map, key_value, secret};
 use crate::client::Target;
+use crate::device::{call_with_proof, DeviceKeyArgs};
 use crate::error::CtlError;
 use crate::output::Output;
 use crate::render::{moment, revoked, seconds, session_block, session_json};
 use crate::time::{now_seconds, rfc3339};
+
+/// The paths of the calls a device proof names (docs/binding.md).
+const REFRESH_PATH: &str = "/session.v1.SessionService/Refresh";
+const WHOAMI_PATH: &str = "/session.v1.SessionService/Whoami";
 
 /// Where a session token is taken from when the command line has none.
 const SESSION_TOKEN_ENV: &str = "SESSIOND_SESSION_TOKEN";
@@ -31,6 +37,8 @@ pub enum SessionCommand {
         session_token: String,
         #[command(flatten)]
         client: ClientArgs,
+        #[command(flatten)]
+        device: DeviceKeyArgs,
     },
     /// Trade a refresh token for a new token pair; the old pair stops working.
     Refresh {
@@ -43,6 +51,8 @@ pub enum SessionCommand {
         refresh_token: String,
         #[command(flatten)]
         client: ClientArgs,
+        #[command(flatten)]
+        device: DeviceKeyArgs,
     },
     /// Push one session's expiry out (keep-alive).
     Extend {
@@ -75,6 +85,8 @@ pub struct StartArgs {
     attributes: Vec<(String, String)>,
     #[command(flatten)]
     client: ClientArgs,
+    #[command(flatten)]
+    device: DeviceKeyArgs,
 }
 
 /// The end user's client, as `start`, `whoami` and `refresh` pass it on.
@@ -138,6 +150,7 @@ impl SessionCommand {
     pub async fn run(self, target: &Target) -> Result<Output, CtlError> {
         match self {
             SessionCommand::Start(args) => {
+                let device = args.device.signer(true)?;
                 let message = pb::StartRequest {
                     user_id: args.user_id,
                     group: args.group.unwrap_or_default(),
@@ -145,6 +158,10 @@ impl SessionCommand {
                     metadata: into_map("--meta", args.metadata)?,
                     attributes: into_map("--attr", args.attributes)?,
                     client: args.client.into_context(),
+                    device_key: device
+                        .as_ref()
+                        .map(DeviceSigner::public_jwk_json)
+                        .unwrap_or_default(),
                     ..Default::default()
                 };
                 let response = target
@@ -160,32 +177,40 @@ impl SessionCommand {
             SessionCommand::Whoami {
                 session_token,
                 client,
+                device,
             } => {
+                let signer = device.signer(false)?;
+                let token = secret(session_token, "session token")?;
                 let message = pb::WhoamiRequest {
-                    session_token: secret(session_token, "session token")?,
+                    session_token: token.clone(),
                     client: client.into_context(),
                 };
-                let response = target
-                    .call(message, async |client, request| {
-                        client.whoami(request).await
-                    })
-                    .await?;
+                let url = target.method_url(WHOAMI_PATH);
+                let proof = (signer.as_ref(), url.as_str(), token.as_str());
+                let response = call_with_proof(target, message, proof, async |client, request| {
+                    client.whoami(request).await
+                })
+                .await?;
                 Ok(whoami(&response, now_seconds()))
             }
             SessionCommand::Refresh {
                 refresh_token,
                 client,
+                device,
             } => {
+                let signer = device.signer(false)?;
+                let token = secret(refresh_token, "refresh token")?;
                 let message = pb::RefreshRequest {
-                    refresh_token: secret(refresh_token, "refresh token")?,
+                    refresh_token: token.clone(),
                     client: client.into_context(),
                     ..Default::default()
                 };
-                let response = target
-                    .call(message, async |client, request| {
-                        client.refresh(request).await
-                    })
-                    .await?;
+                let url = target.method_url(REFRESH_PATH);
+                let proof = (signer.as_ref(), url.as_str(), token.as_str());
+                let response = call_with_proof(target, message, proof, async |client, request| {
+                    client.refresh(request).await
+                })
+                .await?;
                 Ok(token_pair(
                     response.session,
                     response.session_token,

@@ -9,10 +9,12 @@
 //! - `signer`: the device's half, making proofs (CLI, Rust clients, tests).
 //! - `target`: whether a proof's `htu` names the call.
 //! - `network`: the ip rule.
+//! - `policy`: a group's binding policy and the `[proofs]` settings.
 
 pub mod failure;
 pub mod jwk;
 pub mod network;
+pub mod policy;
 pub mod proof;
 pub mod signer;
 pub mod target;
@@ -20,6 +22,7 @@ pub mod target;
 pub use failure::BindingFailure;
 pub use jwk::{DeviceKey, KeyAlgorithm, KeyProblem, MAX_JWK_BYTES};
 pub use network::{network_check, NetworkBinding};
+pub use policy::{BindingPolicy, DeviceBinding, OnBindingFailure, ProofOnUse, ProofSettings};
 pub use proof::{
     token_hash, verify_proof, ProofExpectations, VerifiedProof, MAX_JTI_BYTES, MAX_PROOF_BYTES,
     PROOF_TYPE,

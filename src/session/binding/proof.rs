@@ -24,8 +24,9 @@ pub const PROOF_TYPE: &str = "dpop+jwt";
 /// What the server expects of the proof sent with one call.
 #[derive(Debug, Clone, Copy)]
 pub struct ProofExpectations<'a> {
-    /// The session's key thumbprint (`jkt`).
-    pub thumbprint: &'a str,
+    /// The session's key thumbprint (`jkt`); None: any key, checked by the caller
+    /// against `VerifiedProof::thumbprint` (a proof is checked before its session is read).
+    pub thumbprint: Option<&'a str>,
     /// The `htm` to match, e.g. "POST".
     pub method: &'a str,
     /// The `htu` to match; query and fragment are ignored on both sides.
@@ -48,6 +49,8 @@ pub struct VerifiedProof {
     pub issued_at_ms: u64,
     /// The server nonce the proof carries, if any.
     pub nonce: Option<String>,
+    /// The thumbprint of the key that signed it.
+    pub thumbprint: String,
 }
 
 /// The `ath` of a token: base64url (no padding) of SHA-256 of its ASCII bytes.
@@ -69,11 +72,10 @@ pub fn verify_proof(
     if !key.verifies(jws.signing_input.as_bytes(), &jws.signature) {
         return Err(BindingFailure::SignatureInvalid);
     }
-    if !bool::from(
-        key.thumbprint()
-            .as_bytes()
-            .ct_eq(expected.thumbprint.as_bytes()),
-    ) {
+    if expected
+        .thumbprint
+        .is_some_and(|jkt| !bool::from(key.thumbprint().as_bytes().ct_eq(jkt.as_bytes())))
+    {
         return Err(BindingFailure::KeyMismatch);
     }
     let claims = Claims::read(&jws.claims)?;
@@ -92,6 +94,7 @@ pub fn verify_proof(
         jti: claims.jti.to_owned(),
         issued_at_ms,
         nonce: claims.nonce.map(str::to_owned),
+        thumbprint: key.thumbprint().to_owned(),
     })
 }
 
@@ -335,7 +338,7 @@ mod tests {
         ];
         for (case, proof, thumbprint, outcome) in cases {
             let expected = ProofExpectations {
-                thumbprint,
+                thumbprint: Some(thumbprint),
                 method: "POST",
                 uri: URI,
                 token: TOKEN,
@@ -358,7 +361,7 @@ mod tests {
             .sign_compact(&header, &with(claims, "nonce", json!("n-1")))
             .expect("signed");
         let expected = ProofExpectations {
-            thumbprint: ed.thumbprint(),
+            thumbprint: Some(ed.thumbprint()),
             method: "POST",
             uri: URI,
             token: TOKEN,
@@ -371,6 +374,7 @@ mod tests {
                 jti: "j1".to_owned(),
                 issued_at_ms: NOW_MS,
                 nonce: Some("n-1".to_owned()),
+                thumbprint: ed.thumbprint().to_owned(),
             })
         );
     }

@@ -257,7 +257,7 @@ iTT+Xz2PWNZLaDQOjDqfOk/XBoB+E/Ue4tWx2Ie39D6rYlkmHIbxjjDW
                 )
                 .expect("signed");
             let expected = ProofExpectations {
-                thumbprint: signer.thumbprint(),
+                thumbprint: Some(signer.thumbprint()),
                 method: "POST",
                 uri: "https://a.example/x",
                 token: "st_t",

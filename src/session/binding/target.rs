@@ -4,8 +4,19 @@
 /// Whether a proof's `htu` names the call at `uri`: compared without query and fragment
 /// (RFC 9449 §4.3), scheme and authority case-insensitively and without the scheme's
 /// default port, an empty path as "/" (RFC 3986 §6.2.2, §6.2.3). Paths compare exactly.
+/// A `uri` that is only a path (a gRPC method's, `/session.v1.SessionService/Refresh`)
+/// matches any absolute `htu` with that path: proxies rewrite scheme and `:authority`.
 pub fn same_target(htu: &str, uri: &str) -> bool {
+    if uri.starts_with('/') {
+        return path_of(&normalized(htu)) == Some(normalized(uri).as_str());
+    }
     normalized(htu) == normalized(uri)
+}
+
+/// The path of an absolute, normalized URI.
+fn path_of(uri: &str) -> Option<&str> {
+    let (_, rest) = uri.split_once("://")?;
+    rest.find('/').map(|at| &rest[at..])
 }
 
 fn normalized(uri: &str) -> String {
@@ -65,5 +76,21 @@ mod tests {
         // No path is "/"; what has no scheme compares as written, less its query.
         assert!(same_target("https://h.example", "https://h.example:443/?q"));
         assert!(same_target("urn:x?q", "urn:x"));
+    }
+
+    #[test]
+    fn a_bare_path_matches_any_host_with_that_path() {
+        let path = "/session.v1.SessionService/Refresh";
+        #[rustfmt::skip]
+        let cases = [
+            ("any host", "http://sessiond:50051/session.v1.SessionService/Refresh", true),
+            ("a query", "https://lb.example/session.v1.SessionService/Refresh?x", true),
+            ("another method", "http://sessiond/session.v1.SessionService/Whoami", false),
+            ("the path alone is not a URL", "/session.v1.SessionService/Refresh", false),
+            ("a longer path", "http://h/prefix/session.v1.SessionService/Refresh", false),
+        ];
+        for (case, htu, matches) in cases {
+            assert_eq!(same_target(htu, path), matches, "{case}");
+        }
     }
 }

@@ -4,6 +4,7 @@
 //! `extend_decision`, ...) with a table test; `decide.rs` runs a rule in the store step.
 
 mod attributes;
+mod binding;
 mod bulk;
 mod decide;
 mod extension;
@@ -19,13 +20,16 @@ mod start;
 mod sweep;
 mod validation;
 
+pub use binding::PresentedProof;
 pub use bulk::{BulkRevoke, BulkRevoked};
+pub use reauthentication::Reauthentication;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::access::Acting;
+use super::binding::ProofSettings;
 use super::ids::SessionIds;
 use super::policy::{GroupPolicy, Policies, SessionState};
 use super::token::{Secret, Token, TokenKind};
@@ -64,6 +68,8 @@ pub struct StartParams {
     pub external_user_id: String,
     /// The client the session is started from, if the caller said.
     pub client: Option<ClientContext>,
+    /// Thumbprint of the device key to bind the session to; None: a bearer session.
+    pub device_jkt: Option<String>,
 }
 
 /// A user, by our id or by the caller's.
@@ -153,6 +159,8 @@ pub struct ManagerSettings {
     pub whoami_cache_max: Duration,
     /// How long the event log keeps an event.
     pub event_retention: Duration,
+    /// How device proofs are checked.
+    pub proofs: ProofSettings,
 }
 
 impl Default for ManagerSettings {
@@ -161,6 +169,7 @@ impl Default for ManagerSettings {
             touch_interval: Duration::from_secs(60),
             whoami_cache_max: Duration::from_secs(300),
             event_retention: Duration::from_secs(24 * 3600),
+            proofs: ProofSettings::default(),
         }
     }
 }

@@ -5,10 +5,20 @@
 use super::{event, LogoutTarget, SessionManager, Snapshot};
 use crate::clock::millis;
 use crate::session::access::{Acting, GroupAccess};
+use crate::session::binding::DeviceBinding;
 use crate::session::policy::{GroupPolicy, SessionState};
 use crate::session::token::SecretHash;
 use crate::session::SessionError;
 use crate::store::{Commit, Decision, EventKind, SessionRecord};
+
+/// What a Reauthenticate records.
+#[derive(Clone, Debug, Default)]
+pub struct Reauthentication {
+    /// The authenticator assurance level reached (empty: none said).
+    pub aal: String,
+    /// Thumbprint of a new device key to bind the session to; None: the binding stays.
+    pub device_jkt: Option<String>,
+}
 
 /// The Reauthenticate rule over `record` (of group `policy`) at `now_ms`, named by its
 /// session token (`by_token`) or by id: the outcome is why it may not, if it may not.
@@ -17,10 +27,20 @@ pub(super) fn reauthentication_decision(
     policy: &GroupPolicy,
     access: Acting<'_>,
     by_token: Option<&SecretHash>,
-    aal: &str,
+    change: &Reauthentication,
     now_ms: u64,
 ) -> (Decision, Result<(), SessionError>) {
     if let Some(refusal) = reauthentication_refusal(record, policy, access, by_token, now_ms) {
+        return (Decision::Keep, Err(refusal));
+    }
+    if change.device_jkt.is_some() && policy.binding.device_binding == DeviceBinding::Off {
+        let refusal = SessionError::invalid(
+            "device_key",
+            format!(
+                "must be empty: group {:?} binds no session to a device (device_binding = \"off\")",
+                record.group
+            ),
+        );
         return (Decision::Keep, Err(refusal));
     }
     let mut next = record.clone();
@@ -31,7 +51,10 @@ pub(super) fn reauthentication_decision(
         .saturating_add(millis(policy.lifespan))
         .max(record.expires_at_ms)
         .min(next.max_expires_at_ms);
-    next.aal = aal.to_owned();
+    next.aal = change.aal.clone();
+    if let Some(jkt) = &change.device_jkt {
+        next.device_jkt = jkt.clone();
+    }
     let extended = event(EventKind::Extended, now_ms, access.actor);
     (Decision::Put(Box::new(next), Some(extended)), Ok(()))
 }
@@ -66,7 +89,7 @@ impl SessionManager {
         &self,
         access: Acting<'_>,
         target: LogoutTarget,
-        aal: String,
+        change: Reauthentication,
     ) -> Result<Snapshot, SessionError> {
         let now = self.clock.now_ms();
         let (session_id, by_token) = match &target {
@@ -76,7 +99,7 @@ impl SessionManager {
         let decided = self
             .decide(session_id, Commit::Durable, |record| {
                 let policy = self.policies.for_record(record);
-                reauthentication_decision(record, policy, access, by_token.as_ref(), &aal, now)
+                reauthentication_decision(record, policy, access, by_token.as_ref(), &change, now)
             })
             .await?;
         let Some((record, outcome)) = decided else {
@@ -97,6 +120,13 @@ mod tests {
     };
     use super::*;
     use crate::session::token::Secret;
+
+    fn aal2() -> Reauthentication {
+        Reauthentication {
+            aal: "aal2".into(),
+            device_jkt: None,
+        }
+    }
 
     fn said(outcome: &Result<(), SessionError>) -> &'static str {
         match outcome {
@@ -139,7 +169,7 @@ mod tests {
                 &policy(),
                 acting(&access),
                 presented.as_ref(),
-                "aal2",
+                &aal2(),
                 now,
             );
             assert_eq!(said(&got), outcome, "{case}");
@@ -155,7 +185,7 @@ mod tests {
             &policy(),
             acting(&GroupAccess::All),
             None,
-            "aal2",
+            &aal2(),
             now,
         );
         let (next, logged) = put(decision).expect("an active session is re-authenticated");
@@ -203,7 +233,7 @@ mod tests {
                 &policy,
                 acting(&everyone),
                 None,
-                "",
+                &Reauthentication::default(),
                 at_minute(30),
             );
             let (next, _) = put(decision).expect("an active session is re-authenticated");

@@ -3,6 +3,9 @@
 //! sealed successor pair) and reuse detection (any other rotated-away token revokes the
 //! session).
 
+use super::binding::{
+    binding_check, binding_refused, ended_by_binding, BoundUse, PresentedProof, ProofFinding,
+};
 use super::sighting::record_sighting;
 use super::{
     count_revoked, ended, event, Issued, SessionManager, TokenPair, RETIRED_REFRESH_SECRETS,
@@ -10,8 +13,9 @@ use super::{
 use crate::clock::millis;
 use crate::metrics;
 use crate::session::access::{Acting, GroupAccess};
+use crate::session::binding::BindingFailure;
 use crate::session::policy::{GroupPolicy, SessionState};
-use crate::session::token::{new_nonce, SecretHash, Token, RETIRED_DIGEST_LEN};
+use crate::session::token::{new_nonce, SecretHash, Token, TokenKind, RETIRED_DIGEST_LEN};
 use crate::session::SessionError;
 use crate::store::{
     ClientContext, Commit, Decision, EndReason, EventKind, SessionRecord, StoredState,
@@ -31,6 +35,8 @@ pub(super) struct RefreshCall<'a> {
     /// `successor` sealed under the presented secret, kept through the grace window.
     pub sealed_successor: &'a [u8],
     pub client: Option<&'a ClientContext>,
+    /// What the checks that need no session found in the call's device proof.
+    pub proof: &'a ProofFinding,
 }
 
 /// What the refresh rule decided.
@@ -45,6 +51,11 @@ pub(super) enum RefreshOutcome {
     Rotated,
     /// The just-rotated token again, inside its grace window: the same successor.
     Replayed(TokenPair),
+    /// The token was proved, but the session's binding check failed (and, where the
+    /// group says, the session was revoked for it).
+    BindingRefused(BindingFailure),
+    /// The current token of a session a binding violation ended.
+    EndedByBinding,
 }
 
 /// The refresh rule over the session `record` (of group `policy`) at `now_ms`.
@@ -73,8 +84,21 @@ pub(super) fn refresh_decision(
     if (current || replayed.is_some() || reused) && !call.access.allows(&record.group) {
         (Decision::Keep, RefreshOutcome::Forbidden)
     } else if current {
+        if ended_by_binding(record) {
+            return (Decision::Keep, RefreshOutcome::EndedByBinding);
+        }
         if policy.state_at(record, now_ms) != SessionState::Active {
             return (Decision::Keep, RefreshOutcome::Refused);
+        }
+        if let Err(failure) = refresh_binding(record, call, policy) {
+            return binding_refused(
+                record,
+                failure,
+                policy,
+                now_ms,
+                call.access.actor,
+                RefreshOutcome::BindingRefused,
+            );
         }
         let mut next = rotated(record, call.successor, now_ms);
         record_sighting(&mut next, call.client, now_ms);
@@ -89,7 +113,17 @@ pub(super) fn refresh_decision(
             RefreshOutcome::Rotated,
         )
     } else if let Some(successor) = replayed {
-        (Decision::Keep, RefreshOutcome::Replayed(successor))
+        match refresh_binding(record, call, policy) {
+            Err(failure) => binding_refused(
+                record,
+                failure,
+                policy,
+                now_ms,
+                call.access.actor,
+                RefreshOutcome::BindingRefused,
+            ),
+            Ok(()) => (Decision::Keep, RefreshOutcome::Replayed(successor)),
+        }
     } else if reused {
         let (next, event) = ended(record, EndReason::RefreshReuse, now_ms, call.access.actor);
         (
@@ -99,6 +133,21 @@ pub(super) fn refresh_decision(
     } else {
         (Decision::Keep, RefreshOutcome::Refused)
     }
+}
+
+/// The binding rule for a Refresh `call` of `record`.
+fn refresh_binding(
+    record: &SessionRecord,
+    call: &RefreshCall<'_>,
+    policy: &GroupPolicy,
+) -> Result<(), BindingFailure> {
+    binding_check(
+        record,
+        &policy.binding,
+        call.proof,
+        call.client,
+        BoundUse::Refresh,
+    )
 }
 
 /// The successor pair of the refresh token rotated away last, if `token` is that token,
@@ -161,7 +210,11 @@ impl SessionManager {
         expected_scope: Option<&str>,
         issue_id_token: bool,
         client: Option<&ClientContext>,
+        proof: Option<&PresentedProof>,
     ) -> Result<Issued, SessionError> {
+        let now = self.clock.now_ms();
+        let presented_text = token.encode(TokenKind::Refresh);
+        let proof = self.examine_proof(proof, &presented_text, now).await?;
         let successor = TokenPair::generate()?;
         let sealed_successor = token.secret.seal_pair(
             token.session_id,
@@ -169,7 +222,6 @@ impl SessionManager {
             new_nonce()?,
         );
         let presented = token.secret.hash();
-        let now = self.clock.now_ms();
         let call = RefreshCall {
             token: &token,
             presented: &presented,
@@ -178,6 +230,7 @@ impl SessionManager {
             successor: &successor,
             sealed_successor: &sealed_successor,
             client,
+            proof: &proof,
         };
         let decided = self
             .decide(token.session_id, Commit::Durable, |record| {
@@ -211,6 +264,13 @@ impl SessionManager {
                 Err(SessionError::Unauthenticated)
             }
             Some((record, RefreshOutcome::Forbidden)) => Err(GroupAccess::denied(&record.group)),
+            Some((record, RefreshOutcome::BindingRefused(failure))) => {
+                if record.end_reason() == EndReason::BindingViolation {
+                    count_revoked("binding", 1);
+                }
+                Err(self.binding_refusal(failure).await?)
+            }
+            Some((_, RefreshOutcome::EndedByBinding)) => Err(SessionError::BindingViolated),
             Some((_, RefreshOutcome::Refused)) | None => Err(SessionError::Unauthenticated),
         }
     }
@@ -269,6 +329,7 @@ mod tests {
             successor,
             sealed_successor: &sealed,
             client: None,
+            proof: &ProofFinding::Absent,
         };
         refresh_decision(record, &call, now_ms, &policy())
     }
@@ -309,6 +370,8 @@ mod tests {
             RefreshOutcome::Reused => "reused",
             RefreshOutcome::Rotated => "rotated",
             RefreshOutcome::Replayed(_) => "replayed",
+            RefreshOutcome::BindingRefused(failure) => failure.reason(),
+            RefreshOutcome::EndedByBinding => "ended by binding",
         }
     }
 
@@ -464,6 +527,7 @@ mod tests {
             successor: &successor,
             sealed_successor: b"sealed",
             client: None,
+            proof: &ProofFinding::Absent,
         };
         let (decision, _) = refresh_decision(&record, &call, at_minute(1), &no_grace);
         let (next, _) = put(decision).expect("the current token rotates");

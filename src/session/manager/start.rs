@@ -7,6 +7,7 @@ use super::{count_revoked, ended, sighting, Issued, SessionManager, StartParams,
 use crate::clock::millis;
 use crate::metrics;
 use crate::session::access::Acting;
+use crate::session::binding::DeviceBinding;
 use crate::session::policy::{
     started_event, Policies, SessionLimitAction, SessionState, DEFAULT_GROUP,
 };
@@ -50,6 +51,22 @@ pub(super) fn session_limit_decision(
     (puts, Ok(evicted))
 }
 
+/// Whether group `group`, binding as `binding` says, takes a Start with or without a
+/// device key.
+fn binding_at_start(group: &str, binding: DeviceBinding, keyed: bool) -> Result<(), SessionError> {
+    match (binding, keyed) {
+        (DeviceBinding::Off, true) => Err(SessionError::invalid(
+            "device_key",
+            format!("must be empty: group {group:?} binds no session to a device (device_binding = \"off\")"),
+        )),
+        (DeviceBinding::Required, false) => Err(SessionError::invalid(
+            "device_key",
+            format!("is required: group {group:?} binds every session to a device key (device_binding = \"required\")"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 impl SessionManager {
     /// Opens a session: ACTIVE, with a fresh token pair.
     pub async fn start(
@@ -70,6 +87,11 @@ impl SessionManager {
                 ),
             ));
         }
+        binding_at_start(
+            &group,
+            policy.binding.device_binding,
+            params.device_jkt.is_some(),
+        )?;
         let tokens = TokenPair::generate()?;
         let now = self.clock.now_ms();
         let max_expires_at_ms = now.saturating_add(millis(policy.max_lifetime));
@@ -106,6 +128,7 @@ impl SessionManager {
             end_reason: EndReason::Unspecified as i32,
             started_by: access.actor.to_owned(),
             idle_timeout_ms: policy.idle_timeout.map_or(0, millis),
+            device_jkt: params.device_jkt.unwrap_or_default(),
         };
         sighting::record_sighting(&mut record, params.client.as_ref(), now);
         record.client = params.client;

@@ -5,11 +5,15 @@
 
 use std::time::Duration;
 
-use super::{close_grace, sighting, SessionManager, Snapshot};
+use super::binding::{
+    binding_check, binding_refused, ended_by_binding, ends_session, proof_due, BoundUse,
+    PresentedProof, ProofFinding,
+};
+use super::{close_grace, count_revoked, sighting, SessionManager, Snapshot};
 use crate::clock::millis;
 use crate::session::access::Acting;
 use crate::session::policy::{GroupPolicy, SessionState};
-use crate::session::token::{SecretHash, Token};
+use crate::session::token::{SecretHash, Token, TokenKind};
 use crate::session::SessionError;
 use crate::store::{ClientContext, Commit, Decision, SessionRecord};
 
@@ -78,6 +82,7 @@ impl SessionManager {
         access: Acting<'_>,
         token: Token,
         client: Option<&ClientContext>,
+        proof: Option<&PresentedProof>,
     ) -> Result<Snapshot, SessionError> {
         let presented = token.secret.hash();
         let now = self.clock.now_ms();
@@ -88,9 +93,19 @@ impl SessionManager {
             .store
             .get(token.session_id)
             .await?
-            .filter(authentic)
             .ok_or(SessionError::Unauthenticated)?;
+        if !authentic(&record) {
+            return Err(
+                if presented.matches(&record.session_token_hash) && ended_by_binding(&record) {
+                    SessionError::BindingViolated
+                } else {
+                    SessionError::Unauthenticated
+                },
+            );
+        }
         access.check(&record.group)?;
+        self.whoami_binding(&record, &token, client, proof, access, now)
+            .await?;
         let touch_after = millis(self.touch_interval_for(self.policies.for_record(&record)));
         if !needs_write(&record, client, touch_after, now) {
             return Ok(self.snapshot(record, now));
@@ -112,6 +127,49 @@ impl SessionManager {
             .filter(authentic)
             .ok_or(SessionError::Unauthenticated)?;
         Ok(self.snapshot(touched, now))
+    }
+
+    /// The binding check of a Whoami of `record`, which `token` proved: the network where
+    /// the group binds one, the device proof where it asks one on every call. A failure
+    /// that ends the session revokes it, if the token is still its own.
+    async fn whoami_binding(
+        &self,
+        record: &SessionRecord,
+        token: &Token,
+        client: Option<&ClientContext>,
+        proof: Option<&PresentedProof>,
+        access: Acting<'_>,
+        now: u64,
+    ) -> Result<(), SessionError> {
+        let policy = self.policies.for_record(record);
+        let finding = if proof_due(record, &policy.binding, BoundUse::Whoami) {
+            let text = token.encode(TokenKind::Session);
+            self.examine_proof(proof, &text, now).await?
+        } else {
+            ProofFinding::Absent
+        };
+        let Err(failure) =
+            binding_check(record, &policy.binding, &finding, client, BoundUse::Whoami)
+        else {
+            return Ok(());
+        };
+        if ends_session(failure, &policy.binding) {
+            let presented = token.secret.hash();
+            let revoked = self
+                .store
+                .update(token.session_id, Commit::Durable, &mut |record| {
+                    let policy = self.policies.for_record(record);
+                    if !authentic(record, policy, &presented, now) {
+                        return Decision::Keep;
+                    }
+                    binding_refused(record, failure, policy, now, access.actor, |_| ()).0
+                })
+                .await?;
+            if revoked.as_ref().is_some_and(ended_by_binding) {
+                count_revoked("binding", 1);
+            }
+        }
+        Err(self.binding_refusal(failure).await?)
     }
 
     fn touch_interval_for(&self, policy: &GroupPolicy) -> Duration {

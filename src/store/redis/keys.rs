@@ -48,6 +48,11 @@ impl Keys {
         format!("{}:x:{external_user_id}", self.prefix)
     }
 
+    /// A proof mark (`ProofMarks`): a key of its own, wherever the cluster puts it.
+    pub(super) fn mark(&self, key: &str) -> String {
+        format!("{}:pm:{key}", self.prefix)
+    }
+
     pub(super) fn signing_keys(&self) -> String {
         format!("{}:signing_keys", self.prefix)
     }

@@ -30,6 +30,7 @@ mod error;
 mod events;
 mod keys;
 mod maintenance;
+mod marks;
 mod plan;
 mod records;
 mod sweep;

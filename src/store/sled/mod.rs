@@ -26,6 +26,7 @@ mod index;
 mod keys;
 mod live;
 mod maintenance;
+mod marks;
 mod records;
 mod settings;
 mod sweep;
@@ -44,6 +45,8 @@ use index::{Indexes, Moved};
 use live::LiveBytes;
 pub use settings::{SledConfig, DEFAULT_CACHE_MIB};
 use touches::{Touches, TOUCHES_TREE};
+
+use crate::store::marks::MemoryMarks;
 
 use super::record::decode_record;
 use super::{Durability, SessionId, SessionRecord, StoreError};
@@ -83,6 +86,8 @@ pub struct SledStore {
     compaction: Compaction,
     /// The first failed disk write: sled stays failed after one (see `write_fault`).
     fault: watch::Sender<Option<String>>,
+    /// Used proof ids and issued nonces (see `ProofMarks`).
+    marks: MemoryMarks,
 }
 
 /// One generation's sled database and its trees.
@@ -188,6 +193,7 @@ impl SledStore {
             touches,
             compaction: Compaction::new(std::time::Instant::now()),
             fault: watch::Sender::new(None),
+            marks: MemoryMarks::default(),
         })
     }
 

@@ -124,7 +124,7 @@ async fn step(
             let (id, text) =
                 issued.session_tokens[token.index(issued.session_tokens.len())].clone();
             let actual = match m
-                .whoami(access, parse(TokenKind::Session, &text), None)
+                .whoami(access, parse(TokenKind::Session, &text), None, None)
                 .await
             {
                 Ok(snapshot) => Answer::Session(View::from(&snapshot)),
@@ -139,7 +139,14 @@ async fn step(
             let (id, text) =
                 issued.refresh_tokens[token.index(issued.refresh_tokens.len())].clone();
             match m
-                .refresh(access, parse(TokenKind::Refresh, &text), None, false, None)
+                .refresh(
+                    access,
+                    parse(TokenKind::Refresh, &text),
+                    None,
+                    false,
+                    None,
+                    None,
+                )
                 .await
             {
                 Ok(new) => {
