@@ -2,6 +2,7 @@
 //! on), and how each is made: the request built, the credentials attached, the answer
 //! awaited within the timeout.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::ValueEnum;
@@ -10,6 +11,7 @@ use sessiond::proto::session::v1::{
     ExtendRequest, RefreshAllForUserRequest, RefreshRequest, StartRequest, StartResponse,
     WhoamiRequest,
 };
+use sessiond::session::binding::DeviceSigner;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 use tonic::{Request, Status};
@@ -116,10 +118,12 @@ impl Slot {
     }
 }
 
-/// The credentials every SessionService call carries (health and reflection need none).
-#[derive(Clone, Debug, Default)]
+/// The credentials every SessionService call carries (health and reflection need none),
+/// and the device key sessions are bound to with `--bound`.
+#[derive(Clone, Default)]
 pub struct Auth {
     bearer: Option<MetadataValue<Ascii>>,
+    device: Option<Arc<DeviceSigner>>,
 }
 
 impl Auth {
@@ -130,7 +134,42 @@ impl Auth {
             .map_err(|_| "--api-key must be printable ASCII")?;
         Ok(Auth {
             bearer: Some(bearer),
+            device: None,
         })
+    }
+
+    /// These credentials, and a new device key every session is bound to.
+    pub fn bound(self) -> Result<Auth, BoxError> {
+        let device = DeviceSigner::generate_ed25519()?;
+        Ok(Auth {
+            device: Some(Arc::new(device)),
+            ..self
+        })
+    }
+
+    /// The device key's JWK for Start (empty: unbound).
+    fn device_key(&self) -> String {
+        self.device
+            .as_ref()
+            .map(|device| device.public_jwk_json())
+            .unwrap_or_default()
+    }
+
+    /// `message` as a request with the credentials and, when bound, a DPoP proof of
+    /// `token` for the call `kind`.
+    fn proven<T>(&self, message: T, kind: CallKind, token: &str) -> Result<Request<T>, Status> {
+        let mut request = self.request(message);
+        if let Some(device) = &self.device {
+            // Only the path of htu is compared on a direct call.
+            let url = format!("http://sessiond/{}", kind.method());
+            let proof = device
+                .proof("POST", &url, token, None, now_ms())
+                .map_err(|error| Status::internal(format!("signing a proof: {error}")))?;
+            let proof = MetadataValue::try_from(proof)
+                .map_err(|_| Status::internal("a proof is not ASCII"))?;
+            request.metadata_mut().insert("dpop", proof);
+        }
+        Ok(request)
     }
 
     /// `message` as a request with the credentials attached.
@@ -168,10 +207,13 @@ impl Caller {
 
     /// `Whoami` with the slot's session token.
     pub async fn whoami(&mut self, slot: &Slot) -> Result<(), Status> {
-        let request = self.auth.request(WhoamiRequest {
+        let message = WhoamiRequest {
             session_token: slot.session_token.clone(),
             client: None,
-        });
+        };
+        let request = self
+            .auth
+            .proven(message, CallKind::Whoami, &slot.session_token)?;
         bounded(self.timeout, self.sessions.whoami(request))
             .await
             .map(drop)
@@ -180,10 +222,13 @@ impl Caller {
     /// `Refresh` with the slot's refresh token: the slot takes the new pair, or is
     /// marked broken when the call fails (its current token is then unknown).
     pub async fn refresh(&mut self, slot: &mut Slot) -> Result<(), Status> {
-        let request = self.auth.request(RefreshRequest {
+        let message = RefreshRequest {
             refresh_token: slot.refresh_token.clone(),
             ..Default::default()
-        });
+        };
+        let request = self
+            .auth
+            .proven(message, CallKind::Refresh, &slot.refresh_token)?;
         match bounded(self.timeout, self.sessions.refresh(request)).await {
             Ok(response) => {
                 let response = response.into_inner();
@@ -214,6 +259,7 @@ impl Caller {
         let request = self.auth.request(StartRequest {
             user_id,
             metadata: [("device".to_owned(), "sessiond-bench".to_owned())].into(),
+            device_key: self.auth.device_key(),
             ..Default::default()
         });
         bounded(self.timeout, self.sessions.start(request))
@@ -250,6 +296,14 @@ impl Caller {
             )))
         }
     }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
 }
 
 /// Awaits a call, giving up after `timeout` with DEADLINE_EXCEEDED.

@@ -98,6 +98,11 @@ pub struct Cli {
     #[arg(long)]
     pub no_baseline: bool,
 
+    /// Bind every session to a device key (one Ed25519 key for the run) and send a DPoP
+    /// proof with each Refresh and Whoami (docs/binding.md): what binding costs.
+    #[arg(long)]
+    pub bound: bool,
+
     /// A bare tonic server serving only `grpc.health.v1` (`tonic-reference`), plaintext
     /// `http://HOST:PORT`: its health Check is measured in the same run, with the same
     /// connections, concurrency and duration, and every figure is also given as a

@@ -135,6 +135,7 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
         Some(key) => Auth::api_key(key)?,
         None => Auth::default(),
     };
+    let auth = if cli.bound { auth.bound()? } else { auth };
     let prepared = prepare::prepare(
         &channels,
         &auth,

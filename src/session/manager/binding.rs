@@ -9,7 +9,7 @@ use subtle::ConstantTimeEq;
 use super::{ended, SessionManager};
 use crate::metrics;
 use crate::session::binding::{
-    network_check, verify_proof, BindingFailure, BindingPolicy, OnBindingFailure,
+    network_check, verify_proof, BindingFailure, BindingPolicy, NetworkBinding, OnBindingFailure,
     ProofExpectations, ProofOnUse,
 };
 use crate::session::policy::GroupPolicy;
@@ -81,6 +81,12 @@ pub(super) fn binding_check(
         } if policy.require_nonce => Err(BindingFailure::NonceRequired),
         ProofFinding::Valid { .. } => Ok(()),
     }
+}
+
+/// Whether `record` is bound at all, to a device or (by `policy`) to a network: the
+/// Whoami of any other session skips the binding check.
+pub(super) fn bound(record: &SessionRecord, policy: &BindingPolicy) -> bool {
+    !record.device_jkt.is_empty() || policy.network_binding != NetworkBinding::Off
 }
 
 /// Whether a `used_for` call of `record` needs a device proof.
@@ -204,7 +210,6 @@ mod tests {
     use super::super::rotation::{refresh_decision, RefreshCall, RefreshOutcome};
     use super::super::TokenPair;
     use super::*;
-    use crate::session::binding::{NetworkBinding, ProofOnUse};
     use crate::session::token::{new_nonce, Secret, Token, RETIRED_DIGEST_LEN};
     use crate::store::EventKind;
 

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::binding::{
-    binding_check, binding_refused, ended_by_binding, ends_session, proof_due, BoundUse,
+    binding_check, binding_refused, bound, ended_by_binding, ends_session, proof_due, BoundUse,
     PresentedProof, ProofFinding,
 };
 use super::{close_grace, count_revoked, sighting, SessionManager, Snapshot};
@@ -104,8 +104,10 @@ impl SessionManager {
             );
         }
         access.check(&record.group)?;
-        self.whoami_binding(&record, &token, client, proof, access, now)
-            .await?;
+        if bound(&record, &self.policies.for_record(&record).binding) {
+            self.whoami_binding(&record, &token, client, proof, access, now)
+                .await?;
+        }
         let touch_after = millis(self.touch_interval_for(self.policies.for_record(&record)));
         if !needs_write(&record, client, touch_after, now) {
             return Ok(self.snapshot(record, now));
