@@ -194,7 +194,7 @@ impl SessionApi {
         let target = validate::session_target(&request.session_token, &request.session_id)?;
         let change = Reauthentication {
             aal: validate::aal(request.aal)?,
-            device_jkt: validate::device_key(&request.device_key)?,
+            device_key: validate::device_key(&request.device_key)?,
         };
         let session = self
             .manager

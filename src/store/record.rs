@@ -91,6 +91,10 @@ pub struct SessionRecord {
     /// RFC 7638 thumbprint of the device key the session is bound to; empty: unbound.
     #[prost(string, tag = "29")]
     pub device_jkt: String,
+    /// That device key as a public JWK (JSON), to check a DBSC response, which names no
+    /// key; empty: unbound.
+    #[prost(string, tag = "30")]
+    pub device_jwk: String,
 }
 
 /// The end user's client as the caller saw it.

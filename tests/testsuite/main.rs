@@ -24,6 +24,7 @@ mod compaction;
 mod compaction_crash;
 mod connections;
 mod crash;
+mod dbsc;
 mod end_reasons;
 mod enrichment;
 mod errors;

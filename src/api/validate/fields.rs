@@ -113,13 +113,13 @@ pub fn aal(value: String) -> Result<String, SessionError> {
     Ok(value)
 }
 
-/// A device public key (a JWK as JSON text) as its RFC 7638 thumbprint; empty: none.
-pub fn device_key(value: &str) -> Result<Option<String>, SessionError> {
+/// A device public key (a JWK as JSON text); empty: none.
+pub fn device_key(value: &str) -> Result<Option<DeviceKey>, SessionError> {
     if value.is_empty() {
         return Ok(None);
     }
     DeviceKey::from_json(value)
-        .map(|key| Some(key.thumbprint().to_owned()))
+        .map(Some)
         .map_err(|problem| SessionError::invalid("device_key", problem.to_string()))
 }
 

@@ -25,7 +25,7 @@ impl RequestLimits {
                 _ => self.user_id("external_user_id", request.external_user_id)?,
             },
             client: self.client(request.client)?,
-            device_jkt: device_key(&request.device_key)?,
+            device_key: device_key(&request.device_key)?,
         })
     }
 

@@ -98,18 +98,18 @@ pub fn verify_proof(
     })
 }
 
-/// A compact JWS split and decoded, not yet verified.
-struct CompactJws<'a> {
-    header: Map<String, Value>,
-    claims: Map<String, Value>,
+/// A compact JWS split and decoded, not yet verified (a DPoP proof, or a DBSC response).
+pub(super) struct CompactJws<'a> {
+    pub(super) header: Map<String, Value>,
+    pub(super) claims: Map<String, Value>,
     /// `<header>.<claims>` as sent: what the signature covers.
-    signing_input: &'a str,
-    signature: Vec<u8>,
+    pub(super) signing_input: &'a str,
+    pub(super) signature: Vec<u8>,
 }
 
 impl<'a> CompactJws<'a> {
     /// Three base64url parts, the first two JSON objects, within `MAX_PROOF_BYTES`.
-    fn parse(proof: &'a str) -> Result<CompactJws<'a>, BindingFailure> {
+    pub(super) fn parse(proof: &'a str) -> Result<CompactJws<'a>, BindingFailure> {
         let malformed = BindingFailure::ProofMalformed;
         if proof.len() > MAX_PROOF_BYTES {
             return Err(malformed);
@@ -140,19 +140,10 @@ impl<'a> CompactJws<'a> {
 
 /// The key of a proof's header, once `typ`, `alg` and `jwk` are acceptable and agree.
 fn header_key(header: &Map<String, Value>) -> Result<DeviceKey, BindingFailure> {
-    let text = |name: &str| header.get(name).and_then(Value::as_str);
-    // Media types compare case-insensitively, and "application/" may be left out
-    // (RFC 7515 §4.1.9).
-    let typ = text("typ").unwrap_or_default();
-    let typ = typ.strip_prefix("application/").unwrap_or(typ);
-    if !typ.eq_ignore_ascii_case(PROOF_TYPE) {
+    if !has_type(header, PROOF_TYPE) {
         return Err(BindingFailure::ProofTypeInvalid);
     }
-    let algorithm = match text("alg") {
-        Some("EdDSA") => KeyAlgorithm::EdDsa,
-        Some("ES256") => KeyAlgorithm::Es256,
-        _ => return Err(BindingFailure::AlgorithmNotAllowed),
-    };
+    let algorithm = header_algorithm(header)?;
     let key = header
         .get("jwk")
         .ok_or(BindingFailure::KeyInvalid)
@@ -161,6 +152,28 @@ fn header_key(header: &Map<String, Value>) -> Result<DeviceKey, BindingFailure> 
         return Err(BindingFailure::AlgorithmNotAllowed);
     }
     Ok(key)
+}
+
+/// Whether a JWS header's `typ` is `media_type`: case-insensitively, and "application/"
+/// may be left out (RFC 7515 §4.1.9).
+pub(super) fn has_type(header: &Map<String, Value>, media_type: &str) -> bool {
+    let typ = header
+        .get("typ")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let typ = typ.strip_prefix("application/").unwrap_or(typ);
+    typ.eq_ignore_ascii_case(media_type)
+}
+
+/// The algorithm a JWS header names, if it is one of the two allowed.
+pub(super) fn header_algorithm(
+    header: &Map<String, Value>,
+) -> Result<KeyAlgorithm, BindingFailure> {
+    match header.get("alg").and_then(Value::as_str) {
+        Some("EdDSA") => Ok(KeyAlgorithm::EdDsa),
+        Some("ES256") => Ok(KeyAlgorithm::Es256),
+        _ => Err(BindingFailure::AlgorithmNotAllowed),
+    }
 }
 
 /// The claims of a proof, present and of the right types.

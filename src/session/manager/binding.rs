@@ -9,11 +9,12 @@ use subtle::ConstantTimeEq;
 use super::{ended, SessionManager};
 use crate::metrics;
 use crate::session::binding::{
-    network_check, verify_proof, BindingFailure, BindingPolicy, NetworkBinding, OnBindingFailure,
-    ProofExpectations, ProofOnUse,
+    is_dbsc, network_check, verify_dbsc_response, verify_proof, BindingFailure, BindingPolicy,
+    DeviceKey, NetworkBinding, OnBindingFailure, ProofExpectations, ProofOnUse,
 };
 use crate::session::policy::GroupPolicy;
 use crate::session::SessionError;
+use crate::store::SessionId;
 use crate::store::{ClientContext, Decision, EndReason, SessionRecord, StoredState};
 
 /// A device proof as a call presented it (the `dpop` metadata), with the request it must
@@ -83,6 +84,12 @@ pub(super) fn binding_check(
     }
 }
 
+/// `record` bound to the device `key` from now on.
+pub(super) fn bind_to(record: &mut SessionRecord, key: &DeviceKey) {
+    record.device_jkt = key.thumbprint().to_owned();
+    record.device_jwk = key.to_json();
+}
+
 /// Whether `record` is bound at all, to a device or (by `policy`) to a network: the
 /// Whoami of any other session skips the binding check.
 pub(super) fn bound(record: &SessionRecord, policy: &BindingPolicy) -> bool {
@@ -149,16 +156,24 @@ impl SessionManager {
     /// The proof checks that need no session: the pure ones, then whether its id was
     /// used before (marked now, so a second use anywhere is a replay) and whether its
     /// nonce is one this store handed out. `token` is the token presented with it.
+    /// `dbsc_session` is the session of a Refresh, where a DBSC response may stand in
+    /// for the proof.
     pub(super) async fn examine_proof(
         &self,
         presented: Option<&PresentedProof>,
         token: &str,
+        dbsc_session: Option<SessionId>,
         now_ms: u64,
     ) -> Result<ProofFinding, SessionError> {
         let Some(presented) = presented else {
             return Ok(ProofFinding::Absent);
         };
         let settings = self.settings.proofs;
+        if let Some(session_id) = dbsc_session.filter(|_| is_dbsc(&presented.proof)) {
+            return self
+                .examine_dbsc(&presented.proof, session_id, now_ms)
+                .await;
+        }
         let expected = ProofExpectations {
             thumbprint: None,
             method: &presented.method,
@@ -185,14 +200,57 @@ impl SessionManager {
         })
     }
 
-    /// The error a failed binding check answers with, counted by reason; a
-    /// `NONCE_REQUIRED` one carries a fresh nonce.
+    /// A DBSC response as the proof of a Refresh of `session_id`: checked with the key
+    /// the session is bound to (the response names none); its challenge must be a nonce
+    /// this store handed out, and is good for one response.
+    async fn examine_dbsc(
+        &self,
+        response: &str,
+        session_id: SessionId,
+        now_ms: u64,
+    ) -> Result<ProofFinding, SessionError> {
+        let settings = self.settings.proofs;
+        // Unknown or unbound: the rule refuses the token or ignores the proof.
+        let Some(record) = self.store.get(session_id).await? else {
+            return Ok(ProofFinding::Absent);
+        };
+        let Ok(key) = DeviceKey::from_json(&record.device_jwk) else {
+            return Ok(ProofFinding::Absent);
+        };
+        let max_skew_ms = crate::clock::millis(settings.max_skew);
+        let response = match verify_dbsc_response(response, Some(&key), now_ms, max_skew_ms) {
+            Ok(response) => response,
+            Err(failure) => return Ok(ProofFinding::Invalid(failure)),
+        };
+        if !self
+            .store
+            .is_marked(&nonce_key(&response.challenge))
+            .await?
+        {
+            return Ok(ProofFinding::Invalid(BindingFailure::NonceRequired));
+        }
+        let used = format!("dbsc:{}", response.challenge);
+        if !self.store.mark_once(&used, settings.nonce_lifetime).await? {
+            return Ok(ProofFinding::Invalid(BindingFailure::Replayed));
+        }
+        Ok(ProofFinding::Valid {
+            thumbprint: record.device_jkt,
+            nonce_fresh: true,
+        })
+    }
+
+    /// The error a failed binding check of a session of `policy` answers with, counted
+    /// by reason. `NONCE_REQUIRED` carries a fresh nonce, and so does `PROOF_MISSING`
+    /// where the group wants nonces (a DBSC refresh asks for its challenge that way).
     pub(super) async fn binding_refusal(
         &self,
         failure: BindingFailure,
+        policy: &BindingPolicy,
     ) -> Result<SessionError, SessionError> {
         ::metrics::counter!(metrics::BINDING_FAILURES, "reason" => failure.reason()).increment(1);
-        let nonce = if failure == BindingFailure::NonceRequired {
+        let nonce_due = failure == BindingFailure::NonceRequired
+            || (failure == BindingFailure::ProofMissing && policy.require_nonce);
+        let nonce = if nonce_due {
             let nonce = server_nonce()?;
             let lifetime = self.settings.proofs.nonce_lifetime;
             self.store.mark_once(&nonce_key(&nonce), lifetime).await?;

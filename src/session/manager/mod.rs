@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::access::Acting;
-use super::binding::ProofSettings;
+use super::binding::{DeviceKey, ProofSettings};
 use super::ids::SessionIds;
 use super::policy::{GroupPolicy, Policies, SessionState};
 use super::token::{Secret, Token, TokenKind};
@@ -68,8 +68,8 @@ pub struct StartParams {
     pub external_user_id: String,
     /// The client the session is started from, if the caller said.
     pub client: Option<ClientContext>,
-    /// Thumbprint of the device key to bind the session to; None: a bearer session.
-    pub device_jkt: Option<String>,
+    /// The device key to bind the session to; None: a bearer session.
+    pub device_key: Option<DeviceKey>,
 }
 
 /// A user, by our id or by the caller's.

@@ -2,10 +2,11 @@
 //! rule: a fresh `authenticated_at`, the absolute cap restarted from it, the expiry renewed
 //! by the group lifespan, and the new `aal` recorded.
 
+use super::binding::bind_to;
 use super::{event, LogoutTarget, SessionManager, Snapshot};
 use crate::clock::millis;
 use crate::session::access::{Acting, GroupAccess};
-use crate::session::binding::DeviceBinding;
+use crate::session::binding::{DeviceBinding, DeviceKey};
 use crate::session::policy::{GroupPolicy, SessionState};
 use crate::session::token::SecretHash;
 use crate::session::SessionError;
@@ -16,8 +17,8 @@ use crate::store::{Commit, Decision, EventKind, SessionRecord};
 pub struct Reauthentication {
     /// The authenticator assurance level reached (empty: none said).
     pub aal: String,
-    /// Thumbprint of a new device key to bind the session to; None: the binding stays.
-    pub device_jkt: Option<String>,
+    /// A new device key to bind the session to; None: the binding stays.
+    pub device_key: Option<DeviceKey>,
 }
 
 /// The Reauthenticate rule over `record` (of group `policy`) at `now_ms`, named by its
@@ -33,7 +34,7 @@ pub(super) fn reauthentication_decision(
     if let Some(refusal) = reauthentication_refusal(record, policy, access, by_token, now_ms) {
         return (Decision::Keep, Err(refusal));
     }
-    if change.device_jkt.is_some() && policy.binding.device_binding == DeviceBinding::Off {
+    if change.device_key.is_some() && policy.binding.device_binding == DeviceBinding::Off {
         let refusal = SessionError::invalid(
             "device_key",
             format!(
@@ -52,8 +53,8 @@ pub(super) fn reauthentication_decision(
         .max(record.expires_at_ms)
         .min(next.max_expires_at_ms);
     next.aal = change.aal.clone();
-    if let Some(jkt) = &change.device_jkt {
-        next.device_jkt = jkt.clone();
+    if let Some(key) = &change.device_key {
+        bind_to(&mut next, key);
     }
     let extended = event(EventKind::Extended, now_ms, access.actor);
     (Decision::Put(Box::new(next), Some(extended)), Ok(()))
@@ -124,7 +125,7 @@ mod tests {
     fn aal2() -> Reauthentication {
         Reauthentication {
             aal: "aal2".into(),
-            device_jkt: None,
+            device_key: None,
         }
     }
 

@@ -214,7 +214,9 @@ impl SessionManager {
     ) -> Result<Issued, SessionError> {
         let now = self.clock.now_ms();
         let presented_text = token.encode(TokenKind::Refresh);
-        let proof = self.examine_proof(proof, &presented_text, now).await?;
+        let proof = self
+            .examine_proof(proof, &presented_text, Some(token.session_id), now)
+            .await?;
         let successor = TokenPair::generate()?;
         let sealed_successor = token.secret.seal_pair(
             token.session_id,
@@ -268,7 +270,8 @@ impl SessionManager {
                 if record.end_reason() == EndReason::BindingViolation {
                     count_revoked("binding", 1);
                 }
-                Err(self.binding_refusal(failure).await?)
+                let policy = &self.policies.for_record(&record).binding;
+                Err(self.binding_refusal(failure, policy).await?)
             }
             Some((_, RefreshOutcome::EndedByBinding)) => Err(SessionError::BindingViolated),
             Some((_, RefreshOutcome::Refused)) | None => Err(SessionError::Unauthenticated),

@@ -2,6 +2,7 @@
 //! user's session limit (evicting or refusing as the group says). `session_limit_decision`
 //! is the limit's rule.
 
+use super::binding::bind_to;
 use super::decide::UserPuts;
 use super::{count_revoked, ended, sighting, Issued, SessionManager, StartParams, TokenPair};
 use crate::clock::millis;
@@ -90,7 +91,7 @@ impl SessionManager {
         binding_at_start(
             &group,
             policy.binding.device_binding,
-            params.device_jkt.is_some(),
+            params.device_key.is_some(),
         )?;
         let tokens = TokenPair::generate()?;
         let now = self.clock.now_ms();
@@ -128,8 +129,12 @@ impl SessionManager {
             end_reason: EndReason::Unspecified as i32,
             started_by: access.actor.to_owned(),
             idle_timeout_ms: policy.idle_timeout.map_or(0, millis),
-            device_jkt: params.device_jkt.unwrap_or_default(),
+            device_jkt: String::new(),
+            device_jwk: String::new(),
         };
+        if let Some(key) = &params.device_key {
+            bind_to(&mut record, key);
+        }
         sighting::record_sighting(&mut record, params.client.as_ref(), now);
         record.client = params.client;
         let mut evicted = 0;

@@ -146,7 +146,7 @@ impl SessionManager {
         let policy = self.policies.for_record(record);
         let finding = if proof_due(record, &policy.binding, BoundUse::Whoami) {
             let text = token.encode(TokenKind::Session);
-            self.examine_proof(proof, &text, now).await?
+            self.examine_proof(proof, &text, None, now).await?
         } else {
             ProofFinding::Absent
         };
@@ -171,7 +171,7 @@ impl SessionManager {
                 count_revoked("binding", 1);
             }
         }
-        Err(self.binding_refusal(failure).await?)
+        Err(self.binding_refusal(failure, &policy.binding).await?)
     }
 
     fn touch_interval_for(&self, policy: &GroupPolicy) -> Duration {
