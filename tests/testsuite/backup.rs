@@ -13,6 +13,7 @@ use common::{backend, Backend, TestServer};
 use futures::StreamExt;
 use sessiond::clock::Clock;
 use sessiond::proto::session::v1::BackupRequest;
+use sessiond::session::binding::DeviceSigner;
 use support::*;
 use tonic::Code;
 
@@ -176,4 +177,61 @@ async fn backup_on_redis_is_refused_pointing_at_redis_own_files() {
     let status = backup_bytes(&mut client).await.expect_err("refused");
     assert_eq!(status.code(), Code::FailedPrecondition);
     assert!(status.message().contains("RDB"), "{}", status.message());
+}
+
+on_backends!(a_bound_session_stays_bound_through_backup_and_restore: sled);
+async fn a_bound_session_stays_bound_through_backup_and_restore() {
+    let source = TestServer::with_config(CONFIG).await;
+    let mut client = source.client().await;
+    let device = DeviceSigner::generate_ed25519().expect("random");
+    let started = start_with(
+        &mut client,
+        sessiond::proto::session::v1::StartRequest {
+            device_key: device.public_jwk_json(),
+            ..start_request("alice")
+        },
+    )
+    .await;
+    let file = backup_bytes(&mut client).await.expect("backup streams");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("sessions.backup");
+    std::fs::write(&path, &file).expect("write the backup");
+    let mut target = empty_target().await;
+    target.clock.set_ms(source.clock.now_ms());
+    let (restored, stderr) = restore_with_binary(&path, target.data_dir.path());
+    assert!(restored, "restore failed: {stderr}");
+    target.restart().await;
+    let mut restored_client = target.client().await;
+
+    let status = assert_code(
+        refresh(&mut restored_client, &started.refresh_token).await,
+        Code::Unauthenticated,
+    );
+    assert!(status.message().contains("proof"), "{status:?}");
+    let url = "http://restored/session.v1.SessionService/Refresh";
+    let proof = device
+        .proof(
+            "POST",
+            url,
+            &started.refresh_token,
+            None,
+            target.clock.now_ms(),
+        )
+        .expect("signed");
+    let mut request = tonic::Request::new(sessiond::proto::session::v1::RefreshRequest {
+        refresh_token: started.refresh_token.clone(),
+        ..Default::default()
+    });
+    request
+        .metadata_mut()
+        .insert("dpop", proof.parse().expect("ASCII"));
+    let refreshed = restored_client
+        .refresh(request)
+        .await
+        .expect("the device's proof passes after a restore")
+        .into_inner();
+    assert_eq!(
+        session_of(&refreshed.session).device_key_thumbprint,
+        device.thumbprint()
+    );
 }

@@ -226,7 +226,26 @@ async fn hostile_proofs_are_refused_with_their_reason_and_change_nothing() {
         ),
         ("alg none", none, "ALGORITHM_NOT_ALLOWED"),
         ("a JWK with d", with_d, "KEY_INVALID"),
+        (
+            "HS256 keyed with the public key",
+            hs256_with_public_key(&public_jwk, &claims),
+            "ALGORITHM_NOT_ALLOWED",
+        ),
         ("not a JWS", "not-a-jws".to_owned(), "PROOF_MALFORMED"),
+        (
+            "malformed base64",
+            "e30.!!!.AA".to_owned(),
+            "PROOF_MALFORMED",
+        ),
+        (
+            "claims not JSON",
+            format!(
+                "{}.{}.AA",
+                URL_SAFE_NO_PAD.encode(r#"{"typ":"dpop+jwt"}"#),
+                URL_SAFE_NO_PAD.encode("{oops")
+            ),
+            "PROOF_MALFORMED",
+        ),
         ("oversized", "a".repeat(5000), "PROOF_MALFORMED"),
     ];
     for (case, hostile, expected) in cases {
@@ -251,6 +270,21 @@ async fn hostile_proofs_are_refused_with_their_reason_and_change_nothing() {
     refresh_with(&mut client, token, Some(&good))
         .await
         .expect("the token survived every hostile proof");
+}
+
+/// The classic confusion: an HMAC "signature" keyed with the public key's bytes.
+fn hs256_with_public_key(jwk: &serde_json::Value, claims: &serde_json::Value) -> String {
+    use hkdf::hmac::{Hmac, Mac};
+    let header = serde_json::json!({"typ": "dpop+jwt", "alg": "HS256", "jwk": jwk});
+    let part = |value: &serde_json::Value| URL_SAFE_NO_PAD.encode(value.to_string());
+    let input = format!("{}.{}", part(&header), part(claims));
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(jwk.to_string().as_bytes())
+        .expect("HMAC takes any key");
+    mac.update(input.as_bytes());
+    format!(
+        "{input}.{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    )
 }
 
 fn device_proof(

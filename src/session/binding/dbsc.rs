@@ -104,9 +104,15 @@ mod tests {
         let with_jwk = json!({"alg": "ES256", "typ": "dbsc+jwt", "jwk": jwk});
         let registration =
             json!({"jti": "challenge-0", "key": jwk, "aud": "https://app.example/dbsc/start"});
-        // (case, response, the session's key, outcome: the challenge)
+        /// (case, response, the session's key, outcome: the challenge)
+        type Case<'a> = (
+            &'a str,
+            String,
+            Option<&'a DeviceKey>,
+            Result<&'a str, BindingFailure>,
+        );
         #[rustfmt::skip]
-        let cases: Vec<(&str, String, Option<&DeviceKey>, Result<&str, BindingFailure>)> = vec![
+        let cases: Vec<Case> = vec![
             ("a refresh response, with the session's key", response(&browser, header.clone(), claims.clone()), Some(key), Ok("challenge-1")),
             ("a registration with its key in the header", response(&browser, with_jwk.clone(), claims.clone()), None, Ok("challenge-1")),
             ("a registration with its key in a claim", response(&browser, header.clone(), registration), None, Ok("challenge-0")),
