@@ -3,7 +3,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use p256::ecdsa::signature::Verifier;
+use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -153,8 +153,14 @@ impl DeviceKey {
         match &self.key {
             PublicKey::Ed25519(key) => ed25519_dalek::Signature::from_slice(signature)
                 .is_ok_and(|signature| key.verify_strict(message, &signature).is_ok()),
-            PublicKey::P256(key) => p256::ecdsa::Signature::from_slice(signature)
-                .is_ok_and(|signature| key.verify(message, &signature).is_ok()),
+            // ring's P-256 (assembly) verifies ~4x faster than p256's, which parsed the
+            // point; a device proof is checked on every bound Refresh.
+            PublicKey::P256(key) => {
+                let point = key.to_encoded_point(false);
+                UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point.as_bytes())
+                    .verify(message, signature)
+                    .is_ok()
+            }
         }
     }
 }
