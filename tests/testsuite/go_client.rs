@@ -10,7 +10,9 @@ use crate::common;
 
 use std::process::Command;
 
-use common::foreign_client::{root, run_ok, server_with_access_tokens, toolchain_available};
+use common::foreign_client::{root, run_ok, toolchain_available};
+// The Python suite's server: the same groups (device binding, nonces, proofs on Whoami).
+use crate::python_client::server_for_client_suite;
 
 on_backends!(go_module_suite_and_an_importing_program_pass: sled);
 async fn go_module_suite_and_an_importing_program_pass() {
@@ -22,7 +24,7 @@ async fn go_module_suite_and_an_importing_program_pass() {
     ) {
         return;
     }
-    let test = server_with_access_tokens().await;
+    let test = server_for_client_suite().await;
     let addr = test.running().local_addr().to_string();
 
     let mut suite = Command::new("bash");

@@ -44,7 +44,18 @@ type Claims struct {
 	ExpiresAt int64             `json:"exp"`
 	ID        string            `json:"jti"`
 	AuthTime  int64             `json:"auth_time,omitempty"` // ID tokens only
+	// Confirmation is set when the session is bound to a device key (RFC 7800 cnf):
+	// the token is then only good with a DPoP proof of that key (VerifyRequest).
+	Confirmation *Confirmation `json:"cnf,omitempty"`
 }
+
+// Confirmation is the cnf claim of a bound session's access token.
+type Confirmation struct {
+	JKT string `json:"jkt"` // the device key's RFC 7638 thumbprint
+}
+
+// DefaultMaxProofSkew is how far a DPoP proof's iat may be from the verifier's clock.
+const DefaultMaxProofSkew = 60 * time.Second
 
 // audience is the aud claim: one string, or a list of them (RFC 7519).
 type audience []string
@@ -66,11 +77,15 @@ type Verifier struct {
 	Audience        string        // the group's audience (by default its name)
 	Issuer          string        // the server's jwt_issuer ("sessiond")
 	RefetchCooldown time.Duration // 30 s unless changed
-	Now             func() time.Time
+	// MaxProofSkew is how far a proof's iat may be from Now (DefaultMaxProofSkew);
+	// proof ids are remembered twice as long, to refuse a replay.
+	MaxProofSkew time.Duration
+	Now          func() time.Time
 
 	mu        sync.Mutex
 	keys      map[string]ed25519.PublicKey
 	fetchedAt time.Time
+	proofs    proofMemory
 }
 
 // NewVerifier verifies tokens for audience issued by the default issuer "sessiond".
@@ -80,14 +95,24 @@ func NewVerifier(client *Client, audience string) *Verifier {
 		Audience:        audience,
 		Issuer:          "sessiond",
 		RefetchCooldown: 30 * time.Second,
+		MaxProofSkew:    DefaultMaxProofSkew,
 		Now:             time.Now,
 	}
 }
 
 // Verify returns the claims of token if it is signed (EdDSA) by a published key, not
 // expired, and for the verifier's issuer and audience; otherwise an error wrapping
-// ErrInvalidToken (or the GetJwks call's error).
+// ErrInvalidToken (or the GetJwks call's error). A token bound to a device key (cnf) is
+// refused with a *ProofError PROOF_MISSING: verify it with VerifyRequest.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
+	return v.VerifyRequest(ctx, token, ProofRequest{})
+}
+
+// VerifyRequest is Verify for a token that came with request: when the token is bound
+// to a device key (its claims carry cnf.jkt), request must carry a DPoP proof of that
+// key for its method and URL, with ath the hash of token, iat within MaxProofSkew and
+// a jti not used before; a failure is a *ProofError. A token without cnf ignores it.
+func (v *Verifier) VerifyRequest(ctx context.Context, token string, request ProofRequest) (*Claims, error) {
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
 		return nil, fmt.Errorf("%w: not three dot-separated parts", ErrInvalidToken)
@@ -116,6 +141,11 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	}
 	if err := v.check(&claims); err != nil {
 		return nil, err
+	}
+	if claims.Confirmation != nil {
+		if err := v.checkProof(request, claims.Confirmation.JKT, token, v.Now()); err != nil {
+			return nil, err
+		}
 	}
 	return &claims, nil
 }

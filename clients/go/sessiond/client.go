@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/sessiond/sessiond/clients/go/sessiond/sessionpb"
 )
@@ -24,6 +25,10 @@ type Client struct {
 	Stub sessionpb.SessionServiceClient
 	// Timeout bounds each unary call (0: only the caller's context does). Watches have none.
 	Timeout time.Duration
+	// BaseURL is what a device key's proofs name as their htu base ("http://" + the
+	// target unless changed); the server compares only the path.
+	BaseURL string
+	nonces  nonceCache
 }
 
 // Dial connects to target ("host:port"). Without options the connection is plaintext,
@@ -36,7 +41,12 @@ func Dial(target string, options ...grpc.DialOption) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{conn: conn, Stub: sessionpb.NewSessionServiceClient(conn), Timeout: DefaultTimeout}, nil
+	return &Client{
+		conn:    conn,
+		Stub:    sessionpb.NewSessionServiceClient(conn),
+		Timeout: DefaultTimeout,
+		BaseURL: "http://" + target,
+	}, nil
 }
 
 // Close closes the connection; calls and watches in flight fail.
@@ -53,6 +63,8 @@ type StartOptions struct {
 	Scope          string            // free-form scope that Refresh may require
 	IssueIDToken   bool              // also return an id_token
 	ExternalUserID string            // the user's id in the caller's system
+	// DeviceKey binds the session to this key (docs/binding.md): its Refresh needs it.
+	DeviceKey *DeviceKey
 }
 
 // Start opens an ACTIVE session for userID and returns it with its two tokens.
@@ -67,6 +79,9 @@ func (c *Client) Start(ctx context.Context, userID string, options StartOptions)
 		IssueIdToken:   options.IssueIDToken,
 		ExternalUserId: options.ExternalUserID,
 	}
+	if options.DeviceKey != nil {
+		request.DeviceKey = options.DeviceKey.PublicJWKJSON()
+	}
 	return call(ctx, c, c.Stub.Start, request)
 }
 
@@ -75,10 +90,30 @@ func (c *Client) Whoami(ctx context.Context, sessionToken string) (*sessionpb.Wh
 	return call(ctx, c, c.Stub.Whoami, &sessionpb.WhoamiRequest{SessionToken: sessionToken})
 }
 
+// WhoamiOptions prove a bound session on Whoami, which a group with proof_on_use =
+// "every_call" asks for: one of them.
+type WhoamiOptions struct {
+	DeviceKey *DeviceKey      // signs a proof for this call (the device calls sessiond)
+	Forwarded *ForwardedProof // the proof a service's own client sent it, passed on
+}
+
+// WhoamiWith is Whoami with a proof of the session's device key.
+func (c *Client) WhoamiWith(ctx context.Context, sessionToken string, options WhoamiOptions) (*sessionpb.WhoamiResponse, error) {
+	request := &sessionpb.WhoamiRequest{SessionToken: sessionToken}
+	if forwarded := options.Forwarded; forwarded != nil {
+		ctx = metadata.AppendToOutgoingContext(ctx,
+			proofKey, forwarded.Proof, methodKey, forwarded.Method, urlKey, forwarded.URL)
+	}
+	return boundCall(ctx, c, c.Stub.Whoami, "Whoami", request, sessionToken, options.DeviceKey)
+}
+
 // RefreshOptions are Refresh's optional fields.
 type RefreshOptions struct {
 	Scope        string // the scope the session must have (a mismatch: Unauthenticated)
 	IssueIDToken bool   // also return an id_token
+	// DeviceKey signs the proof a bound session's Refresh needs (the key it was started
+	// with); a server nonce asked for is fetched and the call retried once with it.
+	DeviceKey *DeviceKey
 }
 
 // Refresh trades a refresh token for a new session token and refresh token.
@@ -90,7 +125,7 @@ type RefreshOptions struct {
 // Unauthenticated.
 func (c *Client) Refresh(ctx context.Context, refreshToken string, options RefreshOptions) (*sessionpb.RefreshResponse, error) {
 	request := &sessionpb.RefreshRequest{RefreshToken: refreshToken, Scope: options.Scope, IssueIdToken: options.IssueIDToken}
-	return call(ctx, c, c.Stub.Refresh, request)
+	return boundCall(ctx, c, c.Stub.Refresh, "Refresh", request, refreshToken, options.DeviceKey)
 }
 
 // Extend is a keep-alive: the session's expiry becomes now plus keepAlive (0: the
@@ -153,14 +188,12 @@ func (c *Client) RotateSigningKey(ctx context.Context) (string, error) {
 	return response.Kid, nil
 }
 
+// unary is a unary method of the generated stub.
+type unary[Request, Response any] func(context.Context, Request, ...grpc.CallOption) (Response, error)
+
 // call makes one unary call of the stub's method, bounded by the client's Timeout, and
 // returns its error as an *Error.
-func call[Request, Response any](
-	ctx context.Context,
-	c *Client,
-	method func(context.Context, Request, ...grpc.CallOption) (Response, error),
-	request Request,
-) (Response, error) {
+func call[Request, Response any](ctx context.Context, c *Client, method unary[Request, Response], request Request) (Response, error) {
 	if c.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.Timeout)

@@ -15,9 +15,15 @@ import (
 // Error is a failed call: the gRPC status code and the server's message, which names the
 // offending field for InvalidArgument. The README's error table lists which call fails
 // with which code. status.Code(err) and status.FromError(err) read it too.
+//
+// A call refused for a device-bound session's binding (docs/binding.md) also carries
+// Reason ("PROOF_MISSING", "NONCE_REQUIRED", ...) and Details, sessiond's
+// google.rpc.ErrorInfo; ReasonOf reads it.
 type Error struct {
 	Code    codes.Code
 	Message string
+	Reason  string            // ErrorInfo reason (domain "sessiond"); empty: none
+	Details map[string]string // ErrorInfo metadata (e.g. "nonce")
 }
 
 func (e *Error) Error() string {
@@ -61,5 +67,24 @@ func callError(err error) error {
 		return nil
 	}
 	got, _ := status.FromError(err) // not a status: Unknown with err's text
-	return &Error{Code: got.Code(), Message: got.Message()}
+	callErr := &Error{Code: got.Code(), Message: got.Message()}
+	for _, detail := range got.Proto().GetDetails() {
+		if strings.HasSuffix(detail.GetTypeUrl(), "/google.rpc.ErrorInfo") {
+			reason, domain, metadata := decodeErrorInfo(detail.GetValue())
+			if domain == errorDomain {
+				callErr.Reason, callErr.Details = reason, metadata
+			}
+		}
+	}
+	return callErr
+}
+
+// ReasonOf is the binding reason of a refused call's error ("PROOF_MISSING", ...), or
+// "" when it has none.
+func ReasonOf(err error) string {
+	var callErr *Error
+	if errors.As(err, &callErr) {
+		return callErr.Reason
+	}
+	return ""
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from sessiond_client._gen.session.v1 import session_pb2
+from sessiond_client.binding import DeviceKey
 
 #: Sessions asked for per ListUserSessions page.
 LIST_PAGE_SIZE = 100
@@ -18,13 +19,17 @@ def start(
     metadata: Mapping[str, str] | None,
     attributes: Mapping[str, str] | None,
     client: session_pb2.ClientContext | None,
+    device_key: DeviceKey | str | None = None,
 ) -> session_pb2.StartRequest:
+    if isinstance(device_key, DeviceKey):
+        device_key = device_key.public_jwk_json()
     request = session_pb2.StartRequest(
         user_id=user_id,
         group=group or "",
         metadata=dict(metadata or {}),
         attributes=dict(attributes or {}),
         client=client,
+        device_key=device_key or "",
     )
     if ttl_seconds is not None:
         request.ttl_seconds = ttl_seconds
@@ -69,6 +74,12 @@ def refresh_all_for_user(
     if keep_alive_seconds is not None:
         request.keep_alive_seconds = keep_alive_seconds
     return request
+
+
+def base_url(target: str, secure: bool) -> str:
+    """The URL the proofs of a client of ``target`` name (only their path is compared:
+    proxies rewrite scheme and authority)."""
+    return f"{'https' if secure else 'http'}://{target}"
 
 
 def list_user_sessions_page(

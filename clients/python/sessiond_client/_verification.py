@@ -13,9 +13,11 @@ from typing import Any, Generic, TypeVar
 import jwt
 
 from sessiond_client._gen.session.v1 import session_pb2
+from sessiond_client._proof_check import ProofChecker
 
 __all__ = [
     "InvalidToken",
+    "ProofRefused",
     "RevocationsStale",
     "TokenRefused",
     "TokenRevoked",
@@ -42,6 +44,16 @@ class TokenRefused(Exception):
 
 class InvalidToken(TokenRefused):
     """Not a valid access token: bad signature, unknown key, expired, wrong audience..."""
+
+
+class ProofRefused(InvalidToken):
+    """A token bound to a device key (``cnf.jkt``) came without a valid DPoP proof of
+    that key for this request. ``reason`` is named as sessiond names it
+    (``PROOF_MISSING``, ``KEY_MISMATCH``, ``REPLAYED``, ...; docs/binding.md)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
 
 
 class TokenRevoked(TokenRefused):
@@ -159,6 +171,27 @@ class VerifierState:
             raise TokenRevoked(f"session {claims['sid']} was revoked")
         return claims
 
+    @staticmethod
+    def confirm(
+        proofs: ProofChecker,
+        claims: dict[str, Any],
+        token: str,
+        proof: str | None,
+        method: str | None,
+        url: str | None,
+    ) -> None:
+        """Raises ``ProofRefused`` unless a token bound to a key (``cnf.jkt``) came
+        with a good proof of it for this request; a token without ``cnf`` ignores any."""
+        cnf = claims.get("cnf")
+        jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+        if jkt is None:
+            return
+        failure = proofs.check(
+            proof, jkt=str(jkt), access_token=token, method=method, url=url
+        )
+        if failure is not None:
+            raise ProofRefused(*failure)
+
     # --- The revocation feed ------------------------------------------------------------
 
     @staticmethod
@@ -231,7 +264,9 @@ class VerifierBase(Generic[ClientT]):
     ``max_staleness`` is how long (seconds) tokens are still accepted after the
     revocation feed is lost; ``retry_interval`` how long to wait between attempts to
     get it back; ``jwks_cooldown`` the least time between two fetches of the keys for
-    an unknown key id; ``leeway`` the seconds of clock skew allowed on ``exp``.
+    an unknown key id; ``leeway`` the seconds of clock skew allowed on ``exp``;
+    ``max_proof_skew`` the seconds a DPoP proof's ``iat`` may be off (its id is
+    remembered twice as long, to refuse a replay).
     """
 
     def __init__(
@@ -244,8 +279,10 @@ class VerifierBase(Generic[ClientT]):
         retry_interval: float = 1.0,
         jwks_cooldown: float = 5.0,
         leeway: float = 0.0,
+        max_proof_skew: float = 60.0,
     ) -> None:
         self._client = client
+        self._proofs = ProofChecker(max_proof_skew)
         self._retry_interval = retry_interval
         self._state = VerifierState(
             audience=audience,

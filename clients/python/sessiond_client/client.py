@@ -16,6 +16,7 @@ import grpc
 
 from sessiond_client import _requests
 from sessiond_client._gen.session.v1 import session_pb2, session_pb2_grpc
+from sessiond_client.binding import DeviceKey, ForwardedProof, ProofSigner
 
 __all__ = ["DEFAULT_TIMEOUT_SECONDS", "SessionClient", "session_pb2"]
 
@@ -33,7 +34,9 @@ class SessionClient:
 
     ``target`` is ``host:port``. Without ``credentials`` the channel is plaintext (the
     server speaks plaintext gRPC); with them it is TLS. ``timeout`` is the deadline in
-    seconds of each call (``None``: no deadline).
+    seconds of each call (``None``: no deadline). ``base_url`` is what the DPoP proofs
+    of a device key name as their ``htu`` base (default ``http(s)://target``; the
+    server compares only the path).
     """
 
     def __init__(
@@ -42,9 +45,11 @@ class SessionClient:
         *,
         timeout: float | None = DEFAULT_TIMEOUT_SECONDS,
         credentials: grpc.ChannelCredentials | None = None,
+        base_url: str | None = None,
     ) -> None:
         self.target = target
         self.timeout = timeout
+        self._signer = ProofSigner(base_url or _requests.base_url(target, credentials is not None))
         if credentials is None:
             self._channel = grpc.insecure_channel(target)
         else:
@@ -75,45 +80,85 @@ class SessionClient:
         metadata: Mapping[str, str] | None = None,
         attributes: Mapping[str, str] | None = None,
         client: session_pb2.ClientContext | None = None,
+        device_key: DeviceKey | str | None = None,
     ) -> session_pb2.StartResponse:
         """Opens an ACTIVE session for ``user_id``; returns it with its two tokens.
 
         ``group`` names a configured policy group (unset: ``default``); ``ttl_seconds``
         overrides the group's lifespan; ``metadata`` (login context) and ``attributes``
         (enrichment data) are stored with the session; ``client`` (ip, user agent,
-        device id and label) is what a "your devices" page shows.
+        device id and label) is what a "your devices" page shows. ``device_key`` binds
+        the session to that key (docs/binding.md): its Refresh then needs the key. A
+        key kept elsewhere (a browser's) is given as its public JWK in JSON text.
         """
-        request = _requests.start(user_id, group, ttl_seconds, metadata, attributes, client)
+        request = _requests.start(
+            user_id, group, ttl_seconds, metadata, attributes, client, device_key
+        )
         response: session_pb2.StartResponse = self.stub.Start(
             request, timeout=self.timeout
         )
         return response
 
     def whoami(
-        self, session_token: str, client: session_pb2.ClientContext | None = None
+        self,
+        session_token: str,
+        client: session_pb2.ClientContext | None = None,
+        *,
+        device_key: DeviceKey | None = None,
+        forwarded_proof: ForwardedProof | None = None,
     ) -> session_pb2.WhoamiResponse:
         """Validates a session token and returns its (ACTIVE) session.
 
         ``client`` (the caller's ip and user agent now) updates the session's last-seen
-        fields, coalesced by the server (not a write per call).
+        fields, coalesced by the server (not a write per call). A bound session in a
+        group with ``proof_on_use = "every_call"`` needs a proof: ``device_key`` signs
+        one for this call, ``forwarded_proof`` passes on the one a service's own client
+        sent it.
         """
         request = _requests.whoami(session_token, client)
-        response: session_pb2.WhoamiResponse = self.stub.Whoami(
-            request, timeout=self.timeout
+        if forwarded_proof is not None:
+            forwarded: session_pb2.WhoamiResponse = self.stub.Whoami(
+                request, timeout=self.timeout, metadata=forwarded_proof.metadata()
+            )
+            return forwarded
+        response: session_pb2.WhoamiResponse = self._bound_call(
+            self.stub.Whoami, "Whoami", request, session_token, device_key
         )
         return response
 
-    def refresh(self, refresh_token: str) -> session_pb2.RefreshResponse:
+    def refresh(
+        self, refresh_token: str, *, device_key: DeviceKey | None = None
+    ) -> session_pb2.RefreshResponse:
         """Trades a refresh token for a new session token and a new refresh token.
 
         The presented pair stops working; presenting the old refresh token again
-        revokes the session (``UNAUTHENTICATED``).
+        revokes the session (``UNAUTHENTICATED``). A bound session's Refresh needs
+        ``device_key``, the key it was started with: it signs the call's proof (and
+        retries once with the server's nonce when the group asks for one).
         """
         request = _requests.refresh(refresh_token)
-        response: session_pb2.RefreshResponse = self.stub.Refresh(
-            request, timeout=self.timeout
+        response: session_pb2.RefreshResponse = self._bound_call(
+            self.stub.Refresh, "Refresh", request, refresh_token, device_key
         )
         return response
+
+    def _bound_call(
+        self, method: Any, rpc: str, request: Any, token: str, key: DeviceKey | None
+    ) -> Any:
+        """One call, with a proof by ``key`` when given, retried once with a fresh
+        proof when the server answers NONCE_REQUIRED with a nonce."""
+        if key is None:
+            return method(request, timeout=self.timeout)
+        try:
+            return method(
+                request, timeout=self.timeout, metadata=self._signer.metadata(key, rpc, token)
+            )
+        except grpc.RpcError as error:
+            if self._signer.retry_nonce(error) is None:
+                raise
+        return method(
+            request, timeout=self.timeout, metadata=self._signer.metadata(key, rpc, token)
+        )
 
     def extend(
         self, session_id: str, keep_alive_seconds: int | None = None

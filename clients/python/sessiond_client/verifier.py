@@ -98,11 +98,21 @@ class LocalVerifier(VerifierBase[SessionClient]):
     ) -> None:
         self.close()
 
-    def verify(self, token: str) -> dict[str, Any]:
+    def verify(
+        self,
+        token: str,
+        *,
+        proof: str | None = None,
+        method: str | None = None,
+        url: str | None = None,
+    ) -> dict[str, Any]:
         """The claims of ``token`` if it is valid and its session not revoked.
 
-        Raises ``InvalidToken``, ``TokenRevoked`` or ``RevocationsStale`` (all
-        ``TokenRefused``).
+        A token bound to a device key (its claims carry ``cnf.jkt``) needs ``proof``,
+        the request's DPoP proof of that key, with the request's ``method`` and
+        absolute ``url``; a token without ``cnf`` ignores them. Raises
+        ``InvalidToken``, ``ProofRefused``, ``TokenRevoked`` or ``RevocationsStale``
+        (all ``TokenRefused``).
         """
         self._state.check_current()
         kid = self._state.kid_of(token)
@@ -114,7 +124,9 @@ class LocalVerifier(VerifierBase[SessionClient]):
                     f"signing key {kid!r} is unknown and sessiond's JWKS cannot be "
                     f"fetched: {error.code().name}"
                 ) from error
-        return self._state.claims_of(token, kid)
+        claims = self._state.claims_of(token, kid)
+        VerifierState.confirm(self._proofs, claims, token, proof, method, url)
+        return claims
 
     def _fetch_keys(self) -> None:
         self.remote_calls += 1

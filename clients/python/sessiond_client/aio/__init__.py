@@ -13,20 +13,26 @@ service never blocks its event loop on a session check::
 from sessiond_client._gen.session.v1 import session_pb2
 from sessiond_client._verification import (
     InvalidToken,
+    ProofRefused,
     RevocationsStale,
     TokenRefused,
     TokenRevoked,
 )
+from sessiond_client.binding import DeviceKey, ForwardedProof, binding_failure_reason
 from sessiond_client.aio.client import DEFAULT_TIMEOUT_SECONDS, SessionClient
 from sessiond_client.aio.verifier import LocalVerifier
 
 __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
+    "DeviceKey",
+    "ForwardedProof",
     "InvalidToken",
     "LocalVerifier",
+    "ProofRefused",
     "RevocationsStale",
     "SessionClient",
     "TokenRefused",
     "TokenRevoked",
+    "binding_failure_reason",
     "session_pb2",
 ]

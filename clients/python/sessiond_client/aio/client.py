@@ -14,6 +14,7 @@ import grpc.aio
 
 from sessiond_client import _requests
 from sessiond_client._gen.session.v1 import session_pb2, session_pb2_grpc
+from sessiond_client.binding import DeviceKey, ForwardedProof, ProofSigner
 from sessiond_client.client import DEFAULT_TIMEOUT_SECONDS
 
 __all__ = ["DEFAULT_TIMEOUT_SECONDS", "SessionClient"]
@@ -36,9 +37,11 @@ class SessionClient:
         *,
         timeout: float | None = DEFAULT_TIMEOUT_SECONDS,
         credentials: grpc.ChannelCredentials | None = None,
+        base_url: str | None = None,
     ) -> None:
         self.target = target
         self.timeout = timeout
+        self._signer = ProofSigner(base_url or _requests.base_url(target, credentials is not None))
         if credentials is None:
             self._channel = grpc.aio.insecure_channel(target)
         else:
@@ -69,29 +72,66 @@ class SessionClient:
         metadata: Mapping[str, str] | None = None,
         attributes: Mapping[str, str] | None = None,
         client: session_pb2.ClientContext | None = None,
+        device_key: DeviceKey | str | None = None,
     ) -> session_pb2.StartResponse:
-        """Opens an ACTIVE session for ``user_id`` (see the sync ``start``)."""
-        request = _requests.start(user_id, group, ttl_seconds, metadata, attributes, client)
+        """Opens an ACTIVE session for ``user_id``, bound to ``device_key`` when given
+        (see the sync ``start``)."""
+        request = _requests.start(
+            user_id, group, ttl_seconds, metadata, attributes, client, device_key
+        )
         response: session_pb2.StartResponse = await self.stub.Start(
             request, timeout=self.timeout
         )
         return response
 
     async def whoami(
-        self, session_token: str, client: session_pb2.ClientContext | None = None
+        self,
+        session_token: str,
+        client: session_pb2.ClientContext | None = None,
+        *,
+        device_key: DeviceKey | None = None,
+        forwarded_proof: ForwardedProof | None = None,
     ) -> session_pb2.WhoamiResponse:
-        """Validates a session token and returns its (ACTIVE) session."""
-        response: session_pb2.WhoamiResponse = await self.stub.Whoami(
-            _requests.whoami(session_token, client), timeout=self.timeout
+        """Validates a session token and returns its (ACTIVE) session; ``device_key``
+        or ``forwarded_proof`` prove a bound session (see the sync ``whoami``)."""
+        request = _requests.whoami(session_token, client)
+        if forwarded_proof is not None:
+            forwarded: session_pb2.WhoamiResponse = await self.stub.Whoami(
+                request, timeout=self.timeout, metadata=forwarded_proof.metadata()
+            )
+            return forwarded
+        response: session_pb2.WhoamiResponse = await self._bound_call(
+            self.stub.Whoami, "Whoami", request, session_token, device_key
         )
         return response
 
-    async def refresh(self, refresh_token: str) -> session_pb2.RefreshResponse:
-        """Trades a refresh token for a new pair (see the sync ``refresh``)."""
-        response: session_pb2.RefreshResponse = await self.stub.Refresh(
-            _requests.refresh(refresh_token), timeout=self.timeout
+    async def refresh(
+        self, refresh_token: str, *, device_key: DeviceKey | None = None
+    ) -> session_pb2.RefreshResponse:
+        """Trades a refresh token for a new pair, signing the proof a bound session
+        needs with ``device_key`` (see the sync ``refresh``)."""
+        response: session_pb2.RefreshResponse = await self._bound_call(
+            self.stub.Refresh, "Refresh", _requests.refresh(refresh_token), refresh_token, device_key
         )
         return response
+
+    async def _bound_call(
+        self, method: Any, rpc: str, request: Any, token: str, key: DeviceKey | None
+    ) -> Any:
+        """One call, with a proof by ``key`` when given, retried once with a fresh
+        proof when the server answers NONCE_REQUIRED with a nonce."""
+        if key is None:
+            return await method(request, timeout=self.timeout)
+        try:
+            return await method(
+                request, timeout=self.timeout, metadata=self._signer.metadata(key, rpc, token)
+            )
+        except grpc.aio.AioRpcError as error:
+            if self._signer.retry_nonce(error) is None:
+                raise
+        return await method(
+            request, timeout=self.timeout, metadata=self._signer.metadata(key, rpc, token)
+        )
 
     async def extend(
         self, session_id: str, keep_alive_seconds: int | None = None

@@ -73,12 +73,17 @@ class LocalVerifier(VerifierBase[SessionClient]):
     ) -> None:
         await self.close()
 
-    async def verify(self, token: str) -> dict[str, Any]:
-        """The claims of ``token`` if it is valid and its session not revoked.
-
-        Raises ``InvalidToken``, ``TokenRevoked`` or ``RevocationsStale`` (all
-        ``TokenRefused``).
-        """
+    async def verify(
+        self,
+        token: str,
+        *,
+        proof: str | None = None,
+        method: str | None = None,
+        url: str | None = None,
+    ) -> dict[str, Any]:
+        """The claims of ``token`` if it is valid, not revoked and, when bound to a
+        device key (``cnf``), proven by ``proof`` for ``method`` ``url``; raises as
+        the sync ``verify`` does."""
         self._state.check_current()
         kid = self._state.kid_of(token)
         if self._state.wants_keys_for(kid):
@@ -89,7 +94,9 @@ class LocalVerifier(VerifierBase[SessionClient]):
                     f"signing key {kid!r} is unknown and sessiond's JWKS cannot be "
                     f"fetched: {error.code().name}"
                 ) from error
-        return self._state.claims_of(token, kid)
+        claims = self._state.claims_of(token, kid)
+        VerifierState.confirm(self._proofs, claims, token, proof, method, url)
+        return claims
 
     async def _fetch_keys(self) -> None:
         self.remote_calls += 1

@@ -32,6 +32,7 @@ class EndReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     END_REASON_LIFESPAN_END: _ClassVar[EndReason]
     END_REASON_ABSOLUTE_CAP: _ClassVar[EndReason]
     END_REASON_USER_NOT_BEFORE: _ClassVar[EndReason]
+    END_REASON_BINDING_VIOLATION: _ClassVar[EndReason]
 
 class SessionEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -59,6 +60,7 @@ END_REASON_IDLE_TIMEOUT: EndReason
 END_REASON_LIFESPAN_END: EndReason
 END_REASON_ABSOLUTE_CAP: EndReason
 END_REASON_USER_NOT_BEFORE: EndReason
+END_REASON_BINDING_VIOLATION: EndReason
 SESSION_EVENT_KIND_UNSPECIFIED: SessionEventKind
 SESSION_EVENT_KIND_STARTED: SessionEventKind
 SESSION_EVENT_KIND_REFRESHED: SessionEventKind
@@ -69,7 +71,7 @@ SESSION_EVENT_KIND_REUSE_DETECTED: SessionEventKind
 SESSION_EVENT_KIND_CAUGHT_UP: SessionEventKind
 
 class Session(_message.Message):
-    __slots__ = ("session_id", "user_id", "group", "state", "created_at", "authenticated_at", "last_access_at", "expires_at", "max_expires_at", "ttl_seconds", "metadata", "attributes", "scope", "aal", "token_attributes", "external_user_id", "client", "last_ip", "last_user_agent", "last_seen_at", "end_reason", "started_by")
+    __slots__ = ("session_id", "user_id", "group", "state", "created_at", "authenticated_at", "last_access_at", "expires_at", "max_expires_at", "ttl_seconds", "metadata", "attributes", "scope", "aal", "token_attributes", "external_user_id", "client", "last_ip", "last_user_agent", "last_seen_at", "end_reason", "started_by", "device_key_thumbprint")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -113,6 +115,7 @@ class Session(_message.Message):
     LAST_SEEN_AT_FIELD_NUMBER: _ClassVar[int]
     END_REASON_FIELD_NUMBER: _ClassVar[int]
     STARTED_BY_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_KEY_THUMBPRINT_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     user_id: str
     group: str
@@ -135,7 +138,8 @@ class Session(_message.Message):
     last_seen_at: _timestamp_pb2.Timestamp
     end_reason: EndReason
     started_by: str
-    def __init__(self, session_id: _Optional[str] = ..., user_id: _Optional[str] = ..., group: _Optional[str] = ..., state: _Optional[_Union[SessionState, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., authenticated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_access_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ttl_seconds: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ..., attributes: _Optional[_Mapping[str, str]] = ..., scope: _Optional[str] = ..., aal: _Optional[str] = ..., token_attributes: _Optional[_Mapping[str, str]] = ..., external_user_id: _Optional[str] = ..., client: _Optional[_Union[ClientContext, _Mapping]] = ..., last_ip: _Optional[str] = ..., last_user_agent: _Optional[str] = ..., last_seen_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_reason: _Optional[_Union[EndReason, str]] = ..., started_by: _Optional[str] = ...) -> None: ...
+    device_key_thumbprint: str
+    def __init__(self, session_id: _Optional[str] = ..., user_id: _Optional[str] = ..., group: _Optional[str] = ..., state: _Optional[_Union[SessionState, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., authenticated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_access_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ttl_seconds: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ..., attributes: _Optional[_Mapping[str, str]] = ..., scope: _Optional[str] = ..., aal: _Optional[str] = ..., token_attributes: _Optional[_Mapping[str, str]] = ..., external_user_id: _Optional[str] = ..., client: _Optional[_Union[ClientContext, _Mapping]] = ..., last_ip: _Optional[str] = ..., last_user_agent: _Optional[str] = ..., last_seen_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_reason: _Optional[_Union[EndReason, str]] = ..., started_by: _Optional[str] = ..., device_key_thumbprint: _Optional[str] = ...) -> None: ...
 
 class ClientContext(_message.Message):
     __slots__ = ("ip", "user_agent", "device_id", "device_label")
@@ -150,7 +154,7 @@ class ClientContext(_message.Message):
     def __init__(self, ip: _Optional[str] = ..., user_agent: _Optional[str] = ..., device_id: _Optional[str] = ..., device_label: _Optional[str] = ...) -> None: ...
 
 class StartRequest(_message.Message):
-    __slots__ = ("user_id", "group", "ttl_seconds", "metadata", "attributes", "scope", "token_attributes", "issue_id_token", "external_user_id", "client")
+    __slots__ = ("user_id", "group", "ttl_seconds", "metadata", "attributes", "scope", "token_attributes", "issue_id_token", "external_user_id", "client", "device_key")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -182,6 +186,7 @@ class StartRequest(_message.Message):
     ISSUE_ID_TOKEN_FIELD_NUMBER: _ClassVar[int]
     EXTERNAL_USER_ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_KEY_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     group: str
     ttl_seconds: int
@@ -192,7 +197,8 @@ class StartRequest(_message.Message):
     issue_id_token: bool
     external_user_id: str
     client: ClientContext
-    def __init__(self, user_id: _Optional[str] = ..., group: _Optional[str] = ..., ttl_seconds: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ..., attributes: _Optional[_Mapping[str, str]] = ..., scope: _Optional[str] = ..., token_attributes: _Optional[_Mapping[str, str]] = ..., issue_id_token: _Optional[bool] = ..., external_user_id: _Optional[str] = ..., client: _Optional[_Union[ClientContext, _Mapping]] = ...) -> None: ...
+    device_key: str
+    def __init__(self, user_id: _Optional[str] = ..., group: _Optional[str] = ..., ttl_seconds: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ..., attributes: _Optional[_Mapping[str, str]] = ..., scope: _Optional[str] = ..., token_attributes: _Optional[_Mapping[str, str]] = ..., issue_id_token: _Optional[bool] = ..., external_user_id: _Optional[str] = ..., client: _Optional[_Union[ClientContext, _Mapping]] = ..., device_key: _Optional[str] = ...) -> None: ...
 
 class StartResponse(_message.Message):
     __slots__ = ("session", "session_token", "refresh_token", "expires_in_seconds", "access_token", "access_token_expires_in_seconds", "id_token")
@@ -365,14 +371,16 @@ class SessionEvent(_message.Message):
     def __init__(self, cursor: _Optional[int] = ..., kind: _Optional[_Union[SessionEventKind, str]] = ..., session_id: _Optional[str] = ..., user_id: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_reason: _Optional[_Union[EndReason, str]] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class ReauthenticateRequest(_message.Message):
-    __slots__ = ("session_id", "session_token", "aal")
+    __slots__ = ("session_id", "session_token", "aal", "device_key")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
     AAL_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_KEY_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     session_token: str
     aal: str
-    def __init__(self, session_id: _Optional[str] = ..., session_token: _Optional[str] = ..., aal: _Optional[str] = ...) -> None: ...
+    device_key: str
+    def __init__(self, session_id: _Optional[str] = ..., session_token: _Optional[str] = ..., aal: _Optional[str] = ..., device_key: _Optional[str] = ...) -> None: ...
 
 class ReauthenticateResponse(_message.Message):
     __slots__ = ("session", "expires_in_seconds")
