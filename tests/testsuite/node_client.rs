@@ -3,7 +3,9 @@
 //! `scripts/test-packed.sh` packs the package (its `prepack` generates the stubs and
 //! compiles), installs the tarball into an empty project outside the checkout and runs a
 //! TypeScript program and the `node --test` suite there through the installed package,
-//! with `SESSIOND_ADDR` naming an in-process server; and `npm run proto:check` runs
+//! with `SESSIOND_ADDR` naming an in-process server configured by the suite's own
+//! `clients/node/test/sessiond.toml` (access tokens, groups for device-bound sessions);
+//! and `npm run proto:check` runs
 //! `buf lint` and `buf breaking` on `proto/`. Without node and npm the tests are
 //! skipped, loudly, except under CI (`CI` set), where they fail.
 
@@ -12,9 +14,22 @@ use crate::common;
 use std::process::Command;
 use std::sync::Once;
 
-use common::foreign_client::{
-    root, run_ok, run_ok_blocking, server_with_access_tokens, toolchain_available,
-};
+use common::foreign_client::{root, run_ok, run_ok_blocking, toolchain_available};
+use common::TestServer;
+
+/// The server config the suite expects, kept beside it so a server started by hand
+/// (`cargo run -- --config clients/node/test/sessiond.toml`) is the same.
+const SUITE_CONFIG: &str = include_str!("../../clients/node/test/sessiond.toml");
+
+/// A server for the suite, its clock at the real time (jose checks `exp`, and proofs
+/// carry the device's `iat`); the clock stands still from there on.
+async fn server_for_the_suite() -> TestServer {
+    let test = TestServer::with_config(SUITE_CONFIG).await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    test.clock
+        .set_ms(now.map_or(0, |since| since.as_millis() as u64));
+    test
+}
 
 /// `npm` in the client's directory, quiet about audits, funding and its own updates.
 fn npm(args: &[&str]) -> Command {
@@ -48,7 +63,7 @@ async fn node_package_installed_from_its_tarball_passes_the_suite() {
     if !node_ready("node_client") {
         return;
     }
-    let test = server_with_access_tokens().await;
+    let test = server_for_the_suite().await;
     let addr = test.running().local_addr().to_string();
 
     let mut suite = Command::new("bash");
