@@ -248,6 +248,9 @@ export class SessionClient {
     call: (options: { timeoutMs?: number; headers: Headers }) => Promise<T>,
   ): Promise<T> {
     const { deviceKey, forwardedProof } = options;
+    if (deviceKey !== undefined && forwardedProof !== undefined) {
+      throw new TypeError("name one of deviceKey and forwardedProof, not both");
+    }
     if (deviceKey === undefined) {
       const headers = new Headers();
       if (forwardedProof !== undefined) {
