@@ -1,10 +1,11 @@
 /** SessionClient: typed calls of session.v1.SessionService over gRPC (HTTP/2, plaintext or TLS). */
 
 import { create } from "@bufbuild/protobuf";
-import { createClient, type Client } from "@connectrpc/connect";
+import { Code, createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import type { JSONWebKeySet } from "jose";
 
+import type { DeviceKey } from "./device_key.js";
 import { mappingErrors, SessionError } from "./errors.js";
 import {
   ExtendRequestSchema,
@@ -51,9 +52,32 @@ export interface StartOptions {
   issueIdToken?: boolean;
   /** The user's id in the caller's system (an e-mail...). */
   externalUserId?: string;
+  /**
+   * Binds the session to this device key (docs/binding.md): its Refresh (and Whoami in
+   * an `every_call` group) then needs a proof signed by it, `deviceKey` of those calls.
+   */
+  deviceKey?: DeviceKey;
 }
 
-export interface RefreshOptions {
+/** A DPoP proof for a bound session's call: signed here, or forwarded. Name at most one. */
+export interface ProofOptions {
+  /** The session's device key: the call carries a proof signed by it (`dpop` metadata). */
+  deviceKey?: DeviceKey;
+  /** A proof the service's own client sent with its request, passed on to sessiond. */
+  forwardedProof?: ForwardedProof;
+}
+
+/**
+ * A proof a service received (its client's `DPoP` header) with the method and absolute
+ * URL of the request it came with: sent as `dpop`, `dpop-method` and `dpop-url`.
+ */
+export interface ForwardedProof {
+  proof: string;
+  method: string;
+  url: string;
+}
+
+export interface RefreshOptions extends ProofOptions {
   /** The scope the session must have been started in (a mismatch: UNAUTHENTICATED). */
   scope?: string;
   /** Also return an `idToken`. */
@@ -83,6 +107,12 @@ export interface WatchOptions {
   signal?: AbortSignal;
 }
 
+/** Whoami's options: a proof where the session's group asks one on every call. */
+export type WhoamiOptions = ProofOptions;
+
+/** The ErrorInfo reason of a refusal that asks the proof to carry the server's nonce. */
+const NONCE_REQUIRED = "NONCE_REQUIRED";
+
 /**
  * Calls a sessiond server over one HTTP/2 connection.
  *
@@ -94,10 +124,13 @@ export class SessionClient {
   /** The generated client, for the calls this wrapper does not cover. */
   readonly stub: Client<typeof SessionService>;
   readonly timeoutMs: number;
+  /** The server's URL (`http://host:port` for a bare `host:port`): proofs' `htu` start with it. */
+  readonly baseUrl: string;
   readonly #connection: Http2SessionManager;
 
   constructor(target: string, options: ClientOptions = {}) {
-    const baseUrl = target.includes("://") ? target : `http://${target}`;
+    const baseUrl = (target.includes("://") ? target : `http://${target}`).replace(/\/+$/, "");
+    this.baseUrl = baseUrl;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#connection = new Http2SessionManager(baseUrl, undefined, options.http2);
     const transport = createGrpcTransport({ baseUrl, sessionManager: this.#connection });
@@ -111,19 +144,23 @@ export class SessionClient {
 
   /** Opens an ACTIVE session for `userId`; resolves to it with its two tokens. */
   start(userId: string, options: StartOptions = {}): Promise<StartResponse> {
-    const { ttlSeconds, ...rest } = options;
+    const { ttlSeconds, deviceKey, ...rest } = options;
     const request = create(StartRequestSchema, {
       ...rest,
       userId,
       ttlSeconds: int64(ttlSeconds),
+      deviceKey: deviceKey?.publicJwkJson() ?? "",
     });
     return mappingErrors(() => this.stub.start(request, this.#unary()));
   }
 
-  /** Validates a session token; resolves to its (ACTIVE) session. */
-  whoami(sessionToken: string): Promise<WhoamiResponse> {
+  /**
+   * Validates a session token; resolves to its (ACTIVE) session. A bound session in an
+   * `every_call` group needs a proof: `deviceKey`, or the client's `forwardedProof`.
+   */
+  whoami(sessionToken: string, options: WhoamiOptions = {}): Promise<WhoamiResponse> {
     const request = create(WhoamiRequestSchema, { sessionToken });
-    return mappingErrors(() => this.stub.whoami(request, this.#unary()));
+    return this.#proven("Whoami", sessionToken, options, (call) => this.stub.whoami(request, call));
   }
 
   /**
@@ -134,10 +171,15 @@ export class SessionClient {
    * gets the very same successor pair again. Once the successor was used (Whoami or
    * Refresh), the old token coming back is theft: the session is revoked and the call
    * fails UNAUTHENTICATED.
+   *
+   * A bound session's refresh needs its `deviceKey` (or a `forwardedProof`); without
+   * one it fails UNAUTHENTICATED with `reason` `PROOF_MISSING`.
    */
   refresh(refreshToken: string, options: RefreshOptions = {}): Promise<RefreshResponse> {
-    const request = create(RefreshRequestSchema, { ...options, refreshToken });
-    return mappingErrors(() => this.stub.refresh(request, this.#unary()));
+    const { deviceKey, forwardedProof, ...fields } = options;
+    const request = create(RefreshRequestSchema, { ...fields, refreshToken });
+    const proof = { deviceKey, forwardedProof };
+    return this.#proven("Refresh", refreshToken, proof, (call) => this.stub.refresh(request, call));
   }
 
   /**
@@ -193,10 +235,59 @@ export class SessionClient {
     }
   }
 
+  /**
+   * `call` with the proof `options` ask for: none, a forwarded one, or one signed with
+   * the device key for POST of `method`'s URL and `token`. A refusal with reason
+   * NONCE_REQUIRED is retried once, the new proof carrying the nonce the server sent
+   * (`dpop-nonce` metadata, or ErrorInfo's `nonce`).
+   */
+  async #proven<T>(
+    method: "Refresh" | "Whoami",
+    token: string,
+    options: ProofOptions,
+    call: (options: { timeoutMs?: number; headers: Headers }) => Promise<T>,
+  ): Promise<T> {
+    const { deviceKey, forwardedProof } = options;
+    if (deviceKey !== undefined && forwardedProof !== undefined) {
+      throw new TypeError("name one of deviceKey and forwardedProof, not both");
+    }
+    if (deviceKey === undefined) {
+      const headers = new Headers();
+      if (forwardedProof !== undefined) {
+        headers.set("dpop", forwardedProof.proof);
+        headers.set("dpop-method", forwardedProof.method);
+        headers.set("dpop-url", forwardedProof.url);
+      }
+      return mappingErrors(() => call({ ...this.#unary(), headers }));
+    }
+    const url = `${this.baseUrl}/${SessionService.typeName}/${method}`;
+    const attempt = async (nonce?: string): Promise<T> => {
+      const proof = await deviceKey.proof({ method: "POST", url, token, nonce });
+      return mappingErrors(() => call({ ...this.#unary(), headers: new Headers({ dpop: proof }) }));
+    };
+    try {
+      return await attempt();
+    } catch (error) {
+      const nonce = error instanceof SessionError ? nonceAsked(error) : undefined;
+      if (nonce === undefined) {
+        throw error;
+      }
+      return attempt(nonce);
+    }
+  }
+
   /** Call options of a unary call: the client's deadline. */
   #unary(): { timeoutMs?: number } {
     return this.timeoutMs > 0 ? { timeoutMs: this.timeoutMs } : {};
   }
+}
+
+/** The nonce a NONCE_REQUIRED refusal hands out, if `error` is one. */
+function nonceAsked(error: SessionError): string | undefined {
+  if (error.code !== Code.Unauthenticated || error.reason !== NONCE_REQUIRED) {
+    return undefined;
+  }
+  return error.metadata.get("dpop-nonce") ?? error.reasonMetadata["nonce"];
 }
 
 /** `seconds` as an int64 field's value; unset stays unset. */
