@@ -1,6 +1,7 @@
 //! Finding the session token among a proxied request's headers: the token header first,
 //! then the cookie. Nothing longer than [`MAX_HEADER_BYTES`] is read at all.
 
+use super::proof::Target;
 use super::GatewaySettings;
 
 /// Longest header value searched for a token; a longer one is refused unread.
@@ -10,6 +11,10 @@ pub const MAX_HEADER_BYTES: usize = 8 * 1024;
 pub trait RequestHeaders {
     /// Every value of header `name` (lower case), in the order received.
     fn values(&self, name: &str) -> Vec<&[u8]>;
+
+    /// The client's request as the proxy passed it (method and absolute URL), which a
+    /// device proof must name; None when the proxy passed none.
+    fn target(&self) -> Option<Target>;
 }
 
 /// What a request carries where the session token is expected.
@@ -85,10 +90,11 @@ fn from_cookies<'a>(values: &[&'a [u8]], name: &str) -> Credential<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    struct Headers(Vec<(&'static str, Vec<u8>)>);
+    /// Headers as a test writes them; the request they name is read as `/auth` reads it.
+    pub(in crate::gateway) struct Headers(pub Vec<(&'static str, Vec<u8>)>);
 
     impl RequestHeaders for Headers {
         fn values(&self, name: &str) -> Vec<&[u8]> {
@@ -97,6 +103,10 @@ mod tests {
                 .filter(|(key, _)| *key == name)
                 .map(|(_, value)| value.as_slice())
                 .collect()
+        }
+
+        fn target(&self) -> Option<Target> {
+            crate::gateway::proof::forwarded_target(self)
         }
     }
 

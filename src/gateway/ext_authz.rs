@@ -1,7 +1,8 @@
 //! Envoy's ext_authz over gRPC (`envoy.service.auth.v3.Authorization/Check`), served on
 //! the gRPC port beside `SessionService`: the gatekeeper's decision as a CheckResponse.
 //! A pass sets the upstream headers (replacing the client's copies) and removes the
-//! ones it leaves unset; a refusal is a denied response with its HTTP status; when
+//! ones it leaves unset; a refusal is a denied response with its HTTP status and headers
+//! (the challenge, and `dpop-nonce` when a proof needs a nonce); when
 //! sessiond cannot decide, the call fails (UNAVAILABLE when the store is unreachable),
 //! so Envoy's `failure_mode_allow` and `status_on_error` decide, never an OK.
 
@@ -16,6 +17,7 @@ use envoy_types::ext_authz::v3::{
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
 use tonic::{Request, Response, Status};
 
+use super::proof::Target;
 use super::{Gatekeeper, Grant, Refusal, RequestHeaders};
 use crate::caller;
 
@@ -58,6 +60,12 @@ impl RequestHeaders for EnvoyHeaders<'_> {
                     }),
             )
             .collect()
+    }
+
+    /// The request Envoy checks: `scheme://host` + `path` (the query in it).
+    fn target(&self) -> Option<Target> {
+        let http = self.0?;
+        Target::from_parts(&http.method, &http.scheme, &http.host, &http.path)
     }
 }
 
@@ -107,10 +115,10 @@ fn denied(refusal: &Refusal) -> CheckResponse {
     let status = HttpStatusCode::try_from(i32::from(refusal.http_status()))
         .unwrap_or(HttpStatusCode::Forbidden);
     denied.set_http_status(status);
-    if let Some(challenge) = refusal.challenge() {
+    for (name, value) in refusal.headers() {
         denied.add_header(
-            "www-authenticate",
-            challenge,
+            name,
+            value,
             Some(HeaderAppendAction::OverwriteIfExistsOrAdd),
             false,
         );

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+use super::proof::{self, Target};
 use super::{Gatekeeper, RequestHeaders};
 use crate::session::GroupAccess;
 
@@ -27,6 +28,11 @@ impl RequestHeaders for HeaderMap {
             .iter()
             .map(HeaderValue::as_bytes)
             .collect()
+    }
+
+    /// `X-Original-Method` and `X-Original-URL`, else the `X-Forwarded-*` set.
+    fn target(&self) -> Option<Target> {
+        proof::forwarded_target(self)
     }
 }
 
@@ -48,11 +54,11 @@ async fn check(State(gatekeeper): State<Arc<Gatekeeper>>, request: HeaderMap) ->
             }
         },
         Err(refusal) => {
-            if let Some(challenge) = refusal.challenge() {
-                headers.insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(challenge),
-                );
+            for (name, value) in refusal.headers() {
+                // A challenge and a base64url nonce are always header values.
+                if let Ok(value) = HeaderValue::try_from(value) {
+                    headers.insert(name, value);
+                }
             }
             StatusCode::from_u16(refusal.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
         }

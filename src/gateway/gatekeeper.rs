@@ -1,24 +1,20 @@
-//! The one decision both gateway front ends make: find the session token, validate it as
-//! Whoami does (touch and idle timeout included), and name the headers the upstream
-//! gets, or the refusal and its HTTP status.
+//! The one decision both gateway front ends make: find the session token (and a device
+//! proof for the client's request), validate them as Whoami does (touch, idle timeout and
+//! the group's `proof_on_use` included), and name the headers the upstream gets, or the
+//! refusal.
 
 use std::sync::Arc;
 
 use opentelemetry::propagation::Extractor;
-use tonic::{Code, Status};
+use tonic::Status;
 use tracing::Instrument;
 
 use super::credentials::{self, Credential};
-use super::{GatewaySettings, RequestHeaders};
+use super::{proof, GatewaySettings, Refusal, RequestHeaders};
 use crate::layers::trace_context;
 use crate::session::token::{Token, TokenKind};
-use crate::session::{GroupAccess, SessionError, SessionManager};
+use crate::session::{GroupAccess, SessionManager};
 use crate::store::SessionId;
-
-/// `WWW-Authenticate` of a request that brought no token (RFC 6750).
-const CHALLENGE: &str = "Bearer realm=\"sessiond\"";
-/// `WWW-Authenticate` of a request whose token is malformed, unknown, expired or revoked.
-const CHALLENGE_INVALID: &str = "Bearer realm=\"sessiond\", error=\"invalid_token\"";
 
 /// A request that may pass, and what the upstream is told.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,48 +23,6 @@ pub struct Grant {
     pub set: Vec<(String, String)>,
     /// Gateway headers this grant does not set: every copy the client sent is removed.
     pub unset: Vec<String>,
-}
-
-/// Why a request may not pass.
-#[derive(Debug)]
-pub enum Refusal {
-    /// No session token where the settings say to look.
-    NoToken,
-    /// A token that is unreadable, malformed, unknown, expired or revoked.
-    BadToken,
-    /// A valid session of a group this gateway does not accept.
-    GroupNotAccepted,
-    /// sessiond could not decide (store unreachable, or its own failure): never a pass.
-    Undecided(Status),
-}
-
-impl Refusal {
-    /// The HTTP status a proxy answers the client with.
-    pub fn http_status(&self) -> u16 {
-        match self {
-            Refusal::NoToken | Refusal::BadToken => 401,
-            Refusal::GroupNotAccepted => 403,
-            Refusal::Undecided(status) if retryable(status.code()) => 503,
-            Refusal::Undecided(_) => 500,
-        }
-    }
-
-    /// The `WWW-Authenticate` challenge of a 401.
-    pub fn challenge(&self) -> Option<&'static str> {
-        match self {
-            Refusal::NoToken => Some(CHALLENGE),
-            Refusal::BadToken => Some(CHALLENGE_INVALID),
-            Refusal::GroupNotAccepted | Refusal::Undecided(_) => None,
-        }
-    }
-}
-
-/// Codes of failures that may pass by themselves: 503, so the client may retry.
-fn retryable(code: Code) -> bool {
-    matches!(
-        code,
-        Code::Unavailable | Code::Aborted | Code::ResourceExhausted | Code::DeadlineExceeded
-    )
 }
 
 /// Decides proxied requests by their session token.
@@ -120,20 +74,14 @@ impl Gatekeeper {
                 Token::parse(TokenKind::Session, token).map_err(|_| Refusal::BadToken)?
             }
         };
+        let proof = proof::presented(headers)?;
         let access = caller.within(&self.accepted);
-        let (session, access_token) =
-            self.manager
-                .admit(&access, token, None)
-                .await
-                .map_err(|error| match error {
-                    SessionError::Unauthenticated
-                    | SessionError::Binding { .. }
-                    | SessionError::BindingViolated
-                    | SessionError::InvalidArgument { .. } => Refusal::BadToken,
-                    SessionError::PermissionDenied(_) => Refusal::GroupNotAccepted,
-                    // The one mapping to a status, which also logs the failure.
-                    error => Refusal::Undecided(Status::from(error)),
-                })?;
+        // Whoami's rules: the group's `proof_on_use` decides whether the proof counts.
+        let (session, access_token) = self
+            .manager
+            .admit(&access, token, proof.as_ref())
+            .await
+            .map_err(Refusal::of)?;
         let record = session.record;
         let session_id = SessionId::from_slice(&record.session_id)
             .map_err(|_| Refusal::Undecided(Status::internal("malformed session id")))?;

@@ -29,6 +29,7 @@ mod end_reasons;
 mod enrichment;
 mod errors;
 mod ext_authz;
+mod ext_authz_binding;
 mod extend;
 mod forward_auth;
 mod full_disk;

@@ -6,20 +6,10 @@ use std::net::SocketAddr;
 use std::process::Command;
 
 use super::common::TestServer;
-use super::gateway::{binary, installed, Gateway};
+use super::gateway::{binary, documented_block, installed, Gateway};
 use super::plain_http::EchoUpstream;
 use super::support::free_port;
 use super::{admin_addr, only_valid_sessions_pass, GATEWAY};
-
-/// The one ```caddyfile block of docs/gateways.md.
-fn documented_caddyfile() -> String {
-    let docs = include_str!("../../../docs/gateways.md");
-    let (_, after) = docs
-        .split_once("```caddyfile\n")
-        .expect("docs/gateways.md has a caddyfile block");
-    let (block, _) = after.split_once("```").expect("the block ends");
-    block.to_owned()
-}
 
 /// The documented Caddyfile for the test: Caddy's own admin endpoint and automatic HTTPS
 /// off, everything it stores under `dir`, listening on `listen` over plain HTTP.
@@ -29,7 +19,7 @@ fn caddyfile(
     admin: SocketAddr,
     upstream: SocketAddr,
 ) -> String {
-    let documented = documented_caddyfile();
+    let documented = documented_block("caddyfile");
     for placeholder in ["app.example.com {", "127.0.0.1:9090", "app:8080"] {
         assert!(
             documented.contains(placeholder),
@@ -46,20 +36,16 @@ fn caddyfile(
     )
 }
 
-on_backends!(caddy_forward_auth_lets_only_valid_sessions_through_with_their_user: sled, redis);
-async fn caddy_forward_auth_lets_only_valid_sessions_through_with_their_user() {
-    let Some(caddy) = installed(binary(&["caddy"], "version"), "Caddy forward-auth", "caddy")
-    else {
-        return;
-    };
-    let test = TestServer::with_config(GATEWAY).await;
-    let upstream = EchoUpstream::start().await;
+/// A real Caddy on a free loopback port in front of `upstream`, asking `test`'s
+/// `GET /auth`; None (said loudly) when Caddy is not installed.
+pub(super) fn start_caddy(test: &TestServer, upstream: &EchoUpstream) -> Option<Gateway> {
+    let caddy = installed(binary(&["caddy"], "version"), "Caddy forward-auth", "caddy")?;
     let dir = tempfile::tempdir().expect("temp dir");
     let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let config = dir.path().join("Caddyfile");
     std::fs::write(
         &config,
-        caddyfile(dir.path(), listen, admin_addr(&test), upstream.addr),
+        caddyfile(dir.path(), listen, admin_addr(test), upstream.addr),
     )
     .expect("write Caddyfile");
     let mut command = Command::new(caddy);
@@ -70,6 +56,15 @@ async fn caddy_forward_auth_lets_only_valid_sessions_through_with_their_user() {
         .env("HOME", dir.path())
         .env("XDG_DATA_HOME", dir.path().join("data"))
         .env("XDG_CONFIG_HOME", dir.path().join("config"));
-    let gateway = Gateway::start(command, dir, "output.log", listen);
+    Some(Gateway::start(command, dir, "output.log", listen))
+}
+
+on_backends!(caddy_forward_auth_lets_only_valid_sessions_through_with_their_user: sled, redis);
+async fn caddy_forward_auth_lets_only_valid_sessions_through_with_their_user() {
+    let test = TestServer::with_config(GATEWAY).await;
+    let upstream = EchoUpstream::start().await;
+    let Some(gateway) = start_caddy(&test, &upstream) else {
+        return;
+    };
     only_valid_sessions_pass(&test, &upstream, &gateway).await;
 }

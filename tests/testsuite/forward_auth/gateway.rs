@@ -1,5 +1,6 @@
-//! A gateway process of a test (nginx or Caddy): a child on a loopback port, run from a
-//! temp dir of its own that holds its config and its log, SIGKILLed on drop.
+//! A gateway process of a test (nginx or Caddy, configured from its block of
+//! docs/gateways.md): a child on a loopback port, run from a temp dir of its own that
+//! holds its config and its log, SIGKILLed on drop.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -101,4 +102,14 @@ pub fn installed(binary: Option<PathBuf>, what: &str, package: &str) -> Option<P
         );
     }
     binary
+}
+
+/// The one fenced block of language `lang` in docs/gateways.md, as written there.
+pub fn documented_block(lang: &str) -> String {
+    let docs = include_str!("../../../docs/gateways.md");
+    let (_, after) = docs
+        .split_once(&format!("```{lang}\n"))
+        .unwrap_or_else(|| panic!("docs/gateways.md has a {lang} block"));
+    let (block, _) = after.split_once("```").expect("the block ends");
+    block.to_owned()
 }

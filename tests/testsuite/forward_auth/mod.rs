@@ -8,6 +8,7 @@ use crate::common;
 use crate::plain_http;
 use crate::support;
 
+mod binding;
 mod caddy;
 mod gateway;
 mod nginx;

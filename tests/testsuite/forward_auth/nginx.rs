@@ -1,4 +1,5 @@
-//! GET /auth behind a real nginx (`auth_request`), configured as docs/gateways.md says.
+//! GET /auth behind a real nginx (`auth_request`), with the locations of docs/gateways.md
+//! as written there: only sessiond's admin port and the upstream are put in.
 
 use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
@@ -6,14 +7,30 @@ use std::path::Path;
 use std::process::Command;
 
 use super::common::TestServer;
-use super::gateway::{binary, installed, Gateway};
+use super::gateway::{binary, documented_block, installed, Gateway};
 use super::plain_http::EchoUpstream;
 use super::support::free_port;
 use super::{admin_addr, only_valid_sessions_pass, GATEWAY};
 
-/// The nginx config of the docs (docs/gateways.md), with the test's ports and a temp
-/// prefix for everything nginx writes.
+/// The nginx config of the docs (docs/gateways.md), with the test's ports put in for
+/// sessiond's admin port and the app, and a temp prefix for everything nginx writes.
 fn nginx_conf(dir: &Path, listen: u16, admin: SocketAddr, upstream: SocketAddr) -> String {
+    let documented = documented_block("nginx");
+    for placeholder in ["http://127.0.0.1:9090/auth", "proxy_pass http://app;"] {
+        assert!(
+            documented.contains(placeholder),
+            "the documented nginx block names {placeholder}:\n{documented}"
+        );
+    }
+    let locations = documented
+        .replace(
+            "http://127.0.0.1:9090/auth",
+            &format!("http://{admin}/auth"),
+        )
+        .replace(
+            "proxy_pass http://app;",
+            &format!("proxy_pass http://{upstream};"),
+        );
     let dir = dir.display();
     // As root, nginx would switch to `nobody`, which cannot enter the private temp dir.
     let user = match std::fs::metadata(dir.to_string()).map(|meta| meta.uid()) {
@@ -37,49 +54,28 @@ http {{
     server {{
         listen 127.0.0.1:{listen};
 
-        location = /_sessiond_auth {{
-            internal;
-            proxy_pass http://{admin}/auth;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-        }}
-
-        location / {{
-            auth_request /_sessiond_auth;
-            auth_request_set $user $upstream_http_x_user_id;
-            auth_request_set $session_id $upstream_http_x_session_id;
-            auth_request_set $session_group $upstream_http_x_session_group;
-            auth_request_set $access_token $upstream_http_x_access_token;
-            proxy_set_header x-user-id $user;
-            proxy_set_header x-session-id $session_id;
-            proxy_set_header x-session-group $session_group;
-            proxy_set_header x-access-token $access_token;
-            proxy_pass http://{upstream};
-        }}
+{locations}
     }}
 }}
 "#
     )
 }
 
-on_backends!(nginx_auth_request_lets_only_valid_sessions_through_with_their_user: sled, redis);
-async fn nginx_auth_request_lets_only_valid_sessions_through_with_their_user() {
+/// A real nginx on a free loopback port in front of `upstream`, asking `test`'s
+/// `GET /auth`; None (said loudly) when nginx is not installed.
+pub(super) fn start_nginx(test: &TestServer, upstream: &EchoUpstream) -> Option<Gateway> {
     // /usr/sbin is not on every PATH.
-    let Some(nginx) = installed(
+    let nginx = installed(
         binary(&["nginx", "/usr/sbin/nginx"], "-v"),
         "nginx forward-auth",
         "nginx",
-    ) else {
-        return;
-    };
-    let test = TestServer::with_config(GATEWAY).await;
-    let upstream = EchoUpstream::start().await;
+    )?;
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
     let conf = dir.path().join("nginx.conf");
     std::fs::write(
         &conf,
-        nginx_conf(dir.path(), port, admin_addr(&test), upstream.addr),
+        nginx_conf(dir.path(), port, admin_addr(test), upstream.addr),
     )
     .expect("write conf");
     let mut command = Command::new(nginx);
@@ -91,11 +87,20 @@ async fn nginx_auth_request_lets_only_valid_sessions_through_with_their_user() {
         .arg("-e")
         .arg(dir.path().join("error.log"))
         .args(["-g", "daemon off;"]);
-    let gateway = Gateway::start(
+    Some(Gateway::start(
         command,
         dir,
         "error.log",
         SocketAddr::from(([127, 0, 0, 1], port)),
-    );
+    ))
+}
+
+on_backends!(nginx_auth_request_lets_only_valid_sessions_through_with_their_user: sled, redis);
+async fn nginx_auth_request_lets_only_valid_sessions_through_with_their_user() {
+    let test = TestServer::with_config(GATEWAY).await;
+    let upstream = EchoUpstream::start().await;
+    let Some(gateway) = start_nginx(&test, &upstream) else {
+        return;
+    };
     only_valid_sessions_pass(&test, &upstream, &gateway).await;
 }

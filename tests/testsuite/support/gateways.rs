@@ -25,3 +25,36 @@ pub fn check_request(
         }),
     }
 }
+
+/// A fresh Ed25519 device key.
+pub fn device() -> sessiond::session::binding::DeviceSigner {
+    sessiond::session::binding::DeviceSigner::generate_ed25519()
+        .expect("the OS random generator works in tests")
+}
+
+/// Starts a session of alice in `group`, bound to `device`; its session token.
+pub async fn bound_session(
+    client: &mut super::Client,
+    group: &str,
+    device: &sessiond::session::binding::DeviceSigner,
+) -> String {
+    let request = sessiond::proto::session::v1::StartRequest {
+        device_key: device.public_jwk_json(),
+        ..super::start_request_in_group("alice", group)
+    };
+    super::start_with(client, request).await.session_token
+}
+
+/// The reason (`error_description`) of a gateway's RFC 9449 challenge, after checking
+/// that it is a `DPoP` challenge with this `error`.
+pub fn dpop_reason(challenge: &str, error: &str) -> String {
+    assert!(challenge.starts_with("DPoP "), "{challenge}");
+    assert!(
+        challenge.contains(&format!("error=\"{error}\"")),
+        "{challenge}"
+    );
+    let (_, description) = challenge
+        .split_once("error_description=\"")
+        .unwrap_or_else(|| panic!("a description: {challenge}"));
+    description.trim_end_matches('"').to_owned()
+}
