@@ -5,8 +5,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use super::TestServer;
-
 /// The repository root: commands run from here unless they say otherwise.
 pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -48,20 +46,6 @@ fn on_path(program: &str) -> bool {
             file.metadata()
                 .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
         })
-}
-
-/// A server for a client suite: the default group issues access tokens (5 min), so the
-/// suite can verify them with its own JWT library, and the server's clock shows the
-/// real time, since those libraries check `exp` against it. The clock stands still
-/// from there on.
-pub async fn server_with_access_tokens() -> TestServer {
-    let test = TestServer::with_config("[groups.default]\naccess_token_ttl = \"5m\"").await;
-    test.clock.set_ms(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |since| since.as_millis() as u64),
-    );
-    test
 }
 
 /// Runs `command` to completion on a blocking thread (the server keeps serving on the
