@@ -60,6 +60,20 @@ async fn empty_target() -> TestServer {
     target
 }
 
+/// A server on a fresh data dir restored from backup `file` with `sessiond restore`, its
+/// clock at `source`'s.
+async fn restored_from(file: &[u8], source: &TestServer) -> TestServer {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("sessions.backup");
+    std::fs::write(&path, file).expect("write the backup");
+    let mut target = empty_target().await;
+    target.clock.set_ms(source.clock.now_ms());
+    let (restored, stderr) = restore_with_binary(&path, target.data_dir.path());
+    assert!(restored, "restore failed: {stderr}");
+    target.restart().await;
+    target
+}
+
 on_backends!(backup_under_load_restores_every_acknowledged_session: sled, redis; flavor = "multi_thread", worker_threads = 2);
 async fn backup_under_load_restores_every_acknowledged_session() {
     if backend() != Backend::Sled {
@@ -96,14 +110,7 @@ async fn backup_under_load_restores_every_acknowledged_session() {
     let file = backup_bytes(&mut client).await.expect("backup streams");
     load.await.expect("load ran");
 
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("sessions.backup");
-    std::fs::write(&path, &file).expect("write the backup");
-    let mut target = empty_target().await;
-    target.clock.set_ms(source.clock.now_ms());
-    let (restored, stderr) = restore_with_binary(&path, target.data_dir.path());
-    assert!(restored, "restore failed: {stderr}");
-    target.restart().await;
+    let target = restored_from(&file, &source).await;
     let mut restored_client = target.client().await;
 
     for session in &kept {
@@ -193,14 +200,7 @@ async fn a_bound_session_stays_bound_through_backup_and_restore() {
     )
     .await;
     let file = backup_bytes(&mut client).await.expect("backup streams");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("sessions.backup");
-    std::fs::write(&path, &file).expect("write the backup");
-    let mut target = empty_target().await;
-    target.clock.set_ms(source.clock.now_ms());
-    let (restored, stderr) = restore_with_binary(&path, target.data_dir.path());
-    assert!(restored, "restore failed: {stderr}");
-    target.restart().await;
+    let target = restored_from(&file, &source).await;
     let mut restored_client = target.client().await;
 
     let status = assert_code(

@@ -90,15 +90,8 @@ pub(super) fn refresh_decision(
         if policy.state_at(record, now_ms) != SessionState::Active {
             return (Decision::Keep, RefreshOutcome::Refused);
         }
-        if let Err(failure) = refresh_binding(record, call, policy) {
-            return binding_refused(
-                record,
-                failure,
-                policy,
-                now_ms,
-                call.access.actor,
-                RefreshOutcome::BindingRefused,
-            );
+        if let Some(refused) = binding_refusal(record, call, policy, now_ms) {
+            return refused;
         }
         let mut next = rotated(record, call.successor, now_ms);
         record_sighting(&mut next, call.client, now_ms);
@@ -113,17 +106,8 @@ pub(super) fn refresh_decision(
             RefreshOutcome::Rotated,
         )
     } else if let Some(successor) = replayed {
-        match refresh_binding(record, call, policy) {
-            Err(failure) => binding_refused(
-                record,
-                failure,
-                policy,
-                now_ms,
-                call.access.actor,
-                RefreshOutcome::BindingRefused,
-            ),
-            Ok(()) => (Decision::Keep, RefreshOutcome::Replayed(successor)),
-        }
+        binding_refusal(record, call, policy, now_ms)
+            .unwrap_or((Decision::Keep, RefreshOutcome::Replayed(successor)))
     } else if reused {
         let (next, event) = ended(record, EndReason::RefreshReuse, now_ms, call.access.actor);
         (
@@ -135,19 +119,27 @@ pub(super) fn refresh_decision(
     }
 }
 
-/// The binding rule for a Refresh `call` of `record`.
-fn refresh_binding(
+/// What a Refresh `call` of `record` decides when its binding check fails, if it fails.
+fn binding_refusal(
     record: &SessionRecord,
     call: &RefreshCall<'_>,
     policy: &GroupPolicy,
-) -> Result<(), BindingFailure> {
-    binding_check(
+    now_ms: u64,
+) -> Option<(Decision, RefreshOutcome)> {
+    let proof = call.proof;
+    let failure = binding_check(
         record,
         &policy.binding,
-        call.proof,
+        proof,
         call.client,
         BoundUse::Refresh,
     )
+    .err()?;
+    let actor = call.access.actor;
+    let outcome = RefreshOutcome::BindingRefused;
+    Some(binding_refused(
+        record, failure, policy, now_ms, actor, outcome,
+    ))
 }
 
 /// The successor pair of the refresh token rotated away last, if `token` is that token,
