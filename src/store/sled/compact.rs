@@ -100,6 +100,12 @@ impl Compaction {
 /// Keys copied between two engines, a flush's worth at a time.
 const COPY_FLUSH_EVERY: usize = 65_536;
 
+/// A tree is copied in this many ordered passes, each over a third of its keys. One
+/// ordered pass leaves sled with nodes rewritten at each split and half-empty log
+/// segments: its file came out at 1.9× the bytes copied, against 1.4–1.5× for three
+/// passes (80,000 and 250,000 records of 250–550 B, with and without two busy cores).
+const COPY_PASSES: u8 = 3;
+
 /// How long the old generation may stay in use by readers before it is deleted anyway
 /// (its files then go when the last reader lets go).
 const RETIRE_WAIT: Duration = Duration::from_secs(5);
@@ -180,10 +186,11 @@ impl SledStore {
         metrics::counter!(crate::metrics::STORE_COMPACTION_RECLAIMED_BYTES)
             .increment(bytes_before.saturating_sub(bytes_after));
         self.compaction.over.store(false, Ordering::Relaxed);
-        self.amplification();
+        let live_bytes = self.amplification().live_bytes;
         tracing::info!(
             bytes_before,
             bytes_after,
+            live_bytes,
             generation = next.number,
             took_ms = took.as_millis() as u64,
             writes_paused_ms = writes_paused.as_millis() as u64,
@@ -205,7 +212,7 @@ impl SledStore {
         // Everything, while the store serves: commits from now on note what they change.
         copy_tree(&from.sessions, &to.sessions, &fresh.db)?;
         copy_tree(&from.by_external, &to.by_external, &fresh.db)?;
-        let mut last_page = copy_pages(&from.events, &to.events, None)?;
+        let mut last_page = copy_all_pages(&from.events, &to.events, &fresh.db)?;
         fresh.db.flush()?;
         self.pause_at(CompactStep::Copied);
         // What changed meanwhile, still serving.
@@ -266,20 +273,57 @@ impl SledStore {
     }
 }
 
-/// Inserts every entry of `from` into `to` (plain inserts: sled's batches take the
-/// process-wide lock that reads of the serving generation wait for).
+/// Inserts every entry of `from` into `to`.
 fn copy_tree(from: &sled::Tree, to: &sled::Tree, db: &sled::Db) -> Result<(), StoreError> {
-    for (copied, entry) in from.iter().enumerate() {
-        let (key, value) = entry?;
-        to.insert(key, value)?;
-        if copied % COPY_FLUSH_EVERY == COPY_FLUSH_EVERY - 1 {
-            db.flush()?;
+    copy_in_passes(|| from.iter(), to, db)
+}
+
+/// Inserts every entry that `entries` yields into `to` (plain inserts: sled's batches
+/// take the process-wide lock that reads of the serving generation wait for), in
+/// `COPY_PASSES` ordered passes over disjoint sets of keys (see there).
+fn copy_in_passes(
+    entries: impl Fn() -> sled::Iter,
+    to: &sled::Tree,
+    db: &sled::Db,
+) -> Result<(), StoreError> {
+    let mut copied = 0usize;
+    for pass in 0..COPY_PASSES {
+        for entry in entries() {
+            let (key, value) = entry?;
+            if copy_pass(&key) != pass {
+                continue;
+            }
+            to.insert(key, value)?;
+            copied += 1;
+            if copied % COPY_FLUSH_EVERY == 0 {
+                db.flush()?;
+            }
         }
     }
     Ok(())
 }
 
-/// Copies event pages after `after` (all when None); the key of the last one copied.
+/// The pass that copies `key`: by its last byte (random in session ids), so a key
+/// the serving store keeps unchanged is copied exactly once however the tree moves.
+fn copy_pass(key: &[u8]) -> u8 {
+    key.last().map_or(0, |last| last % COPY_PASSES)
+}
+
+/// Copies every event page there is now; the key of the last one.
+fn copy_all_pages(
+    from: &sled::Tree,
+    to: &sled::Tree,
+    db: &sled::Db,
+) -> Result<Option<sled::IVec>, StoreError> {
+    let last = from.last()?.map(|(key, _)| key);
+    if let Some(last) = &last {
+        copy_in_passes(|| from.range::<&[u8], _>(..=&last[..]), to, db)?;
+    }
+    Ok(last)
+}
+
+/// Copies event pages after `after`, those written since it was copied (pages are
+/// never changed once written); the key of the last one copied.
 fn copy_pages(
     from: &sled::Tree,
     to: &sled::Tree,
