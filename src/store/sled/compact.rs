@@ -295,7 +295,7 @@ fn copy_in_passes(
             }
             to.insert(key, value)?;
             copied += 1;
-            if copied % COPY_FLUSH_EVERY == 0 {
+            if copied.is_multiple_of(COPY_FLUSH_EVERY) {
                 db.flush()?;
             }
         }
