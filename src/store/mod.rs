@@ -3,6 +3,7 @@
 //! Every state change is one atomic step in the store: record and indexes together.
 
 pub mod backup_file;
+pub mod cache;
 #[cfg(test)]
 mod contract;
 pub mod marks;
