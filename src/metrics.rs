@@ -49,6 +49,14 @@ pub const STORE_COMPACTION_PAUSE_SECONDS: &str = "sessiond_store_compaction_writ
 /// Bytes of the data dir that compactions gave back.
 pub const STORE_COMPACTION_RECLAIMED_BYTES: &str =
     "sessiond_store_compaction_reclaimed_bytes_total";
+/// Reads the Redis near cache answered from memory.
+pub const NEAR_CACHE_HITS: &str = "sessiond_near_cache_hits_total";
+/// Reads the Redis near cache sent to Redis, by `reason`: absent (not cached) or stale
+/// (its tail was not caught up within the bound).
+pub const NEAR_CACHE_MISSES: &str = "sessiond_near_cache_misses_total";
+/// Seconds since the near cache's tail was last caught up on the change streams (it
+/// grows while the tail cannot read them).
+pub const NEAR_CACHE_LAG_SECONDS: &str = "sessiond_near_cache_lag_seconds";
 
 /// Client connections open.
 pub const CONNECTIONS_OPEN: &str = "sessiond_connections_open";
@@ -129,6 +137,16 @@ fn describe() {
         STORE_COMPACTION_RECLAIMED_BYTES,
         Unit::Bytes,
         "bytes of the data dir that compactions gave back"
+    );
+    describe_counter!(NEAR_CACHE_HITS, "reads the Redis near cache answered");
+    describe_counter!(
+        NEAR_CACHE_MISSES,
+        "reads the Redis near cache sent to Redis, by reason"
+    );
+    describe_gauge!(
+        NEAR_CACHE_LAG_SECONDS,
+        Unit::Seconds,
+        "how far the near cache's tail of the change streams is behind"
     );
     describe_gauge!(CONNECTIONS_OPEN, "client connections open");
     describe_counter!(

@@ -30,21 +30,30 @@ async fn sled_keeps_the_store_contract() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_keeps_the_store_contract() {
-    if let Some(store) = redis_store("SESSIOND_TEST_REDIS_URL", false).await {
+    if let Some(store) = redis_store("SESSIOND_TEST_REDIS_URL", false, false).await {
         store_contract(store).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_cluster_keeps_the_store_contract() {
-    if let Some(store) = redis_store("SESSIOND_TEST_REDIS_CLUSTER_URLS", true).await {
+    if let Some(store) = redis_store("SESSIOND_TEST_REDIS_CLUSTER_URLS", true, false).await {
         store_contract(store).await;
     }
 }
 
-/// A store on the test Redis that `env` names, under a key prefix of its own; None (said
-/// loudly) when none is configured.
-async fn redis_store(env: &str, cluster: bool) -> Option<Arc<RedisStore>> {
+/// With the near cache on, every read and write of the contract still agrees: what a
+/// store call wrote, its next read sees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_with_a_near_cache_keeps_the_store_contract() {
+    if let Some(store) = redis_store("SESSIOND_TEST_REDIS_CLUSTER_URLS", true, true).await {
+        store_contract(store).await;
+    }
+}
+
+/// A store on the test Redis that `env` names, under a key prefix of its own, with a
+/// near cache if `near_cache`; None (said loudly) when none is configured.
+async fn redis_store(env: &str, cluster: bool, near_cache: bool) -> Option<Arc<RedisStore>> {
     let Some(urls) = std::env::var(env).ok().filter(|urls| !urls.is_empty()) else {
         eprintln!(
             "!!! SKIPPED: the store contract on Redis{} did not run: set {env} \
@@ -57,6 +66,7 @@ async fn redis_store(env: &str, cluster: bool) -> Option<Arc<RedisStore>> {
         urls: urls.split(',').map(str::to_owned).collect(),
         cluster,
         key_prefix: format!("contract{:016x}", getrandom::u64().expect("randomness")),
+        near_cache,
         ..RedisConfig::default()
     };
     let clock = Arc::new(ManualClock::new(NOW_MS));

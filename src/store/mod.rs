@@ -3,6 +3,7 @@
 //! Every state change is one atomic step in the store: record and indexes together.
 
 pub mod backup_file;
+pub mod cache;
 #[cfg(test)]
 mod contract;
 pub mod marks;
@@ -204,8 +205,15 @@ pub trait SessionRecords: Send + Sync {
         fresh
     }
 
-    /// The record of a session, if it exists.
+    /// The record of a session, if it exists. A store may answer from a cache that lags
+    /// other servers' changes by a bounded time (the Redis near cache).
     async fn get(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// The record of a session as stored now, past any cache that may lag: for a
+    /// refusal that must not rest on a stale copy.
+    async fn get_stored(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {
+        self.get(id).await
+    }
 
     /// Stores a new session with its index entries, logging `started` (durable).
     async fn insert(&self, record: &SessionRecord, started: &Event) -> Result<(), StoreError>;

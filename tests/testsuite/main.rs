@@ -49,6 +49,7 @@ mod python_client;
 mod quotas;
 mod races;
 mod redis_multi_instance;
+mod redis_near_cache;
 mod redis_outage;
 mod reflection;
 mod refresh;

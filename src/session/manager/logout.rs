@@ -69,11 +69,11 @@ impl SessionManager {
         let (session_id, record) = match target {
             LogoutTarget::Token(token) => {
                 let presented = token.secret.hash();
+                let proves = |record: &SessionRecord| presented.matches(&record.session_token_hash);
                 let record = self
-                    .store
-                    .get(token.session_id)
+                    .read_checked(token.session_id, proves)
                     .await?
-                    .filter(|record| presented.matches(&record.session_token_hash))
+                    .filter(proves)
                     .ok_or(SessionError::Unauthenticated)?;
                 (token.session_id, record)
             }

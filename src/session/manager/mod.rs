@@ -339,6 +339,21 @@ impl SessionManager {
         }
     }
 
+    /// The record of session `id` for a check that `accepts` it. A copy from a cache
+    /// that may lag other servers' changes (the Redis near cache) may pass the check but
+    /// never fail it: one it fails (a token rotated elsewhere, a touch made elsewhere)
+    /// is read again as stored.
+    async fn read_checked(
+        &self,
+        id: SessionId,
+        accepts: impl Fn(&SessionRecord) -> bool,
+    ) -> Result<Option<SessionRecord>, SessionError> {
+        match self.store.get(id).await? {
+            Some(record) if accepts(&record) => Ok(Some(record)),
+            _ => Ok(self.store.get_stored(id).await?),
+        }
+    }
+
     fn policy_of(&self, group: &str) -> Result<&GroupPolicy, SessionError> {
         self.policies.get(group).ok_or_else(|| {
             SessionError::invalid("group", format!("names no configured group ({group:?})"))

@@ -90,8 +90,7 @@ impl SessionManager {
             authentic(record, self.policies.for_record(record), &presented, now)
         };
         let record = self
-            .store
-            .get(token.session_id)
+            .read_checked(token.session_id, authentic)
             .await?
             .ok_or(SessionError::Unauthenticated)?;
         if !authentic(&record) {

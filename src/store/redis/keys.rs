@@ -36,6 +36,11 @@ impl Keys {
         format!("{}:ev", self.tag(shard))
     }
 
+    /// Ids of records changed with no event (touches, attributes), for near caches.
+    pub(super) fn quiet_changes(&self, shard: u16) -> String {
+        format!("{}:chg", self.tag(shard))
+    }
+
     pub(super) fn events_top(&self, shard: u16) -> String {
         format!("{}:evtop", self.tag(shard))
     }

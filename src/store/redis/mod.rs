@@ -11,6 +11,7 @@
 //! P:{sN}:exp                  zset    "<session id hex>:<user id>", scored by expires_at_ms
 //! P:{sN}:grace                zset    session id hex, scored by grace_until_ms
 //! P:{sN}:ev                   stream  entry id "<seq>-1", field e = StoredEvent (prost)
+//! P:{sN}:chg                  stream  field s = session id of a change with no event
 //! P:{sN}:evtop                string  highest event seq this shard wrote or was fenced at
 //! P:evpruned                  string  watch cursor through which retention pruned events
 //! P:x:<external user id>      string  user id
@@ -25,15 +26,20 @@
 //! shard and near wall-clock time; a watcher's cursor is `seq * SHARDS + shard`. To show
 //! events up to G in order, every shard is first fenced at G (its top raised to at least
 //! G), so no event at or below G can still appear anywhere.
+//!
+//! Near cache (`near`, opt-in): reads answered from memory while `tail` is caught up on
+//! every shard's `ev` and `chg` streams within `near_cache_staleness` (docs/redis.md).
 
 mod error;
 mod events;
 mod keys;
 mod maintenance;
 mod marks;
+mod near;
 mod plan;
 mod records;
 mod sweep;
+mod tail;
 mod vault;
 
 pub use vault::RedisKeyVault;
@@ -51,7 +57,9 @@ use super::{Persistence, SessionId, StoreError};
 use crate::clock::Clock;
 use events::show_events;
 use keys::Keys;
+use near::NearCache;
 use plan::{COMMIT_SCRIPT, FENCE_SCRIPT, RAISE_SCRIPT};
+use tail::tail_changes;
 
 /// Hash-tag shards. Fixed for the life of a deployment: session ids carry theirs.
 pub const SHARDS: u16 = 32;
@@ -60,6 +68,8 @@ pub const SHARDS: u16 = 32;
 const LINGER_MS: u64 = 5 * 60 * 1000;
 /// Optimistic attempts before a change gives up as contended.
 const MAX_ATTEMPTS: u32 = 32;
+/// The tightest near cache bound: the tail polls every shard four times within it.
+const MIN_NEAR_CACHE_STALENESS: Duration = Duration::from_millis(10);
 /// How often events are made visible while someone watches.
 const EVENT_POLL: Duration = Duration::from_millis(20);
 
@@ -79,6 +89,15 @@ pub struct RedisConfig {
     /// Limit on one command's answer; past it the call fails with UNAVAILABLE.
     #[serde(with = "humantime_serde")]
     pub response_timeout: Duration,
+    /// Answer reads of sessions this server has seen from memory while its tail of the
+    /// change streams is caught up (docs/redis.md, "Near cache").
+    pub near_cache: bool,
+    /// How far behind the change streams the near cache may be and still answer: the
+    /// longest a change made on another server can go unseen here.
+    #[serde(with = "humantime_serde")]
+    pub near_cache_staleness: Duration,
+    /// Records the near cache keeps (up to twice as many, in two generations).
+    pub near_cache_records: usize,
 }
 
 impl Default for RedisConfig {
@@ -89,6 +108,9 @@ impl Default for RedisConfig {
             key_prefix: "sessiond".to_owned(),
             connect_timeout: Duration::from_secs(1),
             response_timeout: Duration::from_secs(1),
+            near_cache: false,
+            near_cache_staleness: Duration::from_millis(100),
+            near_cache_records: 100_000,
         }
     }
 }
@@ -107,6 +129,11 @@ impl RedisConfig {
             Some("redis.key_prefix must be non-empty and contain no '{' or '}'")
         } else if self.connect_timeout.is_zero() || self.response_timeout.is_zero() {
             Some("redis.connect_timeout and redis.response_timeout must be more than 0s")
+        } else if self.near_cache
+            && (self.near_cache_staleness < MIN_NEAR_CACHE_STALENESS
+                || self.near_cache_records == 0)
+        {
+            Some("redis.near_cache_staleness must be at least 10ms and near_cache_records more than 0")
         } else {
             None
         }
@@ -163,6 +190,8 @@ pub struct RedisStore {
     head: watch::Sender<u64>,
     /// The shard the next sweep starts at (see `remove_expired`).
     next_sweep_shard: AtomicU16,
+    /// Records answered from memory, when `near_cache` is on.
+    near: Option<NearCache>,
 }
 
 impl RedisStore {
@@ -203,9 +232,15 @@ impl RedisStore {
             head: watch::Sender::new(0),
             // Any start will do; a random one keeps servers apart (see `remove_expired`).
             next_sweep_shard: AtomicU16::new(getrandom::u32().unwrap_or(0) as u16 % SHARDS),
+            near: config
+                .near_cache
+                .then(|| NearCache::new(config.near_cache_records, config.near_cache_staleness)),
         });
         store.settle().await?;
         tokio::spawn(show_events(Arc::downgrade(&store)));
+        if store.near.is_some() {
+            tokio::spawn(tail_changes(Arc::downgrade(&store)));
+        }
         Ok(store)
     }
 

@@ -7,7 +7,7 @@ use prost::Message;
 use super::keys::{expiry_member, id_hex, shard_of, shard_of_user, Keys};
 use super::RedisStore;
 use crate::store::record::record_id;
-use crate::store::{Event, SessionRecord, StoreError};
+use crate::store::{Event, SessionId, SessionRecord, StoreError};
 
 /// Applies a plan (see `Plan`) if its checks hold. Returns {1, first event seq} or {0, 0}.
 pub(super) const COMMIT_SCRIPT: &str = include_str!("lua/commit.lua");
@@ -26,15 +26,23 @@ pub(super) struct Plan {
     pub(super) args: Vec<Vec<u8>>,
     /// External user id → user id, written before the script (see `run`).
     pub(super) external: Vec<(String, String)>,
+    /// Sessions whose record the plan writes or deletes: this server's near cache
+    /// drops them once the script ran (see `run`).
+    pub(super) sessions: Vec<SessionId>,
 }
 
 impl Plan {
     pub(super) fn new(keys: &Keys, shard: u16) -> Plan {
         Plan {
             shard,
-            keys: vec![keys.events_top(shard), keys.events(shard)],
+            keys: vec![
+                keys.events_top(shard),
+                keys.events(shard),
+                keys.quiet_changes(shard),
+            ],
             args: Vec::new(),
             external: Vec::new(),
+            sessions: Vec::new(),
         }
     }
 
@@ -73,10 +81,6 @@ impl Plan {
         self.step("S", key, [value, ttl_ms.to_string().into_bytes()]);
     }
 
-    pub(super) fn delete(&mut self, key: String) {
-        self.step("D", key, []);
-    }
-
     pub(super) fn zadd(&mut self, key: String, score: u64, member: String) {
         self.step(
             "Z",
@@ -87,6 +91,19 @@ impl Plan {
 
     pub(super) fn zrem(&mut self, key: String, member: String) {
         self.step("R", key, [member.into_bytes()]);
+    }
+
+    /// Deletes the record of session `id` (its key is `key`).
+    pub(super) fn delete_record(&mut self, key: String, id: SessionId) {
+        self.step("D", key, []);
+        self.sessions.push(id);
+    }
+
+    /// Notes a change of `session_id`'s record that logs no event (a touch, new
+    /// attributes), so other servers' near caches still hear of it.
+    pub(super) fn quiet_change(&mut self, session_id: &[u8]) {
+        self.args.push(b"Q".to_vec());
+        self.args.push(session_id.to_vec());
     }
 
     pub(super) fn event(&mut self, session_id: &[u8], user_id: &str, event: &Event) {
@@ -117,7 +134,15 @@ impl RedisStore {
         for arg in &plan.args {
             invocation.arg(arg.as_slice());
         }
-        let (applied, _first_seq): (i64, u64) = invocation.invoke_async(&mut self.conn()).await?;
+        let outcome = invocation
+            .invoke_async::<(i64, u64)>(&mut self.conn())
+            .await;
+        if let Some(near) = &self.near {
+            // Whatever the outcome (a timeout may still have applied it): reads that
+            // started before the script must not refill the cache with an older record.
+            near.drop_changed(plan.sessions.iter().copied());
+        }
+        let (applied, _first_seq) = outcome?;
         Ok(applied == 1)
     }
 
@@ -134,6 +159,7 @@ impl RedisStore {
                 "session id outside its user's shard",
             ));
         }
+        plan.sessions.push(id);
         plan.set(
             self.keys.session(id),
             new.encode_to_vec(),

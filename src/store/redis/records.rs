@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use futures::future::try_join_all;
 
 use super::keys::{parse_expiry_member, parse_id_hex, shard_of, shard_of_user};
+use super::near::Lookup;
 use super::plan::Plan;
 use super::{RedisStore, MAX_ATTEMPTS, SHARDS};
 use crate::store::record::{decode_record, record_id};
@@ -24,10 +25,17 @@ impl SessionRecords for RedisStore {
     }
 
     async fn get(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {
-        let bytes: Option<Vec<u8>> = self
-            .query(redis::cmd("GET").arg(self.keys.session(id)))
-            .await?;
-        bytes.map(|bytes| decode_record(id, &bytes)).transpose()
+        let version = match self.near.as_ref().map(|near| near.lookup(id)) {
+            Some(Lookup::Hit(record)) => return Ok(Some(SessionRecord::clone(&record))),
+            Some(Lookup::Miss(version)) => Some(version),
+            Some(Lookup::Stale) | None => None,
+        };
+        self.read_record(id, version).await
+    }
+
+    async fn get_stored(&self, id: SessionId) -> Result<Option<SessionRecord>, StoreError> {
+        let version = self.near.as_ref().and_then(|near| near.reread(id));
+        self.read_record(id, version).await
     }
 
     async fn insert(&self, record: &SessionRecord, started: &Event) -> Result<(), StoreError> {
@@ -61,8 +69,9 @@ impl SessionRecords for RedisStore {
                     let mut plan = Plan::new(&self.keys, shard_of(id));
                     plan.check_value(key.clone(), Some(&bytes));
                     self.plan_put(&mut plan, Some(&current), &next)?;
-                    if let Some(event) = &event {
-                        plan.event(&next.session_id, &next.user_id, event);
+                    match &event {
+                        Some(event) => plan.event(&next.session_id, &next.user_id, event),
+                        None => plan.quiet_change(&next.session_id),
                     }
                     if self.run(plan).await? {
                         return Ok(Some(*next));
@@ -179,6 +188,23 @@ impl SessionRecords for RedisStore {
 }
 
 impl RedisStore {
+    /// The record of `id` as Redis has it, offered to the near cache when the read
+    /// began at its `version`.
+    async fn read_record(
+        &self,
+        id: SessionId,
+        version: Option<u64>,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let bytes: Option<Vec<u8>> = self
+            .query(redis::cmd("GET").arg(self.keys.session(id)))
+            .await?;
+        let record = bytes.map(|bytes| decode_record(id, &bytes)).transpose()?;
+        if let (Some(near), Some(version), Some(record)) = (&self.near, version, &record) {
+            near.fill(id, record, version);
+        }
+        Ok(record)
+    }
+
     /// The newest `limit` session ids of one shard before `before`.
     async fn shard_ids_before(
         &self,

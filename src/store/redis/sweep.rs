@@ -63,7 +63,7 @@ impl RedisStore {
             }
             // None: Redis's own expiry was first, only the indexes are left.
             let grace = record.as_ref().map_or(1, |record| record.grace_until_ms);
-            plan.delete(key);
+            plan.delete_record(key, *id);
             plan.zrem(self.keys.user(user_id), id_hex(*id));
             plan.zrem(self.keys.expiry(shard), expiry_member(*id, user_id));
             if grace > 0 {

@@ -34,7 +34,7 @@ mod touches;
 mod tx;
 
 use batch::Queued;
-use cache::{CachedRecord, RecordCache};
+use cache::{CachedRecord, SledCache};
 use compact::Compaction;
 pub use compact::{compact_data_dir, CompactStep, Compacted};
 use durability::GroupCommit;
@@ -77,7 +77,7 @@ pub struct SledStore {
     /// Bytes of the live data (records and event pages), kept in step by every commit.
     live: LiveBytes,
     /// Recently used records, kept in step with every commit (see `cache`).
-    cache: RecordCache,
+    cache: SledCache,
     /// Sessions by user, expiry and grace window, kept in step with every commit.
     indexes: Indexes,
     /// Last-access touches not yet in their records.
@@ -188,7 +188,7 @@ impl SledStore {
             writer_released: Notify::new(),
             queue: Mutex::new(Vec::new()),
             head: watch::Sender::new(head),
-            cache: RecordCache::new(READ_CACHE_RECORDS),
+            cache: SledCache::new(READ_CACHE_RECORDS),
             indexes,
             touches,
             compaction: Compaction::new(std::time::Instant::now()),

@@ -13,7 +13,7 @@ while i <= n do
     i = i + 3
   elseif op == 'S' or op == 'Z' then i = i + 4
   elseif op == 'R' then i = i + 3
-  elseif op == 'D' or op == 'E' then i = i + 2
+  elseif op == 'D' or op == 'E' or op == 'Q' then i = i + 2
   else return redis.error_reply('unknown plan step ' .. op) end
 end
 local clock = redis.call('TIME')
@@ -38,6 +38,10 @@ while i <= n do
   elseif op == 'R' then
     redis.call('ZREM', KEYS[tonumber(ARGV[i + 1])], ARGV[i + 2])
     i = i + 3
+  elseif op == 'Q' then
+    -- Kept a minute: a near cache that falls further behind forgets everything anyway.
+    redis.call('XADD', KEYS[3], 'MINID', '~', string.format('%d', now - 60000), '*', 's', ARGV[i + 1])
+    i = i + 2
   else
     redis.call('XADD', KEYS[2], string.format('%d-1', seq), 'e', ARGV[i + 1])
     seq = seq + 1
