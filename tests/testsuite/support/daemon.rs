@@ -3,12 +3,24 @@
 
 use super::*;
 
-/// A loopback port nothing listens on (bound, read and released).
+/// A loopback port nothing listens on (bound and released), below the kernel's
+/// ephemeral range (32768 up by default): a port the kernel picks there can be taken by
+/// any process's outgoing connection before the server binds it. Each test process
+/// starts at its own offset and counts on, so parallel tests never pick the same one.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("bind a loopback port")
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let offset = std::process::id().wrapping_mul(997) % SPAN;
+    for _ in 0..SPAN {
+        let candidate = FIRST + (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN;
+        let port = u16::try_from(candidate).expect("under 32768");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {FIRST}..{}", FIRST + SPAN);
 }
 
 /// One run of the real `sessiond` binary on a free loopback port, its stderr appended
