@@ -135,6 +135,15 @@ pub struct Cli {
     #[arg(long, value_name = "HOST:PORT", requires = "soak_data_dir")]
     pub soak_metrics: Option<String>,
 
+    /// The sessiond server's process id: report its CPU time per call in each phase
+    /// (from /proc; comparable across runs on a busy machine, unlike calls per second).
+    #[arg(long, value_name = "PID")]
+    pub server_pid: Option<u32>,
+
+    /// The --reference server's process id: its CPU time per call too.
+    #[arg(long, value_name = "PID", requires = "reference")]
+    pub reference_pid: Option<u32>,
+
     /// Soak: how often to sample.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub sample_every: Duration,

@@ -15,6 +15,7 @@
 mod calls;
 mod cli;
 mod connect;
+mod cpu;
 mod error;
 mod prepare;
 mod report;
@@ -31,6 +32,7 @@ use clap::Parser;
 use crate::calls::{Auth, CallKind, Caller};
 use crate::cli::Cli;
 use crate::connect::{connect, CONNECT_TIMEOUT};
+use crate::cpu::{CpuClock, Mark, Spent};
 use crate::error::{chain, BoxError};
 use crate::report::{JsonReport, Options, PreparedInfo, Ratio};
 use crate::stats::Summary;
@@ -192,9 +194,15 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
         );
     }
 
+    let server_cpu = CpuClock::of(cli.server_pid);
+    let mut cpu_lines: Vec<String> = Vec::new();
     let reference = match &cli.reference {
         Some(reference_url) => {
+            let mark = Mark::start(CpuClock::of(cli.reference_pid));
             let summary = measure_reference(&cli, reference_url, concurrency, &run_tag).await?;
+            if let Some(spent) = mark.spent(summary.count, Duration::from_nanos(summary.total)) {
+                cpu_lines.push(spent.line("tonic reference (health)", None));
+            }
             println!();
             print!(
                 "{}",
@@ -206,12 +214,15 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
     };
 
     let mut baseline: Option<Summary> = None;
+    let mut baseline_cpu: Option<Spent> = None;
     if !cli.no_baseline {
         let stop = phase_stop();
         let reason = stop.reason();
+        let mark = Mark::start(server_cpu);
         let (back, measured) = workload::run_phase(workers, &[CallKind::Health], stop).await?;
         workers = back;
         let summary = measured.stats.all()?.summary(measured.elapsed, reason);
+        baseline_cpu = mark.spent(summary.count, measured.elapsed);
         println!();
         print!(
             "{}",
@@ -230,11 +241,18 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
             every: cli.sample_every.max(Duration::from_millis(100)),
         })
     });
+    let mark = Mark::start(server_cpu);
     let (workers, measured) = workload::run_phase(workers, &schedule, stop).await?;
     if let Some(soaking) = soaking {
         soaking.abort();
     }
     let summary = measured.stats.all()?.summary(measured.elapsed, reason);
+    if let Some(baseline_cpu) = &baseline_cpu {
+        cpu_lines.push(baseline_cpu.line("health (baseline)", None));
+    }
+    if let Some(spent) = mark.spent(summary.count, measured.elapsed) {
+        cpu_lines.push(spent.line(&label, baseline_cpu.as_ref()));
+    }
     let per_call: BTreeMap<CallKind, Summary> = measured
         .stats
         .calls
@@ -297,6 +315,13 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
         );
         if let Some(ratio) = &ratio_to_reference {
             println!("{}", report::ratio_line("tonic reference", ratio));
+        }
+    }
+
+    if !cpu_lines.is_empty() {
+        println!();
+        for line in &cpu_lines {
+            println!("{line}");
         }
     }
 
