@@ -109,11 +109,7 @@ pub async fn start(
     // server in Redis.
     let (store, vault): (Arc<dyn SessionStore>, Box<dyn KeyVault>) = match config.store {
         StoreKind::Sled => (
-            Arc::new(SledStore::open_with(
-                &config.data_dir,
-                config.durability,
-                &config.sled,
-            )?),
+            SledStore::open_with(&config.data_dir, config.durability, &config.sled)?,
             Box::new(KeyFiles::new(config.data_dir.join("keys"))?),
         ),
         StoreKind::Redis => {

@@ -25,7 +25,7 @@ const DAVE_EXPIRY_MS: u64 = NOW_MS + 20_000;
 async fn sled_keeps_the_store_contract() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SledStore::open(dir.path(), Durability::Sync).expect("open sled");
-    store_contract(Arc::new(store)).await;
+    store_contract(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

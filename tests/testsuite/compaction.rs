@@ -7,6 +7,7 @@
 use crate::stored;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use prost::Message;
@@ -34,7 +35,7 @@ fn compacting() -> SledConfig {
     }
 }
 
-fn open(dir: &Path, config: &SledConfig) -> SledStore {
+fn open(dir: &Path, config: &SledConfig) -> Arc<SledStore> {
     SledStore::open_with(dir, Durability::Periodic, config).expect("open the store")
 }
 

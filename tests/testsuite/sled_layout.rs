@@ -1,11 +1,13 @@
 //! The sled store's storage layout, on a real sled data dir: one key per record, the
-//! indexes (by user, expiry and grace window) rebuilt from the records at open, events
+//! indexes (by user, expiry and grace window) rebuilt from the records at open (a large
+//! store's while it serves), events
 //! stored in pages that a cursor can resume inside of, and a data dir of the earlier
 //! layout (one event per key, index trees on disk) opened with nothing lost.
 
 use crate::stored;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use prost::Message;
@@ -21,7 +23,7 @@ fn ids(records: &[SessionRecord]) -> Vec<SessionId> {
     records.iter().map(id_of).collect()
 }
 
-fn open(dir: &Path) -> SledStore {
+fn open(dir: &Path) -> Arc<SledStore> {
     SledStore::open(dir, Durability::Sync).expect("open the store")
 }
 
@@ -103,6 +105,73 @@ async fn the_indexes_are_rebuilt_from_the_records_at_open() {
     assert_eq!((report.sessions, report.orphans), (2, 0), "{report:?}");
     // The log goes on after the events from before the restart: 3 STARTED, 1 EXPIRED.
     assert_eq!(events(&store, 0, 100).await, vec![1, 2, 3, 4]);
+}
+
+/// More records than open indexes itself (65,536), so most are indexed on the rebuild's
+/// thread while the store already takes calls.
+const LARGE_STORE: u64 = 150_000;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_during_the_rebuild_at_open_all_reach_the_indexes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sessions: Vec<SessionRecord> = (0..LARGE_STORE)
+        .map(|n| record(&format!("user{}", n % 1_000), NOW_MS + 60_000 + n))
+        .collect();
+    {
+        let db = sled::open(dir.path()).expect("open sled");
+        let records = db.open_tree("sessionid_session").expect("tree");
+        for record in &sessions {
+            records
+                .insert(record.session_id.as_slice(), record.encode_to_vec())
+                .expect("insert record");
+        }
+        db.flush().expect("flush");
+    }
+
+    let store = open(dir.path());
+    // At once, while the rebuild reads: moves of records it has read and of records
+    // it has not (the newest ids come last), new records, and a sweep.
+    let moved: Vec<&SessionRecord> = sessions.iter().rev().step_by(997).collect();
+    for record in &moved {
+        store
+            .update(id_of(record), Commit::Durable, &mut |current| {
+                let mut next = current.clone();
+                next.expires_at_ms = NOW_MS + 1_000;
+                next.grace_until_ms = NOW_MS + 500;
+                Decision::Put(Box::new(next), None)
+            })
+            .await
+            .expect("update")
+            .expect("exists");
+    }
+    let fresh = record("user0", NOW_MS + 90_000);
+    store
+        .insert(&fresh, &started_event(&fresh))
+        .await
+        .expect("insert");
+    let listed = store.list_user("user0", None, 1_000).await.expect("list");
+    assert_eq!(listed.len(), 151, "user0's 150 sessions and the new one");
+    let report = store.check_consistency().await.expect("check");
+    assert_eq!(
+        (report.sessions, report.expiry_index_entries, report.orphans),
+        (LARGE_STORE + 1, LARGE_STORE + 1, 0),
+        "{report:?}"
+    );
+    assert_eq!(
+        store
+            .grace_closed(NOW_MS + 500, 1_000)
+            .await
+            .expect("grace")
+            .len(),
+        moved.len()
+    );
+    let swept = store
+        .remove_expired(NOW_MS + 1_000, 1_000, &|record| {
+            expired_event(record, NOW_MS + 1_000)
+        })
+        .await
+        .expect("sweep");
+    assert_eq!(swept, moved.len());
 }
 
 #[tokio::test(flavor = "multi_thread")]

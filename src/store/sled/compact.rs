@@ -129,6 +129,10 @@ impl SledStore {
     /// `compact_interval` ago; called after each sweep. A failed compaction is logged and
     /// leaves the store as it was.
     pub(super) async fn compact_if_due(&self) {
+        // Until the rebuild at open is done, the live data is not all counted.
+        if !self.indexes.complete() {
+            return;
+        }
         let measured = self.amplification();
         let Some(past) = self.config.compact_past(measured.live_bytes) else {
             return;

@@ -2,10 +2,13 @@
 //! memory: rebuilt from the records at open and changed with every commit, in commit
 //! order, under the writer lock. This process is the only writer of its data dir, so
 //! they are exact, and a change writes one sled key (the record) instead of four.
+//! The rebuild reads the records in id order, in chunks (see `rebuild`): until it is
+//! done, they hold only the records up to its cursor, and a commit moves only those.
 
 use std::collections::BTreeSet;
 use std::hash::BuildHasher;
 use std::ops::Bound;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::RwLock;
 use prost::Message;
@@ -49,20 +52,73 @@ struct Sets {
     by_user: BTreeSet<(u64, SessionId)>,
     by_expiry: BTreeSet<(u64, SessionId)>,
     by_grace: BTreeSet<(u64, SessionId)>,
+    /// The last record the rebuild at open has read (`None`: none yet); only
+    /// meaningful until `Indexes::complete`.
+    rebuilt_through: Option<SessionId>,
 }
 
 /// The three indexes behind one lock.
 pub struct Indexes {
     hasher: std::collections::hash_map::RandomState,
     sets: RwLock<Sets>,
+    /// Whether the rebuild at open has read every record: then every record is in.
+    complete: AtomicBool,
 }
 
 impl Indexes {
+    /// Empty indexes, waiting for their rebuild (`add_rebuilt`).
     pub fn new() -> Indexes {
         Indexes {
             hasher: Default::default(),
             sets: RwLock::default(),
+            complete: AtomicBool::new(false),
         }
+    }
+
+    /// Whether every record is in (the rebuild at open is done).
+    pub fn complete(&self) -> bool {
+        self.complete.load(Ordering::Acquire)
+    }
+
+    /// Whether `id`'s record is in the indexes, or will be once its commit applies:
+    /// the rebuild has read it (or is done). A commit counts the bytes and moves of
+    /// these records only; the rebuild will read the others as they are then. The
+    /// answer holds while the caller has the writer lock, which every rebuild step takes.
+    pub fn covers(&self, id: SessionId) -> bool {
+        self.complete()
+            || self
+                .sets
+                .read()
+                .rebuilt_through
+                .is_some_and(|last| id <= last)
+    }
+
+    /// The last record the rebuild has read, where its next chunk starts after.
+    pub fn rebuilt_through(&self) -> Option<SessionId> {
+        self.sets.read().rebuilt_through
+    }
+
+    /// Adds one chunk of the rebuild at open: the placements of the records read after
+    /// the previous chunk, through `last`; `complete` when no record follows.
+    pub fn add_rebuilt(
+        &self,
+        placed: impl IntoIterator<Item = (SessionId, Placement)>,
+        last: Option<SessionId>,
+        complete: bool,
+    ) {
+        let mut sets = self.sets.write();
+        for (id, placement) in placed {
+            sets.insert(id, placement);
+        }
+        sets.rebuilt_through = last.or(sets.rebuilt_through);
+        if complete {
+            self.complete.store(true, Ordering::Release);
+        }
+    }
+
+    /// How many records are in: one expiry entry each.
+    pub fn records(&self) -> u64 {
+        self.sets.read().by_expiry.len() as u64
     }
 
     /// The user index's hash of `user_id`.
@@ -89,10 +145,15 @@ impl Indexes {
         })
     }
 
-    /// Applies committed changes, in commit order.
+    /// Applies committed changes, in commit order; those of records the rebuild has not
+    /// read yet wait for it (it will read them as committed).
     pub fn apply(&self, moves: impl IntoIterator<Item = Moved>) {
+        let complete = self.complete();
         let mut sets = self.sets.write();
         for Moved { id, old, new } in moves {
+            if !complete && sets.rebuilt_through.is_none_or(|last| id > last) {
+                continue;
+            }
             if let Some(old) = old {
                 sets.remove(id, old);
             }
@@ -227,8 +288,32 @@ mod tests {
     }
 
     #[test]
+    fn moves_of_records_the_rebuild_has_not_read_wait_for_it() {
+        let indexes = Indexes::new();
+        let (a, b) = (SessionId::from_u128(1), SessionId::from_u128(2));
+        let (old, new) = (
+            indexes.placement(&record("alice", 10, 0)),
+            indexes.placement(&record("alice", 20, 0)),
+        );
+        indexes.add_rebuilt([(a, old)], Some(a), false);
+        assert!(indexes.covers(a) && !indexes.covers(b));
+        // b's commit comes before the rebuild reads b: the rebuild reads it as committed.
+        indexes.apply([a, b].map(|id| Moved {
+            id,
+            old: Some(old),
+            new: Some(new),
+        }));
+        assert_eq!(indexes.expired(15, 10), vec![]);
+        indexes.add_rebuilt([(b, new)], Some(b), true);
+        assert!(indexes.complete() && indexes.covers(SessionId::max()));
+        assert_eq!(indexes.expired(25, 10), vec![(20, a), (20, b)]);
+        assert_eq!(indexes.records(), 2);
+    }
+
+    #[test]
     fn moves_keep_each_index_exact() {
         let indexes = Indexes::new();
+        indexes.add_rebuilt([], None, true);
         let (a, b) = (SessionId::from_u128(1), SessionId::from_u128(2));
         let first = indexes.placement(&record("alice", 10, 0));
         let second = indexes.placement(&record("alice", 20, 5));

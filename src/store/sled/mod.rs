@@ -4,11 +4,10 @@
 //! implemented in its own file: `records`, `events`, `sweep` (expiry), `durability`
 //! (flushes, disk faults) and `maintenance` (consistency check, backup, restore);
 //! beside them `batch` (queued single-record changes), `tx` (transactions), `cache`
-//! (the read cache), `index` (the indexes), `touches`, and `compact` with
-//! `generations` (compaction, sled's alone).
+//! (the read cache), `index` (the indexes) with `rebuild` (theirs at open), `touches`,
+//! and `compact` with `generations` (compaction, sled's alone).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,6 +26,7 @@ mod keys;
 mod live;
 mod maintenance;
 mod marks;
+mod rebuild;
 mod records;
 mod settings;
 mod sweep;
@@ -41,7 +41,7 @@ use durability::GroupCommit;
 use events::{last_seq, move_single_events, page_bytes, PAGES_TREE};
 pub use generations::disk_usage;
 use generations::Generation;
-use index::{Indexes, Moved};
+use index::Indexes;
 use live::LiveBytes;
 pub use settings::{SledConfig, DEFAULT_CACHE_MIB};
 use touches::{Touches, TOUCHES_TREE};
@@ -72,14 +72,15 @@ pub struct SledStore {
     queue: Mutex<Vec<Queued>>,
     /// The newest event seq that watchers may read.
     head: watch::Sender<u64>,
-    /// Session records stored, kept in step by every insert and delete.
-    stored: AtomicU64,
-    /// Bytes of the live data (records and event pages), kept in step by every commit.
+    /// Bytes of the live data (records and event pages), kept in step by every commit
+    /// (records: those the rebuild at open has read).
     live: LiveBytes,
     /// Recently used records, kept in step with every commit (see `cache`).
     cache: SledCache,
     /// Sessions by user, expiry and grace window, kept in step with every commit.
     indexes: Indexes,
+    /// How the indexes' rebuild at open goes (see `rebuild`).
+    rebuild: watch::Sender<rebuild::Progress>,
     /// Last-access touches not yet in their records.
     touches: Arc<Touches>,
     /// When compactions ran, and what changed while one copies.
@@ -142,17 +143,18 @@ impl Engine {
 
 impl SledStore {
     /// Opens (or creates) the database in `dir`, with the default settings.
-    pub fn open(dir: &Path, durability: Durability) -> Result<SledStore, StoreError> {
+    pub fn open(dir: &Path, durability: Durability) -> Result<Arc<SledStore>, StoreError> {
         SledStore::open_with(dir, durability, &SledConfig::default())
     }
 
     /// Opens (or creates) the database in `data_dir` with `config`: its current
-    /// generation, after deleting any other (see `generations`).
+    /// generation, after deleting any other (see `generations`). A large store's
+    /// indexes are still being rebuilt when this returns (see `rebuild`).
     pub fn open_with(
         data_dir: &Path,
         durability: Durability,
         config: &SledConfig,
-    ) -> Result<SledStore, StoreError> {
+    ) -> Result<Arc<SledStore>, StoreError> {
         let generation = generations::current(data_dir).map_err(io_error)?;
         let engine = Engine::open(generation, config)?;
         // Only now: sled's lock on the current generation says no other process uses
@@ -164,10 +166,8 @@ impl SledStore {
             None => 0,
         };
         let head = last_seq(&trees.events)?.max(pruned_through);
-        let indexes = Indexes::new();
-        let (stored, record_bytes) = index_records(&trees.sessions, &indexes)?;
         let live = LiveBytes::default();
-        live.add(record_bytes as i64, page_bytes(&trees.events)? as i64);
+        live.add(0, page_bytes(&trees.events)? as i64);
         let touches = Arc::new(Touches::open(trees.touches.clone())?);
         touches.settle_at_open(|id| match trees.sessions.get(keys::session_key(id))? {
             Some(bytes) => Touches::stored_touch(&bytes)
@@ -175,9 +175,7 @@ impl SledStore {
                 .map_err(|source| StoreError::CorruptRecord { id, source }),
             None => Ok(None),
         })?;
-        metrics::gauge!(crate::metrics::SESSIONS_STORED).set(stored as f64);
-        Ok(SledStore {
-            stored: AtomicU64::new(stored),
+        let store = Arc::new(SledStore {
             live,
             engine: ArcSwap::from_pointee(engine),
             data_dir: data_dir.to_owned(),
@@ -189,12 +187,15 @@ impl SledStore {
             queue: Mutex::new(Vec::new()),
             head: watch::Sender::new(head),
             cache: SledCache::new(READ_CACHE_RECORDS),
-            indexes,
+            indexes: Indexes::new(),
+            rebuild: watch::Sender::new(rebuild::Progress::Running),
             touches,
             compaction: Compaction::new(std::time::Instant::now()),
             fault: watch::Sender::new(None),
             marks: MemoryMarks::default(),
-        })
+        });
+        store.rebuild_indexes()?;
+        Ok(store)
     }
 
     /// The current generation's database.
@@ -241,19 +242,6 @@ impl SledStore {
         self.touches.merge(id, &mut record);
         Ok(record)
     }
-
-    /// Adds `added` and takes `removed` from the stored-sessions gauge.
-    fn count_stored(&self, added: u64, removed: u64) {
-        let now = if added >= removed {
-            self.stored.fetch_add(added - removed, Ordering::Relaxed) + (added - removed)
-        } else {
-            let taken = removed - added;
-            self.stored
-                .fetch_sub(taken, Ordering::Relaxed)
-                .saturating_sub(taken)
-        };
-        metrics::gauge!(crate::metrics::SESSIONS_STORED).set(now as f64);
-    }
 }
 
 /// Records the read cache keeps per generation (at most twice this many in all): room
@@ -285,32 +273,6 @@ fn open_db(dir: &Path, cache_bytes: u64) -> Result<sled::Db, sled::Error> {
             opened => return opened,
         }
     }
-}
-
-/// Puts every stored record in `indexes`; returns how many there are and their bytes.
-fn index_records(sessions: &sled::Tree, indexes: &Indexes) -> Result<(u64, u64), StoreError> {
-    let mut stored = 0;
-    let mut bytes_stored = 0;
-    let mut moves = Vec::with_capacity(1024);
-    for entry in sessions.iter() {
-        let (key, bytes) = entry?;
-        let id = keys::id_from(&key, "session record")?;
-        let placement = indexes
-            .placement_of_bytes(&bytes)
-            .map_err(|source| StoreError::CorruptRecord { id, source })?;
-        moves.push(Moved {
-            id,
-            old: None,
-            new: Some(placement),
-        });
-        if moves.len() == moves.capacity() {
-            indexes.apply(moves.drain(..));
-        }
-        stored += 1;
-        bytes_stored += bytes.len() as u64;
-    }
-    indexes.apply(moves);
-    Ok((stored, bytes_stored))
 }
 
 /// A filesystem error of the data dir, as the store reports disk faults.

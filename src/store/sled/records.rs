@@ -38,7 +38,6 @@ impl SessionRecords for SledStore {
                     (Applied::Done(last_seq), _) => last_seq,
                     (Applied::Stale, _) => return Err(StoreError::BatchLost),
                 };
-                self.count_stored(1, 0);
                 self.publish(last_seq);
                 Ok(())
             }
@@ -67,10 +66,11 @@ impl SessionRecords for SledStore {
         user_id: &str,
         decide: &mut UserDecision<'_>,
     ) -> Result<(), StoreError> {
+        self.indexes_complete().await?;
         self.watch_io(
             async {
                 let decide = Mutex::new(decide);
-                let ((changed, added), last_seq) = {
+                let (changed, last_seq) = {
                     // The lookup must see what the transaction will: both run under the
                     // writer lock, so no other write can move the index in between.
                     let mut writer = self.writer();
@@ -86,19 +86,16 @@ impl SessionRecords for SledStore {
                         }
                         let mut decide = decide.lock().unwrap_or_else(|poison| poison.into_inner());
                         let puts = decide(&current);
-                        let mut added = 0;
                         for (seq, (next, event)) in (first_seq..).zip(&puts) {
                             let old = current
                                 .iter()
                                 .find(|record| record.session_id == next.session_id);
-                            added += u64::from(old.is_none());
                             tx.put(old, next)?;
                             tx.log(seq, next, event);
                         }
-                        Ok(((!puts.is_empty(), added), puts.len() as u64))
+                        Ok((!puts.is_empty(), puts.len() as u64))
                     })?
                 };
-                self.count_stored(added, 0);
                 if changed {
                     self.finish(Commit::Durable, last_seq).await?;
                 }
@@ -123,6 +120,7 @@ impl SessionRecords for SledStore {
         before: Option<SessionId>,
         limit: usize,
     ) -> Result<Vec<SessionRecord>, StoreError> {
+        self.indexes_complete().await?;
         let mut records = Vec::with_capacity(limit.min(64));
         let mut cursor = before;
         while records.len() < limit {

@@ -59,7 +59,6 @@ impl SledStore {
             Ok((removed, removed))
         });
         let (removed, last_seq) = self.watch_io(written)?;
-        self.count_stored(0, removed);
         // Deleting expired sessions needs no flush before it is acknowledged: a crash
         // that loses it leaves sessions that are expired anyway and swept again.
         self.watch_io(self.finish(Commit::Lazy, last_seq).await)?;

@@ -85,7 +85,9 @@ impl Written {
         bytes: sled::IVec,
         replaced: Option<sled::IVec>,
     ) {
-        self.record_bytes += bytes.len() as i64 - replaced.map_or(0, |old| old.len() as i64);
+        if indexes.covers(id) {
+            self.record_bytes += bytes.len() as i64 - replaced.map_or(0, |old| old.len() as i64);
+        }
         self.records.push((
             id,
             Some(CachedRecord {
@@ -105,8 +107,16 @@ impl Written {
     }
 
     /// Notes a record deleted: its `removed` bytes and its placement `old` leave.
-    fn delete(&mut self, id: SessionId, old: Placement, removed: Option<sled::IVec>) {
-        self.record_bytes -= removed.map_or(0, |bytes| bytes.len() as i64);
+    fn delete(
+        &mut self,
+        indexes: &Indexes,
+        id: SessionId,
+        old: Placement,
+        removed: Option<sled::IVec>,
+    ) {
+        if indexes.covers(id) {
+            self.record_bytes -= removed.map_or(0, |bytes| bytes.len() as i64);
+        }
         self.records.push((id, None));
         self.moves.push(Moved {
             id,
@@ -178,7 +188,7 @@ impl Tx<'_> {
         let removed = self.sessions.remove(&keys::session_key(id)[..])?;
         self.written
             .borrow_mut()
-            .delete(id, self.indexes.placement(record), removed);
+            .delete(self.indexes, id, self.indexes.placement(record), removed);
         Ok(())
     }
 
@@ -267,6 +277,7 @@ impl SledStore {
         );
         self.cache.apply(records);
         self.indexes.apply(moves);
+        self.show_stored();
         writer.next_seq += appended;
         (appended > 0).then(|| writer.next_seq - 1)
     }

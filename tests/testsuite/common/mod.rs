@@ -177,7 +177,7 @@ pub async fn open_store(
 ) -> Arc<dyn SessionStore> {
     match config.store {
         StoreKind::Sled => {
-            Arc::new(SledStore::open(&config.data_dir, durability).expect("open the sled store"))
+            SledStore::open(&config.data_dir, durability).expect("open the sled store")
         }
         StoreKind::Redis => RedisStore::connect(&config.redis, clock)
             .await
