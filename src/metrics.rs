@@ -69,9 +69,11 @@ pub const TRACE_SPANS_EXPORTED: &str = "sessiond_trace_spans_exported_total";
 /// export_failed (it refused or did not answer in time).
 pub const TRACE_SPANS_DROPPED: &str = "sessiond_trace_spans_dropped_total";
 
+/// The Prometheus recorder's handle, once [`prometheus`] installed it.
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
 /// The process-wide Prometheus recorder, installed on first use.
 pub fn prometheus() -> &'static PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
         let recorder = PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
@@ -82,6 +84,12 @@ pub fn prometheus() -> &'static PrometheusHandle {
         alerting::describe();
         handle
     })
+}
+
+/// Whether [`prometheus`] installed the recorder: until then every metric is a no-op,
+/// so a hot path may skip building its keys, and handles it keeps are real ones.
+pub fn installed() -> bool {
+    HANDLE.get().is_some()
 }
 
 fn describe() {

@@ -2,7 +2,8 @@
 //! call in two metrics: method, gRPC status code, latency and the request id that
 //! `request_id` set (the caller's `x-request-id`, or a new one). Nothing of the
 //! request or response bodies, so no token can reach the log. With traces on, the call's
-//! span is its OpenTelemetry server span (`trace_context`).
+//! span is its OpenTelemetry server span (`trace_context`). Each method keeps its metric
+//! handles, so a call builds no metric key; without a recorder it touches no metric.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -11,6 +12,7 @@ use std::sync::{OnceLock, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use metrics::{Counter, Histogram};
 use serde::Deserialize;
 use tonic::codegen::http;
 use tower::{Layer, Service};
@@ -22,6 +24,9 @@ use crate::metrics::{CALLS, CALL_SECONDS};
 /// Distinct method labels kept for metrics; further paths (only unknown methods, which
 /// anyone can make up) share the label `other`, so labels stay bounded.
 const MAX_METHOD_LABELS: usize = 64;
+
+/// gRPC status codes: 0 (OK) to 16 (UNAUTHENTICATED).
+const CODES: usize = 17;
 
 /// Which calls get a log line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -104,7 +109,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
-        let method = method_label(request.uri().path());
+        let method = method_of(request.uri().path());
         let request_id = request_id::of(&request);
         let traced = if trace_context::enabled() {
             trace_context::call_span(request.uri().path(), request.headers(), request_id)
@@ -134,12 +139,11 @@ where
                         if let Some(span) = &traced {
                             trace_context::record_status(span, status);
                         }
-                        let code = code_name(status);
-                        record_call(&settings, method, code, elapsed);
+                        record_call(&settings, method, status, elapsed);
                     }
                     Err(_) => {
                         tracing::warn!(
-                            method = %method,
+                            method = %method.label,
                             latency_us = micros(elapsed),
                             "call failed in transport"
                         )
@@ -155,7 +159,7 @@ where
 /// A call whose answer is still coming. Dropped before the answer (the client reset
 /// the stream or went away), it is counted and logged as CANCELLED.
 struct Pending {
-    method: &'static str,
+    method: &'static MethodMetrics,
     settings: CallLogSettings,
     started: Instant,
     answered: bool,
@@ -169,7 +173,7 @@ impl Drop for Pending {
         record_call(
             &self.settings,
             self.method,
-            code_name(tonic::Code::Cancelled),
+            tonic::Code::Cancelled,
             self.started.elapsed(),
         );
     }
@@ -179,12 +183,16 @@ impl Drop for Pending {
 /// for.
 fn record_call(
     settings: &CallLogSettings,
-    method: &'static str,
-    code: &'static str,
+    method: &'static MethodMetrics,
+    status: tonic::Code,
     elapsed: Duration,
 ) {
-    metrics::counter!(CALLS, "method" => method, "code" => code).increment(1);
-    metrics::histogram!(CALL_SECONDS, "method" => method).record(elapsed.as_secs_f64());
+    let code = code_name(status);
+    if crate::metrics::installed() {
+        method.count(status);
+        method.latency().record(elapsed.as_secs_f64());
+    }
+    let method = method.label;
     let latency_us = micros(elapsed);
     if elapsed >= settings.slow_call {
         tracing::warn!(method = %method, code, latency_us, "slow call");
@@ -199,26 +207,65 @@ fn micros(elapsed: Duration) -> u64 {
     u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// The call's path as a `'static` label: metrics and log fields then need no allocation
-/// per call. The first [`MAX_METHOD_LABELS`] distinct paths are kept (leaked once each).
-fn method_label(path: &str) -> &'static str {
-    static LABELS: OnceLock<RwLock<HashMap<Box<str>, &'static str>>> = OnceLock::new();
-    let labels = LABELS.get_or_init(Default::default);
-    if let Some(label) = labels.read().ok().and_then(|map| map.get(path).copied()) {
-        return label;
+/// A method's label and its metric handles, made on first use once the recorder is
+/// installed (a handle made before would stay a no-op).
+struct MethodMetrics {
+    label: &'static str,
+    latency: OnceLock<Histogram>,
+    /// By status code.
+    calls: [OnceLock<Counter>; CODES],
+}
+
+impl MethodMetrics {
+    fn leak(label: &'static str) -> &'static MethodMetrics {
+        Box::leak(Box::new(MethodMetrics {
+            label,
+            latency: OnceLock::new(),
+            calls: [const { OnceLock::new() }; CODES],
+        }))
     }
-    let Ok(mut map) = labels.write() else {
-        return "other";
+
+    fn latency(&self) -> &Histogram {
+        self.latency
+            .get_or_init(|| metrics::histogram!(CALL_SECONDS, "method" => self.label))
+    }
+
+    /// Counts a call answered with `status`.
+    fn count(&self, status: tonic::Code) {
+        let counter =
+            || metrics::counter!(CALLS, "method" => self.label, "code" => code_name(status));
+        match self.calls.get(status as usize) {
+            Some(cell) => cell.get_or_init(counter).increment(1),
+            // A code past the table (none today) is counted without a kept handle.
+            None => counter().increment(1),
+        }
+    }
+}
+
+/// The call's path as a `'static` label with its metric handles: metrics and log fields
+/// then need no allocation per call. The first [`MAX_METHOD_LABELS`] distinct paths are
+/// kept (leaked once each); the rest share `other`.
+fn method_of(path: &str) -> &'static MethodMetrics {
+    type Methods = RwLock<HashMap<Box<str>, &'static MethodMetrics>>;
+    static METHODS: OnceLock<Methods> = OnceLock::new();
+    static OTHER: OnceLock<&'static MethodMetrics> = OnceLock::new();
+    let other = || *OTHER.get_or_init(|| MethodMetrics::leak("other"));
+    let methods = METHODS.get_or_init(Default::default);
+    if let Some(method) = methods.read().ok().and_then(|map| map.get(path).copied()) {
+        return method;
+    }
+    let Ok(mut map) = methods.write() else {
+        return other();
     };
-    if let Some(label) = map.get(path) {
-        return label;
+    if let Some(method) = map.get(path) {
+        return method;
     }
     if map.len() >= MAX_METHOD_LABELS {
-        return "other";
+        return other();
     }
-    let label: &'static str = Box::leak(path.into());
-    map.insert(path.into(), label);
-    label
+    let method = MethodMetrics::leak(Box::leak(path.into()));
+    map.insert(path.into(), method);
+    method
 }
 
 /// The call's status: in the head for an error (trailers-only), else OK. A unary
@@ -261,11 +308,16 @@ mod tests {
 
     #[test]
     fn method_labels_are_reused_and_bounded() {
-        let first = method_label("/a.B/C");
-        assert!(std::ptr::eq(first, method_label("/a.B/C")));
+        let first = method_of("/a.B/C");
+        assert!(std::ptr::eq(first, method_of("/a.B/C")));
+        assert_eq!(first.label, "/a.B/C");
         for n in 0..2 * MAX_METHOD_LABELS {
-            method_label(&format!("/made.up/{n}"));
+            method_of(&format!("/made.up/{n}"));
         }
-        assert_eq!(method_label("/made.up/never-seen"), "other");
+        assert_eq!(method_of("/made.up/never-seen").label, "other");
+        assert!(std::ptr::eq(
+            method_of("/made.up/never-seen"),
+            method_of("/made.up/other-never-seen")
+        ));
     }
 }
