@@ -78,7 +78,7 @@ pub(super) struct Planned<'c> {
     id: SessionId,
     old: Option<&'c SessionRecord>,
     next: &'c SessionRecord,
-    event: Option<Event>,
+    event: Option<&'c Event>,
 }
 
 /// What a change came to.
@@ -239,7 +239,7 @@ impl SledStore {
                     outcomes.push(Ok(Applied::Stale))
                 }
                 Ok(Some(plan)) => {
-                    outcomes.push(Ok(Applied::Done(plan.event.as_ref().map(|event| {
+                    outcomes.push(Ok(Applied::Done(plan.event.map(|event| {
                         written.log(seq, plan.next, event);
                         seq
                     }))));
@@ -272,13 +272,13 @@ impl SledStore {
     /// What writing `change` takes, if its record is still the one read.
     fn plan<'c>(&self, change: &'c Change) -> Result<Option<Planned<'c>>, StoreError> {
         let (old, next, event, expected) = match change {
-            Change::Insert(record, event) => (None, &**record, Some(event.clone()), None),
+            Change::Insert(record, event) => (None, &**record, Some(event), None),
             Change::Replace {
                 old,
                 expected,
                 next,
                 event,
-            } => (Some(&**old), &**next, event.clone(), Some(expected)),
+            } => (Some(&**old), &**next, event.as_ref(), Some(expected)),
         };
         let id = record_id(next)?;
         let stored = self.engine().trees.sessions.get(keys::session_key(id))?;
