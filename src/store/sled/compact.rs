@@ -130,7 +130,7 @@ impl SledStore {
     /// leaves the store as it was.
     pub(super) async fn compact_if_due(&self) {
         // Until the rebuild at open is done, the live data is not all counted.
-        if !self.indexes.complete() {
+        if !self.rebuilt() {
             return;
         }
         let measured = self.amplification();

@@ -42,15 +42,6 @@ pub(super) fn store_page(
     Ok(paged)
 }
 
-/// Bytes of every page in `pages`.
-pub(super) fn page_bytes(pages: &sled::Tree) -> Result<u64, StoreError> {
-    let mut total = 0;
-    for entry in pages.iter() {
-        total += entry?.1.len() as u64;
-    }
-    Ok(total)
-}
-
 /// The key and bytes of one page holding `events` (in seq order); None when empty.
 pub(super) fn page_entry(events: &[StoredEvent]) -> Option<([u8; 8], Vec<u8>)> {
     let first = events.first()?;
@@ -170,6 +161,10 @@ impl EventLog for SledStore {
     /// Prunes whole pages whose every event was logged before `before_ms`, oldest
     /// first, until `limit` events or more are pruned.
     async fn prune_events(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError> {
+        // The rebuild at open counts the pages there were: none may go before it has.
+        if !self.rebuilt() {
+            return Ok(0);
+        }
         self.watch_io(
             async {
                 let mut doomed = Vec::new();

@@ -55,6 +55,8 @@ struct Sets {
     /// The last record the rebuild at open has read (`None`: none yet); only
     /// meaningful until `Indexes::complete`.
     rebuilt_through: Option<SessionId>,
+    /// Records committed past that cursor since the rebuild last asked (`take_unread`).
+    unread_changes: Vec<SessionId>,
 }
 
 /// The three indexes behind one lock.
@@ -96,6 +98,25 @@ impl Indexes {
     /// The last record the rebuild has read, where its next chunk starts after.
     pub fn rebuilt_through(&self) -> Option<SessionId> {
         self.sets.read().rebuilt_through
+    }
+
+    /// Notes records a commit wrote (or deleted): those past the rebuild's cursor are
+    /// kept for it, since it may have read them before the commit.
+    pub fn note_written(&self, ids: impl IntoIterator<Item = SessionId>) {
+        if self.complete() {
+            return;
+        }
+        let mut sets = self.sets.write();
+        let through = sets.rebuilt_through;
+        sets.unread_changes.extend(
+            ids.into_iter()
+                .filter(|&id| through.is_none_or(|last| id > last)),
+        );
+    }
+
+    /// The records noted by `note_written` since the last call.
+    pub fn take_unread(&self) -> Vec<SessionId> {
+        std::mem::take(&mut self.sets.write().unread_changes)
     }
 
     /// Adds one chunk of the rebuild at open: the placements of the records read after

@@ -38,7 +38,7 @@ use cache::{CachedRecord, SledCache};
 use compact::Compaction;
 pub use compact::{compact_data_dir, CompactStep, Compacted};
 use durability::GroupCommit;
-use events::{last_seq, move_single_events, page_bytes, PAGES_TREE};
+use events::{last_seq, move_single_events, PAGES_TREE};
 pub use generations::disk_usage;
 use generations::Generation;
 use index::Indexes;
@@ -155,8 +155,10 @@ impl SledStore {
         durability: Durability,
         config: &SledConfig,
     ) -> Result<Arc<SledStore>, StoreError> {
+        let started = std::time::Instant::now();
         let generation = generations::current(data_dir).map_err(io_error)?;
         let engine = Engine::open(generation, config)?;
+        let sled_opened = started.elapsed();
         // Only now: sled's lock on the current generation says no other process uses
         // this data dir, so the other generations are leftovers.
         generations::discard_others(data_dir, &engine.generation).map_err(io_error)?;
@@ -166,8 +168,6 @@ impl SledStore {
             None => 0,
         };
         let head = last_seq(&trees.events)?.max(pruned_through);
-        let live = LiveBytes::default();
-        live.add(0, page_bytes(&trees.events)? as i64);
         let touches = Arc::new(Touches::open(trees.touches.clone())?);
         touches.settle_at_open(|id| match trees.sessions.get(keys::session_key(id))? {
             Some(bytes) => Touches::stored_touch(&bytes)
@@ -176,7 +176,7 @@ impl SledStore {
             None => Ok(None),
         })?;
         let store = Arc::new(SledStore {
-            live,
+            live: LiveBytes::default(),
             engine: ArcSwap::from_pointee(engine),
             data_dir: data_dir.to_owned(),
             config: config.clone(),
@@ -194,7 +194,14 @@ impl SledStore {
             fault: watch::Sender::new(None),
             marks: MemoryMarks::default(),
         });
-        store.rebuild_indexes()?;
+        let touches_settled = started.elapsed();
+        store.rebuild_indexes(head)?;
+        tracing::info!(
+            sled_ms = sled_opened.as_millis() as u64,
+            touches_ms = (touches_settled - sled_opened).as_millis() as u64,
+            took_ms = started.elapsed().as_millis() as u64,
+            "opened the data dir"
+        );
         Ok(store)
     }
 

@@ -275,6 +275,7 @@ impl SledStore {
                 .iter()
                 .map(|(id, cached)| (*id, cached.as_ref().map(|cached| &*cached.record))),
         );
+        self.indexes.note_written(records.iter().map(|(id, _)| *id));
         self.cache.apply(records);
         self.indexes.apply(moves);
         self.show_stored();
