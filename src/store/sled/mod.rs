@@ -169,12 +169,6 @@ impl SledStore {
         };
         let head = last_seq(&trees.events)?.max(pruned_through);
         let touches = Arc::new(Touches::open(trees.touches.clone())?);
-        touches.settle_at_open(|id| match trees.sessions.get(keys::session_key(id))? {
-            Some(bytes) => Touches::stored_touch(&bytes)
-                .map(Some)
-                .map_err(|source| StoreError::CorruptRecord { id, source }),
-            None => Ok(None),
-        })?;
         let store = Arc::new(SledStore {
             live: LiveBytes::default(),
             engine: ArcSwap::from_pointee(engine),
@@ -194,11 +188,9 @@ impl SledStore {
             fault: watch::Sender::new(None),
             marks: MemoryMarks::default(),
         });
-        let touches_settled = started.elapsed();
         store.rebuild_indexes(head)?;
         tracing::info!(
             sled_ms = sled_opened.as_millis() as u64,
-            touches_ms = (touches_settled - sled_opened).as_millis() as u64,
             took_ms = started.elapsed().as_millis() as u64,
             "opened the data dir"
         );

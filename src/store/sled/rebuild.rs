@@ -1,6 +1,7 @@
 //! The indexes' rebuild at open, from the records in id order, in chunks: open indexes
 //! the first [`INDEXED_AT_OPEN`] records itself and a thread reads the rest while the
-//! server serves, then sums the bytes of the event pages there were at open. Calls by
+//! server serves, then sums the bytes of the event pages there were at open and drops
+//! the touches their records hold already. Calls by
 //! session id need no index and are answered at once; the calls that read a user's
 //! sessions wait for the rebuild, the sweeper finds only the expired sessions read so
 //! far, and event pruning and online compaction wait (the live bytes are not all
@@ -14,6 +15,7 @@ use std::sync::{Arc, Weak};
 
 use super::index::Placement;
 use super::keys;
+use super::touches::Touches;
 use super::SledStore;
 use crate::store::{SessionId, StoreError};
 
@@ -41,7 +43,7 @@ impl SledStore {
         let started = std::time::Instant::now();
         for _ in 0..INDEXED_AT_OPEN / CHUNK {
             if self.rebuild_chunk()? {
-                return self.count_event_pages(events_head);
+                return self.finish_rebuild(events_head);
             }
         }
         tracing::info!(
@@ -117,8 +119,24 @@ impl SledStore {
             .map_err(|source| StoreError::CorruptRecord { id, source })
     }
 
+    /// Once every record is in: counts the event pages, drops the touches the records
+    /// hold already (see `Touches::settle_stored`), and marks the rebuild done.
+    fn finish_rebuild(&self, events_head: u64) -> Result<(), StoreError> {
+        self.count_event_pages(events_head)?;
+        self.touches.settle_stored(|id| {
+            match self.engine().trees.sessions.get(keys::session_key(id))? {
+                Some(bytes) => Touches::stored_touch(&bytes)
+                    .map(Some)
+                    .map_err(|source| StoreError::CorruptRecord { id, source }),
+                None => Ok(None),
+            }
+        })?;
+        self.rebuild.send_replace(Progress::Done);
+        Ok(())
+    }
+
     /// Adds the bytes of the event pages there were at open (through `events_head`; no
-    /// page is pruned until this is done), and marks the rebuild done.
+    /// page is pruned until the rebuild is done).
     fn count_event_pages(&self, events_head: u64) -> Result<(), StoreError> {
         let mut bytes = 0;
         for entry in self
@@ -130,7 +148,6 @@ impl SledStore {
             bytes += entry?.1.len() as i64;
         }
         self.live.add(0, bytes);
-        self.rebuild.send_replace(Progress::Done);
         Ok(())
     }
 
@@ -165,7 +182,7 @@ impl SledStore {
 fn rebuild_rest(store: &Weak<SledStore>, events_head: u64, started: std::time::Instant) {
     while let Some(store) = store.upgrade() {
         let step = store.rebuild_chunk().and_then(|complete| match complete {
-            true => store.count_event_pages(events_head).map(|()| true),
+            true => store.finish_rebuild(events_head).map(|()| true),
             false => Ok(false),
         });
         match step {

@@ -133,23 +133,26 @@ impl Touches {
         })
     }
 
-    /// At open, given each stored record: keeps only the touches that a record exists
-    /// for and does not hold yet, and writes them anew if pages hold many more.
-    pub(super) fn settle_at_open(
+    /// After open, given each stored record: keeps only the touches that a record exists
+    /// for and does not hold yet, and writes them anew if pages hold many more. Runs
+    /// beside the store's calls (once the rebuild at open is done), so the lock is held
+    /// per touch and never while a record is read: a record's touch only grows, and a
+    /// deleted record never comes back, so what was read stays a safe reason to drop.
+    pub(super) fn settle_stored(
         &self,
         mut stored: impl FnMut(SessionId) -> Result<Option<Touch>, StoreError>,
     ) -> Result<(), StoreError> {
-        let mut newest = self.newest.write();
-        let mut kept = HashMap::with_capacity(newest.len());
-        for (id, touch) in newest.drain() {
-            if let Some(at) = stored(id)? {
-                if !touch.covered_by(at) {
-                    kept.insert(id, touch);
-                }
+        let ids: Vec<SessionId> = self.newest.read().keys().copied().collect();
+        for id in ids {
+            let at = stored(id)?;
+            let mut newest = self.newest.write();
+            if newest
+                .get(&id)
+                .is_some_and(|touch| at.is_none_or(|at| touch.covered_by(at)))
+            {
+                newest.remove(&id);
             }
         }
-        *newest = kept;
-        drop(newest);
         self.rewrite_if_outgrown(&self.tree.read())
     }
 
