@@ -1,14 +1,13 @@
 //! The indexes' rebuild at open, from the records in id order, in chunks: open indexes
 //! the first [`INDEXED_AT_OPEN`] records itself and a thread reads the rest while the
 //! server serves, then sums the bytes of the event pages there were at open and drops
-//! the touches their records hold already. Calls by
-//! session id need no index and are answered at once; the calls that read a user's
-//! sessions wait for the rebuild, the sweeper finds only the expired sessions read so
-//! far, and event pruning and online compaction wait (the live bytes are not all
-//! counted). A chunk is read without the writer lock, then added under it: a commit
-//! sees the rebuild's cursor stand still, moves (and counts the bytes of) only the
-//! records behind it, and notes the others, which the rebuild reads again if it may
-//! have read them before the commit.
+//! the touches their records hold already. Calls by session id need no index and are
+//! answered at once; the calls that read a user's sessions wait for the rebuild, the
+//! sweeper finds only the expired sessions read so far, and event pruning and online
+//! compaction wait (the live bytes are not all counted). A chunk is read without the
+//! writer lock, then added under it: a commit sees the rebuild's cursor stand still,
+//! moves (and counts the bytes of) only the records behind it, and notes the others,
+//! which the rebuild reads again if it may have read them before the commit.
 
 use std::ops::Bound;
 use std::sync::{Arc, Weak};
@@ -24,7 +23,7 @@ use crate::store::{SessionId, StoreError};
 /// to a thread.
 const INDEXED_AT_OPEN: usize = 65_536;
 
-/// Records read per chunk, with commits waiting meanwhile (a few milliseconds).
+/// Records read per chunk; commits wait only while one is added (about a millisecond).
 const CHUNK: usize = 4_096;
 
 /// How the rebuild goes.
