@@ -69,6 +69,9 @@ impl From<SessionError> for Status {
             SessionError::Store(StoreError::Io(_)) => Status::unavailable(
                 "the session store cannot write to its disk right now; retry shortly (another instance, or this one once restarted)",
             ),
+            SessionError::Store(StoreError::Rebuilding) => Status::unavailable(
+                "the server restarted and is still indexing its sessions; retry in a few seconds",
+            ),
             SessionError::Store(StoreError::Unsupported(message)) => {
                 Status::failed_precondition(message)
             }

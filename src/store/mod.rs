@@ -157,6 +157,10 @@ pub enum StoreError {
     /// The store cannot be reached now (network, failover, timeout): callers may retry.
     #[error("store unreachable: {0}")]
     Unavailable(String),
+    /// The store restarted and is still rebuilding the indexes a call needs (those of a
+    /// user's sessions): retrying in a few seconds succeeds.
+    #[error("the indexes are still being rebuilt after a restart")]
+    Rebuilding,
     /// A batched write got no outcome from the writer that took it.
     #[error("a batched write was lost by its writer")]
     BatchLost,

@@ -26,6 +26,11 @@ const INDEXED_AT_OPEN: usize = 65_536;
 /// Records read per chunk; commits wait only while one is added (about a millisecond).
 const CHUNK: usize = 4_096;
 
+/// How long a call that needs the whole indexes waits for the rebuild before it is
+/// told to retry: well inside the default `call_timeout` (10 s), so the caller hears
+/// why instead of a timeout.
+const REBUILD_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How the rebuild goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Progress {
@@ -155,13 +160,19 @@ impl SledStore {
         *self.rebuild.borrow() == Progress::Done
     }
 
-    /// Waits until every record is indexed: for the calls that read a user's sessions.
+    /// Waits until every record is indexed, for the calls that read a user's sessions:
+    /// at most [`REBUILD_WAIT`], then `Rebuilding` (UNAVAILABLE, retry).
     pub(super) async fn indexes_complete(&self) -> Result<(), StoreError> {
         let mut progress = self.rebuild.subscribe();
-        let progress = progress
-            .wait_for(|progress| *progress != Progress::Running)
-            .await
-            .map_err(|_| StoreError::Unavailable("the index rebuild stopped".into()))?;
+        let waited = tokio::time::timeout(
+            REBUILD_WAIT,
+            progress.wait_for(|progress| *progress != Progress::Running),
+        )
+        .await;
+        let progress = match waited {
+            Ok(Ok(progress)) => progress,
+            Ok(Err(_)) | Err(_) => return Err(StoreError::Rebuilding),
+        };
         match &*progress {
             Progress::Failed(detail) => Err(StoreError::Engine(
                 format!("the indexes could not be rebuilt at open: {detail}").into(),
