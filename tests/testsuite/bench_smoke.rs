@@ -304,6 +304,7 @@ impl Drop for Reference {
     }
 }
 
+// A Whoami run is also measured against the reference's canned Whoami.
 on_backends!(bench_reports_ratios_to_the_bare_tonic_reference: sled; flavor = "multi_thread", worker_threads = 2);
 async fn bench_reports_ratios_to_the_bare_tonic_reference() {
     let test = TestServer::start().await;
@@ -322,9 +323,15 @@ async fn bench_reports_ratios_to_the_bare_tonic_reference() {
     )
     .await;
 
-    let (count, ok) = count_and_ok(&report["reference"]);
-    assert!(count > 0 && count == ok, "reference count {count}, OK {ok}");
-    for ratio in ["ratioToReference", "baselineToReference"] {
+    for phase in ["reference", "referenceWhoami"] {
+        let (count, ok) = count_and_ok(&report[phase]);
+        assert!(count > 0 && count == ok, "{phase} count {count}, OK {ok}");
+    }
+    for ratio in [
+        "ratioToReference",
+        "baselineToReference",
+        "ratioToReferenceWhoami",
+    ] {
         assert!(
             report[ratio]["rps"].as_f64().is_some_and(|rps| rps > 0.0),
             "{ratio}: {}",

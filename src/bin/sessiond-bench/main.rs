@@ -167,6 +167,13 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
     if let Some(path) = &cli.ghz_data {
         return write_ghz_data(path, &label, &prepared);
     }
+    // A Whoami run is also measured on the reference's canned Whoami, with real tokens.
+    let reference_slots: Vec<calls::Slot> = match (&cli.reference, cli.mix.is_none()) {
+        (Some(_), true) if label == CallKind::Whoami.name() => {
+            prepared.slots.iter().take(concurrency).cloned().collect()
+        }
+        _ => Vec::new(),
+    };
     let mut workers = workload::workers(
         &channels,
         &auth,
@@ -196,11 +203,14 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
 
     let server_cpu = CpuClock::of(cli.server_pid);
     let mut cpu_lines: Vec<String> = Vec::new();
+    let mut reference_whoami: Option<Summary> = None;
     let reference = match &cli.reference {
         Some(reference_url) => {
             let mark = Mark::start(CpuClock::of(cli.reference_pid));
-            let summary = measure_reference(&cli, reference_url, concurrency, &run_tag).await?;
-            if let Some(spent) = mark.spent(summary.count, Duration::from_nanos(summary.total)) {
+            let summary =
+                measure_reference(&cli, reference_url, concurrency, &run_tag, Vec::new()).await?;
+            let health_cpu = mark.spent(summary.count, Duration::from_nanos(summary.total));
+            if let Some(spent) = &health_cpu {
                 cpu_lines.push(spent.line("tonic reference (health)", None));
             }
             println!();
@@ -208,6 +218,24 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
                 "{}",
                 report::phase_table("tonic reference", CallKind::Health.method(), &summary)
             );
+            if !reference_slots.is_empty() {
+                let mark = Mark::start(CpuClock::of(cli.reference_pid));
+                let canned =
+                    measure_reference(&cli, reference_url, concurrency, &run_tag, reference_slots)
+                        .await?;
+                let elapsed = Duration::from_nanos(canned.total);
+                if let Some(spent) = mark.spent(canned.count, elapsed) {
+                    let line = spent.line("tonic reference (canned whoami)", health_cpu.as_ref());
+                    cpu_lines.push(line);
+                }
+                println!();
+                let method = CallKind::Whoami.method();
+                print!(
+                    "{}",
+                    report::phase_table("tonic reference, canned", method, &canned)
+                );
+                reference_whoami = Some(canned);
+            }
             Some(summary)
         }
         None => None,
@@ -317,6 +345,15 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
             println!("{}", report::ratio_line("tonic reference", ratio));
         }
     }
+    let ratio_to_reference_whoami = reference_whoami
+        .as_ref()
+        .and_then(|canned| Ratio::between(&summary, canned));
+    if let Some(ratio) = &ratio_to_reference_whoami {
+        println!(
+            "{}",
+            report::ratio_line("the canned Whoami of the tonic reference", ratio)
+        );
+    }
 
     if !cpu_lines.is_empty() {
         println!();
@@ -376,6 +413,8 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
                 .and_then(|(baseline, reference)| Ratio::between(baseline, reference)),
             reference: reference.clone(),
             ratio_to_reference,
+            reference_whoami,
+            ratio_to_reference_whoami,
         };
         document.write(path)?;
         println!("JSON written to {}", path.display());
@@ -398,34 +437,43 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
     Ok(all_ok)
 }
 
-/// Warms up and measures the health Check of the `--reference` server, with as many
-/// connections and calls in flight as the main phases.
+/// Warms up and measures the `--reference` server, with as many connections and calls
+/// in flight as the main phases: its health Check, or with `slots` its canned Whoami.
 async fn measure_reference(
     cli: &Cli,
     reference_url: &str,
     concurrency: usize,
     run_tag: &str,
+    slots: Vec<calls::Slot>,
 ) -> Result<Summary, BoxError> {
     let channels = connect(cli, reference_url, false).await?;
+    let call = if slots.is_empty() {
+        [CallKind::Health]
+    } else {
+        [CallKind::Whoami]
+    };
+    let prepared = prepare::Prepared {
+        slots,
+        ..Default::default()
+    };
     let mut workers = workload::workers(
         &channels,
         &Auth::default(),
-        prepare::Prepared::default(),
+        prepared,
         concurrency,
         run_tag,
         None,
         cli.timeout,
     );
     if !cli.warmup.is_zero() {
-        let health = [CallKind::Health];
-        (workers, _) = workload::run_phase(workers, &health, Stop::after(cli.warmup)).await?;
+        (workers, _) = workload::run_phase(workers, &call, Stop::after(cli.warmup)).await?;
     }
     let stop = match cli.count {
         Some(count) => Stop::count(count),
         None => Stop::after(cli.duration),
     };
     let reason = stop.reason();
-    let (_, measured) = workload::run_phase(workers, &[CallKind::Health], stop).await?;
+    let (_, measured) = workload::run_phase(workers, &call, stop).await?;
     Ok(measured.stats.all()?.summary(measured.elapsed, reason))
 }
 

@@ -114,6 +114,12 @@ pub struct JsonReport {
     /// The measured phase against the reference.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio_to_reference: Option<Ratio>,
+    /// The reference's canned Whoami (a Whoami run with `--reference`), same settings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference_whoami: Option<Summary>,
+    /// The measured phase against that canned Whoami.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_to_reference_whoami: Option<Ratio>,
 }
 
 impl JsonReport {

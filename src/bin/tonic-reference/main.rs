@@ -1,5 +1,6 @@
-//! `tonic-reference`: a bare tonic server that serves only `grpc.health.v1`, the ceiling
-//! sessiond's figures are measured against (`sessiond-bench --reference`, BENCHMARKS.md).
+//! `tonic-reference`: a bare tonic server that serves `grpc.health.v1` and a canned
+//! Whoami, the ceilings sessiond's figures are measured against (`sessiond-bench
+//! --reference`, BENCHMARKS.md).
 //!
 //! ```sh
 //! cargo run --release --bin tonic-reference -- --listen 127.0.0.1:50090
@@ -7,6 +8,8 @@
 
 // No unwrap/expect outside tests, as in the other binaries.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
+
+mod whoami;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -19,7 +22,7 @@ use tonic::transport::Server;
 /// The service name sessiond-bench's health Check asks about.
 const SESSION_SERVICE: &str = "session.v1.SessionService";
 
-/// Serves `grpc.health.v1` (SERVING) and nothing else, with tonic's defaults.
+/// Serves `grpc.health.v1` (SERVING) and the canned Whoami, with tonic's defaults.
 #[derive(Debug, Parser)]
 #[command(name = "tonic-reference", version)]
 struct Cli {
@@ -45,9 +48,10 @@ async fn main() -> ExitCode {
         .await;
     // The bound address, so `--listen 127.0.0.1:0` tells its port.
     let addr = listener.local_addr().unwrap_or(cli.listen);
-    println!("tonic-reference: grpc.health.v1 on {addr}");
+    println!("tonic-reference: grpc.health.v1 and a canned Whoami on {addr}");
     let served = Server::builder()
         .add_service(health)
+        .add_service(whoami::CannedWhoami::new())
         .serve_with_incoming_shutdown(
             // The same socket option sessiond sets, so only the stack above differs.
             TcpIncoming::from(listener).with_nodelay(Some(true)),
