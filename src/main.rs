@@ -12,9 +12,10 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use sessiond::config::{Cli, Command, Config, LogFormat};
 use tracing::subscriber::Interest;
 use tracing::Level;
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
+use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::filter;
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
@@ -121,11 +122,6 @@ fn init_logging(
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
         .finish(std::io::stderr());
-    let logs = tracing_subscriber::fmt::layer().with_writer(writer);
-    let logs = match format {
-        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).boxed(),
-        LogFormat::Json => logs.json().with_current_span(true).boxed(),
-    };
     let traces = traces.map(|provider| {
         sessiond::layers::trace_context::enable(sampling_ratio);
         // Call and gateway spans (made only when sampled), and sessiond's spans and
@@ -144,9 +140,29 @@ fn init_logging(
             .with_tracer(provider.tracer("sessiond"))
             .with_filter(in_traced_call)
     });
-    tracing_subscriber::registry()
-        .with(logs.with_filter(filter))
-        .with(traces)
-        .init();
+    match traces {
+        // The log's filter alone: global, which costs each span and event less than a
+        // per-layer filter (about 1 µs of a Whoami's CPU, BENCHMARKS.md).
+        None => tracing_subscriber::registry()
+            .with(filter)
+            .with(log_lines(format, writer))
+            .init(),
+        Some(traces) => tracing_subscriber::registry()
+            .with(log_lines(format, writer).with_filter(filter))
+            .with(traces)
+            .init(),
+    }
     guard
+}
+
+/// The layer that writes log lines in `format` to `writer`.
+fn log_lines<S>(format: LogFormat, writer: NonBlocking) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'span> LookupSpan<'span>,
+{
+    let logs = tracing_subscriber::fmt::layer().with_writer(writer);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).boxed(),
+        LogFormat::Json => logs.json().with_current_span(true).boxed(),
+    }
 }
