@@ -439,10 +439,9 @@ async fn started(
 ) -> SessionRecord {
     let record = record(store, user_id, expires_at_ms, external_user_id);
     store
-        .insert(&record, &event(EventKind::Started))
+        .insert(record, event(EventKind::Started))
         .await
-        .expect("insert");
-    record
+        .expect("insert")
 }
 
 fn record(

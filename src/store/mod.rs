@@ -219,8 +219,13 @@ pub trait SessionRecords: Send + Sync {
         self.get(id).await
     }
 
-    /// Stores a new session with its index entries, logging `started` (durable).
-    async fn insert(&self, record: &SessionRecord, started: &Event) -> Result<(), StoreError>;
+    /// Stores a new session with its index entries, logging `started` (durable), and
+    /// hands the record back: taken by value, so storing it copies nothing.
+    async fn insert(
+        &self,
+        record: SessionRecord,
+        started: Event,
+    ) -> Result<SessionRecord, StoreError>;
 
     /// Reads a session and atomically applies `decide` to it, durable as `commit` asks.
     /// Returns the record as stored afterwards, or `None` (without calling `decide`)

@@ -106,7 +106,7 @@ async fn churn(store: &SledStore) -> u64 {
             let record = record(&format!("user-{}", n % 97), now_ms + 3_500);
             written += record.encoded_len() as u64;
             store
-                .insert(&record, &started_event(&record))
+                .insert(record.clone(), started_event(&record))
                 .await
                 .expect("start");
             let id = id_of(&record);
@@ -176,7 +176,7 @@ async fn a_compaction_keeps_records_events_touches_and_external_ids() {
             let mut record = record(&format!("user-{}", n % 7), NOW_MS + 60_000);
             record.external_user_id = format!("ext-{}", n % 7);
             store
-                .insert(&record, &started_event(&record))
+                .insert(record.clone(), started_event(&record))
                 .await
                 .expect("start");
             refresh(&store, id_of(&record), n).await;
@@ -185,7 +185,7 @@ async fn a_compaction_keeps_records_events_touches_and_external_ids() {
         touch(&store, kept[0], NOW_MS + 5).await;
         let ended = record("leaver", NOW_MS + 10);
         store
-            .insert(&ended, &started_event(&ended))
+            .insert(ended.clone(), started_event(&ended))
             .await
             .expect("start");
         assert_eq!(sweep(&store, NOW_MS + 10).await, 1);
@@ -212,7 +212,7 @@ async fn a_compaction_keeps_records_events_touches_and_external_ids() {
         // Writes go on in the new generation.
         let fresh = record("after", NOW_MS + 60_000);
         store
-            .insert(&fresh, &started_event(&fresh))
+            .insert(fresh.clone(), started_event(&fresh))
             .await
             .expect("start after compacting");
     }
@@ -242,7 +242,7 @@ async fn sessiond_compact_compacts_a_stopped_data_dir() {
     {
         let store = open(dir.path(), &SledConfig::default());
         store
-            .insert(&kept, &started_event(&kept))
+            .insert(kept.clone(), started_event(&kept))
             .await
             .expect("start");
         for round in 0..2_000 {

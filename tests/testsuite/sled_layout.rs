@@ -61,7 +61,7 @@ async fn the_indexes_are_rebuilt_from_the_records_at_open() {
         let store = open(dir.path());
         for record in [&alice_old, &alice_new, &bob] {
             store
-                .insert(record, &started_event(record))
+                .insert(record.clone(), started_event(record))
                 .await
                 .expect("insert");
         }
@@ -146,7 +146,7 @@ async fn writes_during_the_rebuild_at_open_all_reach_the_indexes() {
     }
     let fresh = record("user0", NOW_MS + 90_000);
     store
-        .insert(&fresh, &started_event(&fresh))
+        .insert(fresh.clone(), started_event(&fresh))
         .await
         .expect("insert");
     let listed = store.list_user("user0", None, 1_000).await.expect("list");
@@ -192,7 +192,7 @@ async fn a_cursor_inside_a_page_of_events_resumes_at_the_next_event() {
     for _ in 0..3 {
         let fresh = record("bob", NOW_MS + 60_000);
         store
-            .insert(&fresh, &started_event(&fresh))
+            .insert(fresh.clone(), started_event(&fresh))
             .await
             .expect("insert");
     }
@@ -272,7 +272,7 @@ async fn a_data_dir_of_the_one_event_per_key_layout_opens_with_nothing_lost() {
         // New events follow the moved ones.
         let fresh = record("user0", NOW_MS + 60_000);
         store
-            .insert(&fresh, &started_event(&fresh))
+            .insert(fresh.clone(), started_event(&fresh))
             .await
             .expect("insert");
         assert_eq!(events(&store, 299, 10).await, vec![300, 301]);
@@ -323,7 +323,7 @@ async fn touches_kept_apart_from_their_records_survive_restarts() {
         let store = open(dir.path());
         for record in [&kept_apart, &rewritten] {
             store
-                .insert(record, &started_event(record))
+                .insert(record.clone(), started_event(record))
                 .await
                 .expect("insert");
         }

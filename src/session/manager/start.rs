@@ -138,8 +138,11 @@ impl SessionManager {
         sighting::record_sighting(&mut record, params.client.as_ref(), now);
         record.client = params.client;
         let mut evicted = 0;
-        match policy.max_sessions_per_user {
-            None => self.store.insert(&record, &started_event(&record)).await?,
+        let record = match policy.max_sessions_per_user {
+            None => {
+                let started = started_event(&record);
+                self.store.insert(record, started).await?
+            }
             Some(max) => {
                 let user_id = record.user_id.clone();
                 let started = started_event(&record);
@@ -150,8 +153,9 @@ impl SessionManager {
                         session_limit_decision(existing, new, limit, &self.policies, access, now)
                     })
                     .await??;
+                record
             }
-        }
+        };
         ::metrics::counter!(metrics::SESSIONS_STARTED).increment(1);
         count_revoked("evicted", evicted);
         let issued = tokens.issue(self.snapshot(record, now))?;

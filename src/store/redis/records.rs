@@ -38,14 +38,18 @@ impl SessionRecords for RedisStore {
         self.read_record(id, version).await
     }
 
-    async fn insert(&self, record: &SessionRecord, started: &Event) -> Result<(), StoreError> {
-        let id = record_id(record)?;
+    async fn insert(
+        &self,
+        record: SessionRecord,
+        started: Event,
+    ) -> Result<SessionRecord, StoreError> {
+        let id = record_id(&record)?;
         let mut plan = Plan::new(&self.keys, shard_of(id));
         plan.check_value(self.keys.session(id), None);
-        self.plan_put(&mut plan, None, record)?;
-        plan.event(&record.session_id, &record.user_id, started);
+        self.plan_put(&mut plan, None, &record)?;
+        plan.event(&record.session_id, &record.user_id, &started);
         if self.run(plan).await? {
-            Ok(())
+            Ok(record)
         } else {
             Err(StoreError::Contended(1))
         }

@@ -30,16 +30,20 @@ impl SessionRecords for SledStore {
         }))
     }
 
-    async fn insert(&self, record: &SessionRecord, started: &Event) -> Result<(), StoreError> {
+    async fn insert(
+        &self,
+        record: SessionRecord,
+        started: Event,
+    ) -> Result<SessionRecord, StoreError> {
         self.watch_io(
             async {
-                let change = Change::Insert(Box::new(record.clone()), started.clone());
-                let last_seq = match self.submit(change, Commit::Durable).await? {
-                    (Applied::Done(last_seq), _) => last_seq,
+                let change = Change::Insert(Box::new(record), started);
+                let (last_seq, record) = match self.submit(change, Commit::Durable).await? {
+                    (Applied::Done(last_seq), record) => (last_seq, record),
                     (Applied::Stale, _) => return Err(StoreError::BatchLost),
                 };
                 self.publish(last_seq);
-                Ok(())
+                Ok(*record)
             }
             .await,
         )
