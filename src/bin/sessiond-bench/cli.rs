@@ -140,6 +140,11 @@ pub struct Cli {
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
 
+    /// The store's process id (e.g. redis-server): its CPU time per call in the measured
+    /// phase too, for a store that shares the machine's cores.
+    #[arg(long, value_name = "PID")]
+    pub store_pid: Option<u32>,
+
     /// The --reference server's process id: its CPU time per call too.
     #[arg(long, value_name = "PID", requires = "reference")]
     pub reference_pid: Option<u32>,

@@ -270,6 +270,7 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
         })
     });
     let mark = Mark::start(server_cpu);
+    let store_mark = Mark::start(CpuClock::of(cli.store_pid));
     let (workers, measured) = workload::run_phase(workers, &schedule, stop).await?;
     if let Some(soaking) = soaking {
         soaking.abort();
@@ -280,6 +281,9 @@ async fn run(cli: Cli) -> Result<bool, BoxError> {
     }
     if let Some(spent) = mark.spent(summary.count, measured.elapsed) {
         cpu_lines.push(spent.line(&label, baseline_cpu.as_ref()));
+    }
+    if let Some(spent) = store_mark.spent(summary.count, measured.elapsed) {
+        cpu_lines.push(spent.line(&format!("{label}, in the store (--store-pid)"), None));
     }
     let per_call: BTreeMap<CallKind, Summary> = measured
         .stats
