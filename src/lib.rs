@@ -12,6 +12,7 @@ pub mod config;
 pub mod gateway;
 pub mod keyword;
 pub mod layers;
+pub mod log_lines;
 pub mod metrics;
 pub mod proto;
 pub mod restore;

@@ -10,12 +10,12 @@ use clap::Parser;
 use opentelemetry::trace::TracerProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use sessiond::config::{Cli, Command, Config, LogFormat};
+use sessiond::log_lines;
 use tracing::subscriber::Interest;
 use tracing::Level;
-use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::filter;
 use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
@@ -119,6 +119,8 @@ fn init_logging(
     sampling_ratio: f64,
 ) -> WorkerGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let json = format == LogFormat::Json;
+    let ansi = std::io::stderr().is_terminal();
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
         .finish(std::io::stderr());
@@ -145,24 +147,12 @@ fn init_logging(
         // per-layer filter (about 1 µs of a Whoami's CPU, BENCHMARKS.md).
         None => tracing_subscriber::registry()
             .with(filter)
-            .with(log_lines(format, writer))
+            .with(log_lines::layer(json, ansi, writer))
             .init(),
         Some(traces) => tracing_subscriber::registry()
-            .with(log_lines(format, writer).with_filter(filter))
+            .with(log_lines::layer(json, ansi, writer).with_filter(filter))
             .with(traces)
             .init(),
     }
     guard
-}
-
-/// The layer that writes log lines in `format` to `writer`.
-fn log_lines<S>(format: LogFormat, writer: NonBlocking) -> Box<dyn Layer<S> + Send + Sync>
-where
-    S: tracing::Subscriber + for<'span> LookupSpan<'span>,
-{
-    let logs = tracing_subscriber::fmt::layer().with_writer(writer);
-    match format {
-        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).boxed(),
-        LogFormat::Json => logs.json().with_current_span(true).boxed(),
-    }
 }

@@ -1,8 +1,9 @@
 //! Logs failed and slow calls (every call with `log_calls = "all"`) and counts every
 //! call in two metrics: method, gRPC status code, latency and the request id that
 //! `request_id` set (the caller's `x-request-id`, or a new one). Nothing of the
-//! request or response bodies, so no token can reach the log. With traces on, the call's
-//! span is its OpenTelemetry server span (`trace_context`). Each method keeps its metric
+//! request or response bodies, so no token can reach the log. A traced call runs in its
+//! OpenTelemetry server span (`trace_context`); any other call runs with its request id
+//! in its task, which its log lines show (`log_lines`). Each method keeps its metric
 //! handles, so a call builds no metric key; without a recorder it touches no metric.
 
 use std::collections::HashMap;
@@ -110,19 +111,27 @@ where
 
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
         let method = method_of(request.uri().path());
-        let request_id = request_id::of(&request);
         let traced = if trace_context::enabled() {
+            let request_id = request_id::of(&request);
             trace_context::call_span(request.uri().path(), request.headers(), request_id)
         } else {
             None
         };
-        let span = traced
-            .clone()
-            .unwrap_or_else(|| tracing::info_span!("call", request_id));
+        // An untraced call's log lines get its request id from the task, not from a
+        // span: a span per call cost ~8 % of a Whoami's server CPU (BENCHMARKS.md).
+        let untraced_id = match traced {
+            Some(_) => None,
+            None => request_id::value(&request),
+        };
         let settings = self.settings;
         let started = Instant::now();
-        let response = span.in_scope(|| self.inner.call(request));
-        Box::pin(
+        let response = match (&traced, &untraced_id) {
+            (Some(span), _) => span.in_scope(|| self.inner.call(request)),
+            (None, Some(id)) => request_id::sync_scope(id.clone(), || self.inner.call(request)),
+            (None, None) => self.inner.call(request),
+        };
+        let call = {
+            let traced = traced.clone();
             async move {
                 let mut pending = Pending {
                     method,
@@ -151,8 +160,12 @@ where
                 }
                 response
             }
-            .instrument(span),
-        )
+        };
+        match (traced, untraced_id) {
+            (Some(span), _) => Box::pin(call.instrument(span)),
+            (None, Some(id)) => Box::pin(request_id::scope(id, call)),
+            (None, None) => Box::pin(call),
+        }
     }
 }
 

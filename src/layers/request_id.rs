@@ -3,6 +3,7 @@
 //! on the response. tower-http's request-id layers do the setting and carrying; what is
 //! ours is which caller ids are kept and how a new id is made.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
@@ -61,6 +62,33 @@ pub fn of<B>(request: &http::Request<B>) -> &str {
         .get::<RequestId>()
         .and_then(|id| id.header_value().to_str().ok())
         .unwrap_or_default()
+}
+
+/// The call's request id as the request-id layer set it, if it did.
+pub fn value<B>(request: &http::Request<B>) -> Option<HeaderValue> {
+    let id = request.extensions().get::<RequestId>()?;
+    Some(id.header_value().clone())
+}
+
+tokio::task_local! {
+    /// The request id of the call the task is serving, for its log lines.
+    static CALL_REQUEST_ID: HeaderValue;
+}
+
+/// Runs `call` as the call with request id `id` (see [`current`]).
+pub fn scope<F: Future>(id: HeaderValue, call: F) -> impl Future<Output = F::Output> {
+    CALL_REQUEST_ID.scope(id, call)
+}
+
+/// Runs `call` synchronously as the call with request id `id` (see [`current`]).
+pub fn sync_scope<R>(id: HeaderValue, call: impl FnOnce() -> R) -> R {
+    CALL_REQUEST_ID.sync_scope(id, call)
+}
+
+/// The request id of the call being served where this runs (inside [`scope`] or
+/// [`sync_scope`]), if any.
+pub fn current() -> Option<HeaderValue> {
+    CALL_REQUEST_ID.try_with(HeaderValue::clone).ok()
 }
 
 #[cfg(test)]
