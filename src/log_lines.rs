@@ -102,21 +102,25 @@ fn text_in_call(line: &str, level: Level, in_spans: bool, id: &str) -> String {
     )
 }
 
-/// A JSON line with the call as its outermost span (`spans`), and as `span` when it
-/// is in no other.
+/// A JSON line with the call as its outermost span (first in `spans`), and as `span`
+/// when it is in no other; the rest of the line as written, keys in their order. A `,"`
+/// never occurs inside a string value (its quotes are escaped), so `,"spans":[` is that
+/// key: no event or span of sessiond has a field of that name.
 fn json_in_call(line: &str, id: &str) -> String {
-    let Ok(serde_json::Value::Object(mut object)) = serde_json::from_str(line.trim_end()) else {
-        return line.to_owned();
-    };
-    let call = serde_json::json!({ "request_id": id, "name": CALL_SPAN });
-    object.entry("span").or_insert_with(|| call.clone());
-    match object.get_mut("spans") {
-        Some(serde_json::Value::Array(spans)) => spans.insert(0, call),
-        _ => {
-            object.insert("spans".to_owned(), serde_json::Value::Array(vec![call]));
-        }
+    const SPANS: &str = r#","spans":["#;
+    let call = format!(
+        r#"{{"request_id":{},"name":"{CALL_SPAN}"}}"#,
+        serde_json::Value::from(id)
+    );
+    let body = line.trim_end();
+    if let Some(at) = body.find(SPANS).map(|at| at + SPANS.len()) {
+        let separator = if body[at..].starts_with(']') { "" } else { "," };
+        return format!("{}{call}{separator}{}\n", &body[..at], &body[at..]);
     }
-    serde_json::Value::Object(object).to_string() + "\n"
+    match body.strip_suffix('}') {
+        Some(head) => format!(r#"{head},"span":{call},"spans":[{call}]}}"#) + "\n",
+        None => line.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -193,7 +197,12 @@ mod tests {
 
     #[test]
     fn json_lines_of_a_call_carry_its_request_id_as_its_span() {
-        let lines: Vec<serde_json::Value> = lines(true)
+        let raw = lines(true);
+        assert!(
+            raw.iter().all(|line| line.starts_with(r#"{"timestamp":"#)),
+            "keys in the formatter's order: {raw:?}"
+        );
+        let lines: Vec<serde_json::Value> = raw
             .iter()
             .map(|line| serde_json::from_str(line).expect("a JSON object per line"))
             .collect();
